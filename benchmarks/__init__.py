@@ -1,0 +1,1 @@
+"""drcn.benchmarks: quality (PSNR/SSIM) and, later, latency measurements; the ``drcn-bench`` command."""

@@ -1,0 +1,104 @@
+"""``drcn-bench``: measure what the toolkit produces.
+
+    drcn-bench quality [DIR ...] --scale 2 --method bicubic [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from drcn.errors import ArgumentParser, DrcnError, cli_entry
+
+PROG = "drcn-bench"
+
+
+def positive_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 1.0:
+        raise argparse.ArgumentTypeError(f"scale must be greater than 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from drcn.benchmarks import methods
+
+    parser = ArgumentParser(prog=PROG, description="Quality and speed measurements for DRCN.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("quality", help="Y-PSNR and SSIM on HR image folders (paper conventions)",
+                       description="Evaluate a method on folders of HR images: each image is mod-cropped, "
+                                   "shrunk and re-enlarged with MATLAB bicubic, super-resolved, and scored on Y "
+                                   "with a border of `scale` pixels shaved.")
+    q.add_argument("folders", nargs="*", metavar="DIR",
+                   help="folders of HR images; none = scikit-image's bundled sample photos")
+    q.add_argument("--scale", type=positive_scale, default=2.0, help="upscaling factor > 1 (default 2)")
+    q.add_argument("--method", default="bicubic", help=f"one of: {', '.join(methods.available())}")
+    q.add_argument("--weights", help="safetensors weights for model methods (default: the shipped model)")
+    q.add_argument("--device", default="auto", help="PyTorch device for --method torch (auto, cpu, cuda)")
+    q.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-' = stdout)")
+    q.add_argument("--per-image", action="store_true", help="print every image's scores too")
+    q.set_defaults(run=run_quality)
+    return parser
+
+
+def write_json(target: str, data) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(target)
+    if path.is_dir():
+        raise DrcnError(f"--json {target}: is a folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def run_quality(args: argparse.Namespace) -> int:
+    from drcn.benchmarks import methods, quality
+
+    # Resolve every folder before the (possibly slow) method loads, so a typo fails at once.
+    datasets = [quality.folder_dataset(f) for f in args.folders] or [quality.sample_dataset()]
+    names = [d.name for d in datasets]
+    if len(set(names)) != len(names):
+        raise DrcnError(f"two folders share a name ({', '.join(names)}): results are keyed by folder name")
+    method = methods.create(args.method, methods.MethodOptions(weights=args.weights, device=args.device))
+
+    results = {}
+    # Tables go to stdout unless JSON does; then they go to stderr so that `--json -` stays parseable.
+    out = sys.stderr if args.json == "-" else sys.stdout
+    print(f"method {method.name}, scale x{args.scale:g}, Y channel, border {quality.shave_border(args.scale)} "
+          f"px shaved", file=out)
+    print(f"{'dataset':<20} {'images':>6} {'PSNR (dB)':>10} {'SSIM':>7}", file=out)
+    for dataset in datasets:
+        scores = quality.evaluate(method, dataset, args.scale)
+        if args.per_image:
+            for s in scores:
+                print(f"  {s.name:<18} {'':>6} {s.psnr:>10.3f} {s.ssim:>7.4f}", file=out)
+        summary = quality.summarise(scores)
+        results[dataset.name] = summary
+        print(f"{dataset.name:<20} {summary['images']:>6} {summary['psnr']:>10.3f} {summary['ssim']:>7.4f}",
+              file=out, flush=True)
+    if args.json:
+        write_json(args.json, results)
+    return 0
+
+
+@cli_entry(PROG)
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Super-resolution methods that ``drcn-bench quality`` can evaluate, behind one small interface.
+
+A method maps the bicubic-upscaled Y channel to its super-resolved version. Methods register themselves by
+name; heavy libraries are imported only when a method that needs them is created.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Protocol
+
+import numpy as np
+
+from drcn.errors import DrcnError
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodOptions:
+    """What the command line says about the model to evaluate."""
+
+    weights: str | None = None
+    device: str = "auto"
+
+
+class Method(Protocol):
+    name: str
+
+    def upscale_y(self, y: np.ndarray) -> np.ndarray:
+        """(H, W) float32 in [0, 1], the bicubic-upscaled Y -> (H, W) float32 prediction (not clipped)."""
+
+
+_FACTORIES: dict[str, Callable[[MethodOptions], Method]] = {}
+
+
+def register(name: str):
+    def decorate(factory: Callable[[MethodOptions], Method]):
+        _FACTORIES[name] = factory
+        return factory
+
+    return decorate
+
+
+def available() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def create(name: str, options: MethodOptions | None = None) -> Method:
+    if name not in _FACTORIES:
+        raise DrcnError(f"--method: unknown method '{name}' (choose from {', '.join(available())})")
+    return _FACTORIES[name](options or MethodOptions())
+
+
+@register("bicubic")
+class Bicubic:
+    """The baseline: the network input itself (MATLAB bicubic)."""
+
+    name = "bicubic"
+
+    def __init__(self, options: MethodOptions):
+        del options
+
+    def upscale_y(self, y: np.ndarray) -> np.ndarray:
+        return y.astype(np.float32, copy=True)
+
+
+def torch_device(requested: str) -> str:
+    """'auto' -> 'cuda' when a CUDA GPU is usable, else 'cpu'; an explicit 'cuda' without one is an error."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise DrcnError(f"--device {requested}: no CUDA GPU is available to PyTorch")
+    return requested
+
+
+@register("torch")
+class TorchReference:
+    """The PyTorch model run eagerly in fp32 on the whole image: the reference every backend is compared to."""
+
+    name = "torch"
+
+    def __init__(self, options: MethodOptions):
+        from drcn.weights import load_model
+
+        import torch
+
+        self._torch = torch
+        self.device = torch_device(options.device)
+        self.model = load_model(options.weights, device=self.device)
+
+    def upscale_y(self, y: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[None, None].to(self.device)
+            return self.model(x)[0, 0].float().cpu().numpy()

@@ -1,0 +1,77 @@
+"""Reading, listing and atomically writing image files (OpenCV underneath, RGB order on our side)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from drcn.errors import DrcnError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name; a clear error if there are none."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise DrcnError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise DrcnError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DrcnError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+    return files
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as stored.
+
+    Returns:
+        (H, W) for grayscale, (H, W, 3) RGB or (H, W, 4) RGBA; uint8 or uint16 as in the file.
+    """
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise DrcnError(f"{path}: no such file")
+    data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise DrcnError(f"{path}: cannot decode this file as an image")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3:
+        code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        image = cv2.cvtColor(image, code)
+    if image.dtype not in (np.uint8, np.uint16):
+        raise DrcnError(f"{path}: unsupported pixel type {image.dtype} (expected 8- or 16-bit)")
+    return image
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write (H, W), (H, W, 3) RGB or (H, W, 4) RGBA uint8/uint16 to ``path`` atomically.
+
+    The file is encoded to a temporary name in the same folder and renamed into place, so a crash or Ctrl-C
+    never leaves a half-written image under the final name.
+    """
+    import cv2
+
+    path = Path(path)
+    if image.ndim == 3:
+        code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        image = cv2.cvtColor(image, code)
+    ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    if not ok:
+        raise DrcnError(f"{path}: OpenCV cannot encode an image of type {image.dtype} as '{path.suffix}'")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(encoded.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,102 @@
+"""Weight files: safetensors with the model config inside, so loading can never execute code.
+
+A weights file holds the tensors of a :class:`drcn.model.DRCN` state dict and, in its safetensors metadata,
+``drcn.config`` (the :class:`ModelConfig` JSON) plus free-form provenance (``drcn.*`` keys). Reading the config
+needs no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from drcn.config import ModelConfig
+from drcn.errors import DrcnError, require
+
+CONFIG_KEY = "drcn.config"
+DEFAULT_WEIGHTS_NAME = "drcn_f64_d9.safetensors"
+_INSTALL_HINT = "pip install 'drcn[torch]' (or: pip install safetensors)"
+
+
+def default_weights_path() -> Path:
+    """The shipped model: $DRCN_WEIGHTS if set, else ``weights/`` beside the package (editable install)."""
+    env = os.environ.get("DRCN_WEIGHTS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "weights" / DEFAULT_WEIGHTS_NAME
+
+
+def resolve_weights(path: str | os.PathLike | None) -> Path:
+    """``path`` or the shipped default; a one-line error when the file is missing."""
+    resolved = Path(path) if path else default_weights_path()
+    if not resolved.is_file():
+        if path:
+            raise DrcnError(f"{resolved}: no such weights file")
+        raise DrcnError(f"no weights given and the shipped model {resolved} is missing: pass --weights FILE")
+    return resolved
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The safetensors header metadata (strings), without loading any tensor or importing torch."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            if size <= 0 or size > 100_000_000:
+                raise ValueError("bad header size")
+            header = json.loads(fh.read(size))
+    except (OSError, ValueError) as exc:
+        raise DrcnError(f"{path}: not a safetensors weights file ({exc})") from None
+    return dict(header.get("__metadata__") or {})
+
+
+def read_config(path: str | os.PathLike) -> ModelConfig:
+    """The :class:`ModelConfig` stored in a weights file."""
+    meta = read_metadata(path)
+    if CONFIG_KEY not in meta:
+        raise DrcnError(f"{path}: weights file has no '{CONFIG_KEY}' metadata; was it written by drcn?")
+    return ModelConfig.from_json(meta[CONFIG_KEY])
+
+
+def save_weights(path: str | os.PathLike, model, extra: dict[str, str] | None = None) -> None:
+    """Write ``model``'s state dict and config to ``path`` atomically (temporary file, then rename)."""
+    st = require("safetensors.torch", "saving weights", _INSTALL_HINT)
+    path = Path(path)
+    metadata = {CONFIG_KEY: model.config.to_json()}
+    metadata.update({f"drcn.{k}": str(v) for k, v in (extra or {}).items()})
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    st.save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def load_model(path: str | os.PathLike | None = None, device: str = "cpu"):
+    """Build a :class:`drcn.model.DRCN` from a weights file (default: the shipped model), in eval mode."""
+    require("torch", "the PyTorch model", "pip install 'drcn[torch]'")
+    st = require("safetensors.torch", "loading weights", _INSTALL_HINT)
+    from drcn.model import DRCN
+
+    path = resolve_weights(path)
+    config = read_config(path)
+    model = DRCN(config)
+    state = st.load_file(str(path), device="cpu")
+    missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
+    if missing or unexpected:
+        raise DrcnError(f"{path}: tensors do not match the DRCN model "
+                        f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DrcnError(f"{path}: tensor shapes do not match its config: {str(exc).splitlines()[-1]}") from None
+    return model.to(device).eval()

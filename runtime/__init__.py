@@ -1,0 +1,1 @@
+"""drcn.runtime"""

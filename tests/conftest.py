@@ -1,0 +1,46 @@
+import os
+import sys
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def datasets_root() -> Path | None:
+    """$DRCN_DATASETS, else ../shared/datasets beside the checkout; None when neither exists."""
+    env = os.environ.get("DRCN_DATASETS")
+    for candidate in ([Path(env)] if env else []) + [REPO.parent / "shared" / "datasets"]:
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def datasets() -> Path:
+    root = datasets_root()
+    if root is None:
+        pytest.skip("datasets folder not found: set DRCN_DATASETS or provide ../shared/datasets")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """A folder of three small PNGs (RGB, grayscale, odd size), made from random smooth noise."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name, shape in (("a.png", (48, 64, 3)), ("b.png", (50, 41)), ("c.png", (37, 45, 3))):
+        img = cv2.GaussianBlur(rng.integers(0, 256, shape, dtype=np.uint8), (5, 5), 0)
+        cv2.imwrite(str(folder / name), img)
+    return folder
+
+
+def run_cli(module: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m module args`` in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          cwd=cwd or REPO, timeout=600)
