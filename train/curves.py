@@ -1,0 +1,38 @@
+"""PNG plot of a run's metrics log: training loss and validation PSNR against step."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def plot_curves(log_path: Path, png_path: Path) -> None:
+    if not log_path.is_file():
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line]
+    train = [r for r in records if "loss" in r]
+    val = [r for r in records if "val_psnr" in r]
+    fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(11, 4))
+    if train:
+        steps = [r["step"] for r in train]
+        ax_loss.semilogy(steps, [r["loss"] for r in train], label="loss")
+        ax_loss.semilogy(steps, [r["mse_ensemble"] for r in train], label="MSE of ensemble", alpha=0.7)
+        ax_loss.legend()
+    ax_loss.set(xlabel="step", ylabel="loss", title="training loss")
+    if val:
+        for key in val[-1]["val_psnr"]:
+            pts = [(r["step"], r["val_psnr"][key]) for r in val if key in r["val_psnr"]]
+            ax_psnr.plot(*zip(*pts), marker="o", label=key)
+        ax_psnr.legend()
+    ax_psnr.set(xlabel="step", ylabel="Y-PSNR (dB)", title="validation")
+    fig.tight_layout()
+    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, png_path)

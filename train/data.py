@@ -1,0 +1,138 @@
+"""Training data: HR folders -> (bicubic input, HR target) Y patches, cached on disk, augmented per batch.
+
+Every patch goes through exactly the evaluation pipeline (``drcn.matlab``): Y as uint8, mod-crop, LR by MATLAB
+bicubic shrinking, network input by MATLAB bicubic enlarging. Patches are stored as uint8 (that is what the
+pipeline produces) and turned into float32 in [0, 1] per batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from drcn import matlab
+from drcn.errors import DrcnError
+from drcn.images import list_images, read_image
+from drcn.progress import Progress
+
+PIPELINE_VERSION = 1  # bump when the patch extraction changes, so old caches are not reused
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchSpec:
+    scales: tuple[float, ...] = (2.0,)
+    size: int = 41
+    stride: int = 21
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("DRCN_CACHE", Path.home() / ".cache" / "drcn")) / "patches"
+
+
+def _cache_key(files: list[Path], spec: PatchSpec) -> str:
+    # Names and sizes, not mtimes: the same dataset copied to another machine hits the same cache.
+    ident = {"v": PIPELINE_VERSION, "spec": dataclasses.asdict(spec),
+             "files": [(f.parent.name, f.name, f.stat().st_size) for f in files]}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def extract_patches(y: np.ndarray, scale: float, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray]:
+    """All size x size patches at ``stride`` of one HR Y image.
+
+    Args:
+        y: (H, W) uint8 HR luma.
+
+    Returns:
+        (inputs, targets): each (P, size, size) uint8; inputs are the bicubic-degraded image.
+    """
+    y = matlab.modcrop(y, scale)
+    empty = np.zeros((0, spec.size, spec.size), np.uint8)
+    if min(y.shape) < spec.size:
+        return empty, empty
+    _, upscaled = matlab.bicubic_degrade(y, scale)
+    rows = range(0, y.shape[0] - spec.size + 1, spec.stride)
+    cols = range(0, y.shape[1] - spec.size + 1, spec.stride)
+    inputs = np.stack([upscaled[r:r + spec.size, c:c + spec.size] for r in rows for c in cols])
+    targets = np.stack([y[r:r + spec.size, c:c + spec.size] for r in rows for c in cols])
+    return inputs, targets
+
+
+def _image_patches(path: Path, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Patches of one file at every scale of ``spec`` (a top-level function, so worker processes can run it)."""
+    y = matlab.luma(read_image(path))
+    pairs = [extract_patches(y, scale, spec) for scale in spec.scales]
+    return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+
+
+class _InlineExecutor:
+    def map(self, fn, *iterables):
+        return map(fn, *iterables)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+class PatchSet:
+    """Patches of one or more HR folders, as uint8 arrays ``inputs``/``targets`` of shape (P, size, size)."""
+
+    def __init__(self, inputs: np.ndarray, targets: np.ndarray, spec: PatchSpec):
+        self.inputs, self.targets, self.spec = inputs, targets, spec
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    @classmethod
+    def from_folders(cls, folders: list[str | Path], spec: PatchSpec, cache_dir: Path | None = None,
+                     show_progress: bool = True) -> "PatchSet":
+        files = [f for folder in folders for f in list_images(folder)]
+        cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
+        cache = cache_dir / f"{_cache_key(files, spec)}.npz"
+        if cache.is_file():
+            with np.load(cache) as data:
+                return cls(data["inputs"], data["targets"], spec)
+        inputs, targets = [], []
+        workers = min(len(files), os.cpu_count() or 1, 16)
+        with Progress("preparing patches", len(files), enabled=None if show_progress else False) as progress, \
+                ProcessPoolExecutor(workers) if workers > 1 else _InlineExecutor() as pool:
+            for f, (i, t) in zip(files, pool.map(_image_patches, files, [spec] * len(files))):
+                if len(i):
+                    inputs.append(i)
+                    targets.append(t)
+                progress.update(extra=f.name)
+        if not inputs:
+            raise DrcnError(f"{', '.join(map(str, folders))}: no image is at least {spec.size}x{spec.size} "
+                            f"pixels (after mod-crop), so no {spec.size}x{spec.size} patch can be taken")
+        patches = cls(np.concatenate(inputs), np.concatenate(targets), spec)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, inputs=patches.inputs, targets=patches.targets)
+        os.replace(tmp, cache)
+        return patches
+
+    def batch(self, indices: np.ndarray, transforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Patches ``indices`` with dihedral ``transforms`` (0..7: rot90 k = t % 4, then flip if t >= 4).
+
+        Returns:
+            (inputs, targets): each (N, 1, size, size) float32 in [0, 1].
+        """
+        x, y = self.inputs[indices], self.targets[indices]
+        out_x, out_y = np.empty_like(x), np.empty_like(y)
+        for t in range(8):
+            sel = transforms == t
+            if not sel.any():
+                continue
+            xs, ys = np.rot90(x[sel], t % 4, axes=(1, 2)), np.rot90(y[sel], t % 4, axes=(1, 2))
+            if t >= 4:
+                xs, ys = xs[:, :, ::-1], ys[:, :, ::-1]
+            out_x[sel], out_y[sel] = xs, ys
+        scale = np.float32(1.0 / 255.0)
+        return out_x[:, None].astype(np.float32) * scale, out_y[:, None].astype(np.float32) * scale
