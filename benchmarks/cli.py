@@ -1,17 +1,17 @@
 """``drcn-bench``: measure what the toolkit produces.
 
     drcn-bench quality [DIR ...] --scale 2 --method bicubic [--json FILE]
+    drcn-bench recursions [DIR ...] --scale 2 [--weights FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from drcn import atomic
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 
 PROG = "drcn-bench"
@@ -46,6 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-' = stdout)")
     q.add_argument("--per-image", action="store_true", help="print every image's scores too")
     q.set_defaults(run=run_quality)
+
+    r = sub.add_parser("recursions", help="PSNR of each of the D intermediate predictions and the ensemble",
+                       description="Recursive supervision check: Y-PSNR of every intermediate prediction "
+                                   "y_d = reconstruct(H_d) + x, d = 1..D, and of their learned ensemble.")
+    r.add_argument("folders", nargs="*", metavar="DIR", help="folders of HR images; none = bundled samples")
+    r.add_argument("--scale", type=positive_scale, default=2.0, help="upscaling factor > 1 (default 2)")
+    r.add_argument("--weights", help="safetensors weights (default: the shipped model)")
+    r.add_argument("--device", default="auto", help="PyTorch device (auto, cpu, cuda)")
+    r.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-' = stdout)")
+    r.set_defaults(run=run_recursions)
     return parser
 
 
@@ -57,21 +67,13 @@ def write_json(target: str, data) -> None:
     path = Path(target)
     if path.is_dir():
         raise DrcnError(f"--json {target}: is a folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic.write_text(path, text)
 
 
 def run_quality(args: argparse.Namespace) -> int:
     from drcn.benchmarks import methods, quality
 
-    # Resolve every folder before the (possibly slow) method loads, so a typo fails at once.
-    datasets = [quality.folder_dataset(f) for f in args.folders] or [quality.sample_dataset()]
-    names = [d.name for d in datasets]
-    if len(set(names)) != len(names):
-        raise DrcnError(f"two folders share a name ({', '.join(names)}): results are keyed by folder name")
+    datasets = _datasets(args.folders)
     method = methods.create(args.method, methods.MethodOptions(weights=args.weights, device=args.device))
 
     results = {}
@@ -89,6 +91,43 @@ def run_quality(args: argparse.Namespace) -> int:
         results[dataset.name] = summary
         print(f"{dataset.name:<20} {summary['images']:>6} {summary['psnr']:>10.3f} {summary['ssim']:>7.4f}",
               file=out, flush=True)
+    if args.json:
+        write_json(args.json, results)
+    return 0
+
+
+def _datasets(folders: list[str]):
+    from drcn.benchmarks import quality
+
+    # Resolve every folder before any (possibly slow) model loads, so a typo fails at once.
+    datasets = [quality.folder_dataset(f) for f in folders] or [quality.sample_dataset()]
+    names = [d.name for d in datasets]
+    if len(set(names)) != len(names):
+        raise DrcnError(f"two folders share a name ({', '.join(names)}): results are keyed by folder name")
+    return datasets
+
+
+def run_recursions(args: argparse.Namespace) -> int:
+    from drcn.errors import require
+
+    require("torch", "drcn-bench recursions", "pip install 'drcn[torch]'")
+    from drcn.benchmarks.methods import torch_device
+    from drcn.benchmarks.recursions import intermediate_psnr
+    from drcn.weights import load_model
+
+    datasets = _datasets(args.folders)
+    device = torch_device(args.device)
+    model = load_model(args.weights, device=device)
+    out = sys.stderr if args.json == "-" else sys.stdout
+    results = {}
+    for dataset in datasets:
+        res = intermediate_psnr(model, dataset, args.scale, device)
+        results[dataset.name] = res
+        print(f"{dataset.name} x{args.scale:g}: Y-PSNR (dB) of each recursion's prediction", file=out)
+        for d, value in enumerate(res["intermediate"], start=1):
+            print(f"  d = {d:>2}  {value:8.3f}", file=out)
+        best = max(res["intermediate"])
+        print(f"  ensemble {res['ensemble']:8.3f}  ({res['ensemble'] - best:+.3f} vs the best single d)", file=out)
     if args.json:
         write_json(args.json, results)
     return 0

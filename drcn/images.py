@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from drcn import atomic
 from drcn.errors import DrcnError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -54,8 +54,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write (H, W), (H, W, 3) RGB or (H, W, 4) RGBA uint8/uint16 to ``path`` atomically.
 
-    The file is encoded to a temporary name in the same folder and renamed into place, so a crash or Ctrl-C
-    never leaves a half-written image under the final name.
+    The file is encoded in memory and written atomically (:mod:`drcn.atomic`).
     """
     import cv2
 
@@ -66,12 +65,4 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(path.suffix or ".png", image)
     if not ok:
         raise DrcnError(f"{path}: OpenCV cannot encode an image of type {image.dtype} as '{path.suffix}'")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(encoded.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_bytes(path, encoded.tobytes())

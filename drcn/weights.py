@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from drcn.atomic import atomic_output
 from drcn.config import ModelConfig
 from drcn.errors import DrcnError, require
 
@@ -75,10 +76,8 @@ def save_weights(path: str | os.PathLike, model, extra: dict[str, str] | None = 
     metadata = {CONFIG_KEY: model.config.to_json()}
     metadata.update({f"drcn.{k}": str(v) for k, v in (extra or {}).items()})
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    st.save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        st.save_file(tensors, str(tmp), metadata=metadata)
 
 
 def load_model(path: str | os.PathLike | None = None, device: str = "cpu"):

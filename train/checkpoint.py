@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from drcn.atomic import atomic_output
 from drcn.config import ModelConfig
 from drcn.errors import DrcnError
 
@@ -23,10 +24,8 @@ def save_checkpoint(path: Path, *, model_config: ModelConfig, train_config, mode
              "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step,
              "best_psnr": best_psnr, "rng": rng}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:

@@ -68,6 +68,7 @@ def build_parser() -> ArgumentParser:
     r = p.add_argument_group("run")
     r.add_argument("--out", help="output folder (default runs/drcn)")
     r.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt")
+    r.add_argument("--init", metavar="WEIGHTS", help="fine-tune: start from these weights (their F and D)")
     r.add_argument("--log-every", type=_positive_int)
     r.add_argument("--val-every", type=_positive_int)
     r.add_argument("--checkpoint-every", type=_positive_int)
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from drcn.config import ModelConfig
     from drcn.train.checkpoint import read_checkpoint
     from drcn.train.loop import TrainConfig, train
+    from drcn.weights import read_config, resolve_weights
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if getattr(args, f.name, None) is not None}
@@ -101,8 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.data:
             raise DrcnError("--data: give at least one folder of HR training images (or --resume a run)")
         cfg = TrainConfig(**overrides)
-        model_config = ModelConfig(filters=args.filters or 256, recursions=args.recursions or 16,
-                                   scales=cfg.scales)
+        base = read_config(resolve_weights(args.init)) if args.init else ModelConfig()
+        for flag in ("filters", "recursions"):
+            value = getattr(args, flag)
+            if args.init and value is not None and value != getattr(base, flag):
+                raise DrcnError(f"--{flag} {value} does not match --init {args.init} ({getattr(base, flag)})")
+        model_config = ModelConfig(filters=args.filters or base.filters,
+                                   recursions=args.recursions or base.recursions, scales=cfg.scales)
     if model_config.scales != tuple(cfg.scales):
         model_config = dataclasses.replace(model_config, scales=tuple(cfg.scales))
         if args.resume:

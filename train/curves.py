@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from drcn.atomic import atomic_output
 
 
 def plot_curves(log_path: Path, png_path: Path) -> None:
@@ -32,7 +33,6 @@ def plot_curves(log_path: Path, png_path: Path) -> None:
         ax_psnr.legend()
     ax_psnr.set(xlabel="step", ylabel="Y-PSNR (dB)", title="validation")
     fig.tight_layout()
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_output(png_path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, png_path)

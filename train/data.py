@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from drcn import matlab
+from drcn.atomic import atomic_output
 from drcn.errors import DrcnError
 from drcn.images import list_images, read_image
 from drcn.progress import Progress
@@ -112,10 +113,8 @@ class PatchSet:
             raise DrcnError(f"{', '.join(map(str, folders))}: no image is at least {spec.size}x{spec.size} "
                             f"pixels (after mod-crop), so no {spec.size}x{spec.size} patch can be taken")
         patches = cls(np.concatenate(inputs), np.concatenate(targets), spec)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, inputs=patches.inputs, targets=patches.targets)
-        os.replace(tmp, cache)
+        with atomic_output(cache) as tmp:
+            np.savez(tmp, inputs=patches.inputs, targets=patches.targets)
         return patches
 
     def batch(self, indices: np.ndarray, transforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

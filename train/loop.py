@@ -6,6 +6,7 @@ validation and checkpoints. Only rank 0 writes files; every rank holds identical
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -57,6 +58,7 @@ class TrainConfig:
     val_every: int = 1000
     checkpoint_every: int = 500
     cache_dir: str | None = None
+    init: str | None = None         # start from these weights (fine-tuning) instead of a fresh initialisation
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -167,8 +169,55 @@ def _truncate_log(path: Path, step: int) -> None:
         path.write_text("".join(line + "\n" for line in kept))
 
 
-def _sigterm_as_interrupt(*_):
-    raise KeyboardInterrupt
+def _check_ranks_agree(model: nn.Module, dist_info: Distributed) -> None:
+    """Fail loudly if data-parallel replicas drifted apart (they must be bit-identical)."""
+    import torch.distributed as dist
+
+    flat = torch.cat([p.detach().float().flatten().cpu() for p in model.parameters()])
+    low, high = flat.clone(), flat.clone()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    if not torch.equal(low, high):
+        raise RuntimeError(f"data-parallel replicas differ (max gap {float((high - low).max())})")
+    if dist_info.main:
+        print(f"drcn-train: weights identical on all {dist_info.world} ranks", flush=True)
+
+
+class _StopRequest:
+    """Ctrl-C / SIGTERM end the run at the next step boundary with a checkpoint; a second Ctrl-C stops at once.
+
+    Stopping only between steps keeps the checkpoint exact: resuming it gives the same weights as a run that
+    was never interrupted. Under torchrun the ranks agree on the step to stop at, so none waits forever.
+    """
+
+    def __init__(self):
+        self.requested = False
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextlib.contextmanager
+    def installed(self):
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def agreed(self, dist_info: "Distributed") -> bool:
+        if dist_info.world == 1:
+            return self.requested
+        flag = torch.tensor([1.0 if self.requested else 0.0])
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
 
 
 def train(model_config: ModelConfig, cfg: TrainConfig, resume: str | None = None,
@@ -193,6 +242,10 @@ def train(model_config: ModelConfig, cfg: TrainConfig, resume: str | None = None
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     rng = np.random.default_rng(cfg.seed)
     step, best_psnr = 0, -math.inf
+    if cfg.init and not resume:
+        from drcn.weights import load_model
+
+        model.load_state_dict(load_model(cfg.init).state_dict())
     if resume:
         state = load_checkpoint(resume, model_config)
         model.load_state_dict(state["model"])
@@ -255,59 +308,66 @@ def train(model_config: ModelConfig, cfg: TrainConfig, resume: str | None = None
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True, mininterval=1.0)
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    stop = _StopRequest()
     model.train()
     window_start, window_patches = time.perf_counter(), 0
     try:
-        while step < cfg.steps:
-            # The same generator on every rank: each takes its own slice of one global batch.
-            indices = rng.integers(0, len(patches), size=cfg.batch * dist_info.world)
-            transforms = rng.integers(0, 8, size=cfg.batch * dist_info.world)
-            mine = slice(dist_info.rank * cfg.batch, (dist_info.rank + 1) * cfg.batch)
-            x, y = patches.batch(indices[mine], transforms[mine])
-            x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-            alpha = alpha_at(step, alpha_steps)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                output, intermediates = net(x, return_intermediates=True)
-            loss, parts = drcn_loss(output, intermediates, y, alpha)
-            if not math.isfinite(parts["loss"]):
-                raise DrcnError(f"loss became {parts['loss']} at step {step}: lower --lr or set --clip-grad")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.clip_grad > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            scaler.step(optimizer)
-            scaler.update()
-            if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step()
-            step += 1
-            window_patches += cfg.batch * dist_info.world
-            if dist_info.main and (step % cfg.log_every == 0 or step == cfg.steps):
-                rate = window_patches / (time.perf_counter() - window_start)
-                window_start, window_patches = time.perf_counter(), 0
-                lr = optimizer.param_groups[0]["lr"]
-                _append_jsonl(log_path, {"step": step, **parts, "alpha": alpha, "lr": lr, "patches_per_s": rate})
+        with stop.installed():
+            while step < cfg.steps:
+                # The same generator on every rank: each takes its own slice of one global batch.
+                indices = rng.integers(0, len(patches), size=cfg.batch * dist_info.world)
+                transforms = rng.integers(0, 8, size=cfg.batch * dist_info.world)
+                mine = slice(dist_info.rank * cfg.batch, (dist_info.rank + 1) * cfg.batch)
+                x, y = patches.batch(indices[mine], transforms[mine])
+                x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+                alpha = alpha_at(step, alpha_steps)
+                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                    output, intermediates = net(x, return_intermediates=True)
+                loss, parts = drcn_loss(output, intermediates, y, alpha)
+                if not math.isfinite(parts["loss"]):
+                    raise DrcnError(f"loss became {parts['loss']} at step {step}: lower --lr or set --clip-grad")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.clip_grad > 0:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+                scaler.step(optimizer)
+                scaler.update()
+                if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    scheduler.step()
+                step += 1
+                window_patches += cfg.batch * dist_info.world
+                if dist_info.main and (step % cfg.log_every == 0 or step == cfg.steps):
+                    rate = window_patches / (time.perf_counter() - window_start)
+                    window_start, window_patches = time.perf_counter(), 0
+                    lr = optimizer.param_groups[0]["lr"]
+                    _append_jsonl(log_path, {"step": step, **parts, "alpha": alpha, "lr": lr,
+                                             "patches_per_s": rate})
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{parts['loss']:.2e}", alpha=f"{alpha:.2f}", lr=f"{lr:.1e}",
+                                        patches_s=f"{rate:.0f}", refresh=False)
                 if bar is not None:
-                    bar.set_postfix(loss=f"{parts['loss']:.2e}", alpha=f"{alpha:.2f}", lr=f"{lr:.1e}",
-                                    patches_s=f"{rate:.0f}", refresh=False)
-            if bar is not None:
-                bar.update(1)
-            if step % cfg.val_every == 0 or step == cfg.steps:
-                maybe_validate()
-                window_start, window_patches = time.perf_counter(), 0  # keep validation out of patches/s
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                checkpoint()
+                    bar.update(1)
+                if step % cfg.val_every == 0 or step == cfg.steps:
+                    maybe_validate()
+                    window_start, window_patches = time.perf_counter(), 0  # keep validation out of patches/s
+                if stop.agreed(dist_info):
+                    checkpoint()
+                    if dist_info.main:
+                        print(f"\ndrcn-train: stopped at step {step}; resume with: "
+                              f"drcn-train --resume {ckpt_path}", flush=True)
+                    raise KeyboardInterrupt
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                    checkpoint()
     except KeyboardInterrupt:
-        checkpoint()
-        if dist_info.main:
-            print(f"\ndrcn-train: stopped at step {step}; resume with: drcn-train --resume {ckpt_path}",
-                  flush=True)
+        if not stop.requested and dist_info.main:  # a second Ctrl-C: the step in flight is lost
+            print(f"\ndrcn-train: stopped mid-step; the last checkpoint is {ckpt_path}", flush=True)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if bar is not None:
             bar.close()
+    if dist_info.world > 1:
+        _check_ranks_agree(model, dist_info)
     if dist_info.main:
         if not cfg.val:  # nothing to choose the best by: the last weights are the result
             save_weights(best_path, model, {"step": step, "version": __version__})
