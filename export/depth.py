@@ -1,0 +1,48 @@
+"""``--depth d``: keep the first d recursions and refit their ensemble weights by least squares.
+
+Recursive supervision trains every intermediate prediction ŷ_d to be an SR image on its own, so a shallower
+graph is a valid, faster model. Its d weights are refit to minimise ‖Σ_i w_i ŷ_i − y‖² on calibration patches,
+which beats merely renormalising the trained weights w_1..w_d.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import torch
+
+from drcn.model import DRCN
+
+
+@dataclasses.dataclass
+class DepthRefit:
+    depth: int
+    weights: torch.Tensor        # (depth,) float32, the refit ensemble weights
+    psnr_renormalised: float     # calibration-patch PSNR with w_1..w_d rescaled to the full ensemble's sum
+    psnr_refit: float
+
+
+def _psnr(prediction: np.ndarray, target: np.ndarray) -> float:
+    mse = float(np.mean((np.clip(prediction, 0, 1) - target) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def refit_ensemble(model: DRCN, depth: int, inputs: np.ndarray, targets: np.ndarray) -> DepthRefit:
+    """Least-squares ensemble weights for the first ``depth`` predictions.
+
+    Args:
+        inputs, targets: (N, 1, P, P) float32 in [0, 1] calibration patches (bicubic input, HR).
+    """
+    with torch.inference_mode():
+        _, predictions = model(torch.from_numpy(inputs), return_intermediates=True)
+    preds = predictions[:depth].double().numpy().reshape(depth, -1)     # (d, pixels)
+    target = targets.astype(np.float64).reshape(-1)
+    trained = model.ensemble.detach().double().numpy()
+    renormalised = trained[:depth] * (trained.sum() / trained[:depth].sum())
+    refit, *_ = np.linalg.lstsq(preds.T, target, rcond=None)
+    shape = targets.shape
+    return DepthRefit(depth, torch.from_numpy(refit.astype(np.float32)),
+                      _psnr((renormalised @ preds).reshape(shape), targets),
+                      _psnr((refit @ preds).reshape(shape), targets))
