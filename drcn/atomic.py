@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from drcn.errors import DrcnError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -23,8 +25,13 @@ def _umask() -> int:
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """``with atomic_output("out.png") as tmp: write(tmp)`` -- ``tmp`` keeps the suffix, for format sniffing."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    if path.is_dir():
+        raise DrcnError(f"{path}: is a folder, not a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as exc:
+        raise DrcnError(f"{path}: cannot write here ({exc.strerror or exc})") from None
     os.close(fd)
     try:
         yield Path(tmp)

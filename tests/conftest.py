@@ -44,3 +44,26 @@ def run_cli(module: str, *args: str, cwd: Path | None = None) -> subprocess.Comp
     """Run ``python -m module args`` in a subprocess, as a user would."""
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
                           cwd=cwd or REPO, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_files(tmp_path_factory):
+    """(weights, onnx) of a tiny trained-looking DRCN (F=8, D=2, halo 6), exported by drcn-export."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    from drcn import ModelConfig
+    from drcn.export.exporter import export_model
+    from drcn.model import DRCN
+    from drcn.weights import save_weights
+
+    torch.manual_seed(3)
+    model = DRCN(ModelConfig(filters=8, recursions=2, scales=(2, 3, 4)))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        model.ensemble.copy_(torch.tensor([0.4, 0.6]))
+    folder = tmp_path_factory.mktemp("tiny")
+    weights, onnx_path = folder / "tiny.safetensors", folder / "tiny.onnx"
+    save_weights(weights, model)
+    export_model(onnx_path, weights=str(weights))
+    return weights, onnx_path

@@ -134,14 +134,28 @@ def test_static_shape(tiny_weights, tmp_path):
     (["--onnx", "m.onnx", "--opset", "13"], "opset 18 or newer"),
     (["--onnx", "m.onnx", "--shape", "4x3"], "not NxHxW"),
     ([], "--onnx"),
+    (["--onnx", "{file}/m.onnx"], "cannot write here"),
+    (["--onnx", "m.onnx", "--weights", "{mismatch}"], "do not match"),
 ])
-def test_bad_input(args, message, tmp_path):
+def test_bad_input(args, message, tmp_path, tiny_weights):
+    from safetensors.torch import save_file
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "file").write_text("a file, not a folder")
+    # Tensors of an F=16 model under a config that says F=8.
+    wrong = {k: v.contiguous() for k, v in DRCN(ModelConfig(filters=16, recursions=4)).state_dict().items()}
+    save_file(wrong, str(inputs / "mismatch.safetensors"),
+              metadata={"drcn.config": ModelConfig(filters=8, recursions=4).to_json()})
+    args = [a.format(file=inputs / "file", mismatch=inputs / "mismatch.safetensors") for a in args]
+    work = tmp_path / "work"
+    work.mkdir()
     result = subprocess.run([sys.executable, "-m", "drcn.export.cli", *args], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=300)
+                            cwd=work, timeout=300)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, result.stderr
-    assert not list(tmp_path.iterdir())
+    assert not list(work.iterdir())
 
 
 @pytest.mark.skipif(not default_weights_path().is_file(), reason="the shipped model is not in weights/")

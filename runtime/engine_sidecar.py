@@ -1,0 +1,133 @@
+"""The JSON sidecar beside every TensorRT engine: everything that makes the engine valid, checked on load.
+
+A serialized engine is only valid for the exact TensorRT version and GPU it was built on, and only means what
+its ONNX meant. The sidecar records all of that (like vs-mlrt's engine cache key) so that a stale engine is
+refused with a message that says to rebuild, never run into a crash or silent garbage. Plain Python: tested on
+machines without TensorRT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from drcn import atomic
+from drcn.errors import DrcnError
+
+FORMAT = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """One TensorRT optimisation profile for the input tensor, (N, C, H, W) each."""
+
+    min: tuple[int, int, int, int]
+    opt: tuple[int, int, int, int]
+    max: tuple[int, int, int, int]
+
+    def accepts(self, shape: tuple[int, ...]) -> bool:
+        return len(shape) == 4 and all(lo <= s <= hi for lo, s, hi in zip(self.min, shape, self.max))
+
+
+def plan_profile(tile: int, batch: int, halo: int, channels: int,
+                 max_size: tuple[int, int] | None = None) -> Profile:
+    """The profile ``drcn-run --tile T --batch B`` needs.
+
+    Tiled runs feed windows of exactly tile + 2·halo (smaller only for images smaller than one window), so that
+    is both the optimum and the maximum. ``tile == 0`` (whole frames) needs ``max_size`` (H, W).
+    """
+    if batch < 1:
+        raise DrcnError(f"--batch {batch}: must be at least 1")
+    if tile > 0:
+        side = tile + 2 * halo
+        top = (batch, channels, side, side)
+    else:
+        if not max_size:
+            raise DrcnError("--tile 0 (whole frames) needs --max-size HxW, the largest frame the engine must take")
+        top = (batch, channels, *max_size)
+    return Profile(min=(1, channels, 1, 1), opt=top, max=top)
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuInfo:
+    name: str
+    compute_capability: str   # "9.0"
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineSidecar:
+    engine_sha256: str
+    onnx_file: str            # as given at build time
+    onnx_sha256: str
+    precision: str            # fp32 | fp16: the engine's arithmetic
+    profile: Profile
+    tile: int
+    batch: int
+    halo: int
+    channels: int
+    scales: tuple[float, ...]
+    tensorrt_version: str
+    gpu: GpuInfo
+    drcn_version: str
+    format: int = FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "sidecar") -> "EngineSidecar":
+        try:
+            data = json.loads(text)
+            if data.get("format") != FORMAT:
+                raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
+            data["profile"] = Profile(**{k: tuple(v) for k, v in data["profile"].items()})
+            data["gpu"] = GpuInfo(**data["gpu"])
+            data["scales"] = tuple(data["scales"])
+            return cls(**data)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DrcnError(f"{source}: not a valid drcn engine sidecar ({exc})") from None
+
+
+def sidecar_path(engine: str | Path) -> Path:
+    engine = Path(engine)
+    return engine.with_name(engine.name + ".json")
+
+
+def write_sidecar(engine: str | Path, sidecar: EngineSidecar) -> Path:
+    path = sidecar_path(engine)
+    atomic.write_text(path, sidecar.to_json())
+    return path
+
+
+def read_sidecar(engine: str | Path) -> EngineSidecar:
+    path = sidecar_path(engine)
+    if not path.is_file():
+        raise DrcnError(f"{engine}: no sidecar {path.name} beside it, so nothing says what this engine was built "
+                        "for; rebuild it with drcn-trt build")
+    return EngineSidecar.from_json(path.read_text(), str(path))
+
+
+def mismatches(sidecar: EngineSidecar, *, engine_sha256: str, tensorrt_version: str, gpu: GpuInfo,
+               onnx_sha256: str | None = None) -> list[str]:
+    """Why this engine must not run here (empty: it may)."""
+    problems = []
+    if sidecar.engine_sha256 != engine_sha256:
+        problems.append("the engine file changed after it was built")
+    if sidecar.tensorrt_version != tensorrt_version:
+        problems.append(f"built with TensorRT {sidecar.tensorrt_version}, this is TensorRT {tensorrt_version}")
+    if sidecar.gpu.compute_capability != gpu.compute_capability or sidecar.gpu.name != gpu.name:
+        problems.append(f"built for {sidecar.gpu.name} (compute {sidecar.gpu.compute_capability}), this GPU is "
+                        f"{gpu.name} (compute {gpu.compute_capability})")
+    if onnx_sha256 is not None and onnx_sha256 != sidecar.onnx_sha256:
+        problems.append(f"{sidecar.onnx_file} changed since the engine was built from it")
+    return problems
+
+
+def check_engine(engine: str | Path, sidecar: EngineSidecar, **current) -> None:
+    """Raise a one-line error that says to rebuild when :func:`mismatches` finds anything."""
+    problems = mismatches(sidecar, **current)
+    if problems:
+        raise DrcnError(f"{engine} cannot be used here: {'; '.join(problems)}. Rebuild it: drcn-trt build "
+                        f"--onnx {sidecar.onnx_file}{' --fp16' if sidecar.precision == 'fp16' else ''} "
+                        f"--tile {sidecar.tile} --batch {sidecar.batch}")

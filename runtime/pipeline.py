@@ -1,0 +1,122 @@
+"""Overlapped frame processing: decode + colour prep in worker threads, inference in the calling thread,
+colour finish + encode + write in writer threads. Heavy numpy, OpenCV and inference libraries release the GIL,
+so the stages really run side by side. A frame that fails is reported by name; the rest carry on."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import queue
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from drcn.errors import DrcnError
+from drcn.progress import Progress
+from drcn.runtime import colour
+from drcn.runtime.media import Frame
+
+
+@dataclasses.dataclass
+class Summary:
+    done: int = 0
+    failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    compute_seconds: float = 0.0      # time inside the network (inference thread)
+    output_pixels: int = 0
+
+    @property
+    def fps(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+
+def prefetch(items: Iterable[Frame], depth: int) -> Iterator[Frame]:
+    """Iterate ``items`` in a background thread (e.g. video decoding), ``depth`` items ahead."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    end = object()
+
+    def produce():
+        try:
+            for item in items:
+                buffer.put(item)
+        except BaseException as exc:  # re-raised in the consumer
+            buffer.put(exc)
+        buffer.put(end)
+
+    threading.Thread(target=produce, daemon=True).start()
+    while (item := buffer.get()) is not end:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def _message(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, DrcnError) else f"{type(exc).__name__}: {exc}"
+
+
+def run_frames(frames: Iterable[Frame], total: int, scale: float, infer: Callable[[np.ndarray], np.ndarray],
+               write: Callable[[Frame, np.ndarray], None], ordered_writes: bool = False, workers: int = 2,
+               depth: int = 4, label: str = "drcn-run") -> Summary:
+    """Upscale every frame and hand the result to ``write``.
+
+    Args:
+        infer: (H, W) float32 Y plane -> (H, W) float32 (the tiled network).
+        write: called with each finished image (in input order when ``ordered_writes``, e.g. for video).
+    """
+    summary = Summary()
+    start = time.perf_counter()
+    prep_pool = ThreadPoolExecutor(workers, thread_name_prefix="drcn-prep")
+    write_pool = ThreadPoolExecutor(1 if ordered_writes else workers, thread_name_prefix="drcn-write")
+    reads: collections.deque[tuple[Frame, Future]] = collections.deque()
+    writes: collections.deque[tuple[Frame, Future]] = collections.deque()
+
+    def load_and_prepare(frame: Frame) -> colour.Prepared:
+        return colour.prepare(frame.load(), scale)
+
+    def finish_and_write(frame: Frame, prepared: colour.Prepared, y: np.ndarray) -> int:
+        image = colour.finish(prepared, y)
+        write(frame, image)
+        return image.shape[0] * image.shape[1]
+
+    def drain_writes(keep: int, progress: Progress) -> None:
+        while len(writes) > keep:
+            frame, future = writes.popleft()
+            try:
+                summary.output_pixels += future.result()
+                summary.done += 1
+            except Exception as exc:
+                summary.failed.append((frame.name, _message(exc)))
+            progress.update(extra=frame.name)
+
+    def infer_next(progress: Progress) -> None:
+        frame, future = reads.popleft()
+        try:
+            prepared = future.result()
+        except Exception as exc:  # this frame could not be read or prepared: report it, go on
+            summary.failed.append((frame.name, _message(exc)))
+            progress.update(extra=frame.name)
+            return
+        t0 = time.perf_counter()
+        y = infer(prepared.y)  # a backend failure is not about one frame: it stops the run
+        summary.compute_seconds += time.perf_counter() - t0
+        writes.append((frame, write_pool.submit(finish_and_write, frame, prepared, y)))
+
+    try:
+        with Progress(label, total) as progress:
+            for frame in frames:
+                reads.append((frame, prep_pool.submit(load_and_prepare, frame)))
+                if len(reads) >= depth:
+                    infer_next(progress)
+                drain_writes(depth, progress)
+            while reads:
+                infer_next(progress)
+                drain_writes(depth, progress)
+            drain_writes(0, progress)
+    finally:
+        prep_pool.shutdown(wait=True, cancel_futures=True)
+        write_pool.shutdown(wait=True)
+    summary.seconds = time.perf_counter() - start
+    return summary

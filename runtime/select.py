@@ -1,0 +1,67 @@
+"""Which model file and which backend ``drcn-run`` uses, and why (printed to the user).
+
+Explicit files win (``--engine`` → TensorRT, ``--onnx`` → ONNX Runtime, ``--weights`` → PyTorch); otherwise
+``model.engine`` / ``model.onnx`` in the working directory; otherwise the shipped model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+from drcn.errors import DrcnError
+from drcn.runtime.backend import MODEL_KIND, backend_names
+from drcn.weights import default_weights_path
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    backend: str
+    model: Path
+    reason: str
+
+
+def shipped_onnx_path() -> Path:
+    return default_weights_path().with_suffix(".onnx")
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def choose(engine: str | None = None, onnx: str | None = None, weights: str | None = None,
+           backend: str = "auto", cwd: Path | None = None) -> Choice:
+    given = [(kind, value) for kind, value in (("engine", engine), ("onnx", onnx), ("weights", weights)) if value]
+    if len(given) > 1:
+        raise DrcnError(f"give one model: --{given[0][0]} or --{given[1][0]}, not both")
+    if backend != "auto" and backend not in backend_names():
+        raise DrcnError(f"--backend: unknown backend '{backend}' (choose from auto, {', '.join(backend_names())})")
+    if given:
+        kind, value = given[0]
+        path = Path(value)
+        if not path.is_file():
+            raise DrcnError(f"--{kind} {path}: no such file")
+        if backend == "auto":
+            backend = {"engine": "tensorrt", "onnx": "onnxruntime", "weights": "torch"}[kind]
+        elif MODEL_KIND[backend] != kind:
+            raise DrcnError(f"--backend {backend} runs a {MODEL_KIND[backend]} file, not --{kind} {path}"
+                            + (": build an engine with drcn-trt build" if backend == "tensorrt" else ""))
+        return Choice(backend, path, f"--{kind}")
+
+    cwd = cwd or Path.cwd()
+    local_engine, local_onnx = cwd / "model.engine", cwd / "model.onnx"
+    if backend in ("auto", "tensorrt") and local_engine.is_file() and (backend == "tensorrt" or _installed("tensorrt")):
+        return Choice("tensorrt", local_engine, "model.engine in the working directory")
+    if backend == "tensorrt":
+        raise DrcnError("--backend tensorrt needs an engine: none given (--engine) and no model.engine here; "
+                        "build one with: drcn-export --onnx model.onnx && drcn-trt build --fp16")
+    if backend in ("auto", "onnxruntime", "openvino") and local_onnx.is_file():
+        return Choice("onnxruntime" if backend == "auto" else backend, local_onnx,
+                      "model.onnx in the working directory")
+    if backend == "torch":
+        return Choice("torch", default_weights_path(), "the shipped model")
+    shipped = shipped_onnx_path()
+    if not shipped.is_file():
+        raise DrcnError(f"no model given and the shipped model {shipped} is missing: pass --onnx or --weights")
+    return Choice("onnxruntime" if backend == "auto" else backend, shipped, "the shipped model")

@@ -1,0 +1,33 @@
+import pytest
+
+from drcn import DrcnError
+from drcn.runtime.select import choose
+
+
+def test_explicit_files_pick_their_backend(tmp_path):
+    for name in ("m.engine", "m.onnx", "m.safetensors"):
+        (tmp_path / name).write_bytes(b"x")
+    assert choose(engine=str(tmp_path / "m.engine")).backend == "tensorrt"
+    assert choose(onnx=str(tmp_path / "m.onnx")).backend == "onnxruntime"
+    assert choose(weights=str(tmp_path / "m.safetensors")).backend == "torch"
+    with pytest.raises(DrcnError, match="not both"):
+        choose(engine=str(tmp_path / "m.engine"), onnx=str(tmp_path / "m.onnx"))
+    with pytest.raises(DrcnError, match="runs a engine file|drcn-trt build"):
+        choose(onnx=str(tmp_path / "m.onnx"), backend="tensorrt")
+    with pytest.raises(DrcnError, match="no such file"):
+        choose(onnx=str(tmp_path / "missing.onnx"))
+
+
+def test_working_directory_then_shipped(tmp_path):
+    choice = choose(cwd=tmp_path)
+    assert choice.reason == "the shipped model" and choice.model.suffix == ".onnx"
+    assert choose(cwd=tmp_path, backend="torch").model.suffix == ".safetensors"
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    choice = choose(cwd=tmp_path)
+    assert choice.backend == "onnxruntime" and choice.model == tmp_path / "model.onnx"
+    with pytest.raises(DrcnError, match="drcn-trt build"):
+        choose(cwd=tmp_path, backend="tensorrt")
+    (tmp_path / "model.engine").write_bytes(b"x")
+    assert choose(cwd=tmp_path, backend="tensorrt").backend == "tensorrt"
+    with pytest.raises(DrcnError, match="unknown backend"):
+        choose(cwd=tmp_path, backend="magic")
