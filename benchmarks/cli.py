@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--scale", type=positive_scale, default=2.0, help="upscaling factor > 1 (default 2)")
     q.add_argument("--method", default="bicubic", help=f"one of: {', '.join(methods.available())}")
     q.add_argument("--weights", help="safetensors weights for model methods (default: the shipped model)")
+    q.add_argument("--onnx", help="ONNX file for --method onnxruntime (default: model.onnx here, else shipped)")
+    q.add_argument("--engine", help="TensorRT engine for --method tensorrt (default: model.engine here)")
+    q.add_argument("--tile", type=int, default=0, help="runtime methods: tile side, 0 = whole images (default)")
     q.add_argument("--device", default="auto", help="PyTorch device for --method torch (auto, cpu, cuda)")
     q.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-' = stdout)")
     q.add_argument("--per-image", action="store_true", help="print every image's scores too")
@@ -74,7 +77,8 @@ def run_quality(args: argparse.Namespace) -> int:
     from drcn.benchmarks import methods, quality
 
     datasets = _datasets(args.folders)
-    method = methods.create(args.method, methods.MethodOptions(weights=args.weights, device=args.device))
+    method = methods.create(args.method, methods.MethodOptions(weights=args.weights, device=args.device,
+                                                               onnx=args.onnx, engine=args.engine, tile=args.tile))
 
     results = {}
     # Tables go to stdout unless JSON does; then they go to stderr so that `--json -` stays parseable.

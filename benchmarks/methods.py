@@ -20,6 +20,10 @@ class MethodOptions:
 
     weights: str | None = None
     device: str = "auto"
+    onnx: str | None = None
+    engine: str | None = None
+    tile: int = 0            # runtime backends: output tile side, 0 = whole image
+    batch: int = 4
 
 
 class Method(Protocol):
@@ -94,3 +98,38 @@ class TorchReference:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[None, None].to(self.device)
             return self.model(x)[0, 0].float().cpu().numpy()
+
+
+class RuntimeMethod:
+    """A deployment backend (``drcn.runtime``) on the exported model, with exact tiling."""
+
+    backend_name = ""
+
+    def __init__(self, options: MethodOptions):
+        from drcn.runtime import select
+        from drcn.runtime.backend import create_backend
+
+        choice = select.choose(engine=options.engine, onnx=options.onnx, backend=self.backend_name)
+        self.backend = create_backend(choice.backend, str(choice.model), device=options.device)
+        self.name = self.backend_name
+        self.tile, self.batch = options.tile, options.batch
+        max_shape = self.backend.spec.max_shape
+        if max_shape and not self.tile:  # an engine's profile bounds the window: use the tile it was built for
+            self.tile = max_shape[2] - 2 * self.backend.spec.halo
+            self.batch = max_shape[0]
+
+    def upscale_y(self, y: np.ndarray) -> np.ndarray:
+        from drcn.runtime.tiling import run_tiled
+
+        return run_tiled(self.backend.run, y[None].astype(np.float32), self.tile, self.backend.spec.halo,
+                         self.batch)[0]
+
+
+@register("onnxruntime")
+class OnnxRuntimeMethod(RuntimeMethod):
+    backend_name = "onnxruntime"
+
+
+@register("tensorrt")
+class TensorRTMethod(RuntimeMethod):
+    backend_name = "tensorrt"

@@ -23,9 +23,9 @@ class TensorRTBackend:
     name = "tensorrt"
 
     def __init__(self, model_path: str, **_):
-        trt = import_tensorrt()
         engine_path = Path(model_path)
-        sidecar = read_sidecar(engine_path)
+        sidecar = read_sidecar(engine_path)  # plain Python: says what the engine is even where TensorRT is absent
+        trt = import_tensorrt()
         onnx_file = Path(sidecar.onnx_file)
         check_engine(engine_path, sidecar, engine_sha256=file_sha256(engine_path),
                      tensorrt_version=trt.__version__, gpu=query_gpu(),
