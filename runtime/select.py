@@ -56,7 +56,7 @@ def choose(engine: str | None = None, onnx: str | None = None, weights: str | No
     if backend == "tensorrt":
         raise DrcnError("--backend tensorrt needs an engine: none given (--engine) and no model.engine here; "
                         "build one with: drcn-export --onnx model.onnx && drcn-trt build --fp16")
-    if backend in ("auto", "onnxruntime", "openvino") and local_onnx.is_file():
+    if MODEL_KIND.get(backend, "onnx") == "onnx" and local_onnx.is_file():
         return Choice("onnxruntime" if backend == "auto" else backend, local_onnx,
                       "model.onnx in the working directory")
     if backend == "torch":
