@@ -100,8 +100,25 @@ class TorchReference:
             return self.model(x)[0, 0].float().cpu().numpy()
 
 
-class RuntimeMethod:
-    """A deployment backend (``drcn.runtime``) on the exported model, with exact tiling."""
+class BackendMethod:
+    """Any runtime backend as a method: the Y plane through exact tiling (``tile`` 0 = whole image)."""
+
+    def __init__(self, backend, name: str, tile: int = 0, batch: int = 4):
+        self.backend, self.name, self.tile, self.batch = backend, name, tile, batch
+        max_shape = backend.spec.max_shape
+        if max_shape and not self.tile:  # an engine's profile bounds the window: use the tile it was built for
+            self.tile = max_shape[2] - 2 * backend.spec.halo
+            self.batch = max_shape[0]
+
+    def upscale_y(self, y: np.ndarray) -> np.ndarray:
+        from drcn.runtime.tiling import run_tiled
+
+        return run_tiled(self.backend.run, y[None].astype(np.float32), self.tile, self.backend.spec.halo,
+                         self.batch)[0]
+
+
+class RuntimeMethod(BackendMethod):
+    """A deployment backend (``drcn.runtime``) on the exported model, chosen like ``drcn-run`` does."""
 
     backend_name = ""
 
@@ -110,19 +127,8 @@ class RuntimeMethod:
         from drcn.runtime.backend import create_backend
 
         choice = select.choose(engine=options.engine, onnx=options.onnx, backend=self.backend_name)
-        self.backend = create_backend(choice.backend, str(choice.model), device=options.device)
-        self.name = self.backend_name
-        self.tile, self.batch = options.tile, options.batch
-        max_shape = self.backend.spec.max_shape
-        if max_shape and not self.tile:  # an engine's profile bounds the window: use the tile it was built for
-            self.tile = max_shape[2] - 2 * self.backend.spec.halo
-            self.batch = max_shape[0]
-
-    def upscale_y(self, y: np.ndarray) -> np.ndarray:
-        from drcn.runtime.tiling import run_tiled
-
-        return run_tiled(self.backend.run, y[None].astype(np.float32), self.tile, self.backend.spec.halo,
-                         self.batch)[0]
+        backend = create_backend(choice.backend, str(choice.model), device=options.device)
+        super().__init__(backend, self.backend_name, options.tile, options.batch)
 
 
 @register("onnxruntime")

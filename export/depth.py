@@ -35,9 +35,12 @@ def refit_ensemble(model: DRCN, depth: int, inputs: np.ndarray, targets: np.ndar
     Args:
         inputs, targets: (N, 1, P, P) float32 in [0, 1] calibration patches (bicubic input, HR).
     """
+    chunks = []
     with torch.inference_mode():
-        _, predictions = model(torch.from_numpy(inputs), return_intermediates=True)
-    preds = predictions[:depth].double().numpy().reshape(depth, -1)     # (d, pixels)
+        for start in range(0, len(inputs), 64):  # bounded memory: F feature maps per patch add up
+            _, predictions = model(torch.from_numpy(inputs[start:start + 64]), return_intermediates=True)
+            chunks.append(predictions[:depth].double().numpy().reshape(depth, -1))
+    preds = np.concatenate(chunks, axis=1)                              # (d, pixels)
     target = targets.astype(np.float64).reshape(-1)
     trained = model.ensemble.detach().double().numpy()
     renormalised = trained[:depth] * (trained.sum() / trained[:depth].sum())

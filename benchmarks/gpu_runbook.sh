@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# GPU runbook: latency and quality of every backend that works on this GPU machine, into one folder.
+#   benchmarks/gpu_runbook.sh [OUT_DIR] [DATASETS_DIR]      (from the repository root; ~5-7 minutes)
+# Installs nothing it cannot have: drcn itself offline (no dependencies) if it is not importable yet.
+# PyTorch fp32 and fp16 always; TensorRT when `tensorrt` imports; ONNX Runtime when it has the CUDA provider.
+set -euo pipefail
+OUT=${1:-benchmarks/results/gpu}
+DATA=${2:-${DRCN_DATASETS:-../shared/datasets}}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+$PY -c "import drcn.benchmarks.cli" 2>/dev/null || $PY -m pip install -q --no-deps --no-build-isolation --no-index -e .
+bench() { $PY -m drcn.benchmarks.cli "$@"; }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$OUT/gpu.csv" 2>&1 || true
+methods=torch
+$PY -c "import tensorrt" 2>/dev/null && methods="$methods,tensorrt"
+$PY -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())" \
+  2>/dev/null && methods="$methods,onnxruntime"
+echo "backends: $methods" | tee "$OUT/backends.txt"
+
+quality_flag=()
+[ -d "$DATA/Set5" ] && quality_flag=(--quality "$DATA/Set5")
+timeout 300 $PY -m drcn.benchmarks.cli latency --method "$methods" --precision fp32,fp16 --tile 256,512 \
+  --batch 8 --repeat 20 --warmup 3 --frames 1280x720,1920x1080 --frame-repeat 5 --pipeline 16 \
+  "${quality_flag[@]}" --json "$OUT/latency.json" --md "$OUT/latency.md" --plot "$OUT/psnr_vs_latency.png" \
+  2>&1 | tee "$OUT/latency.log"
+# Quality per backend that needs no prebuilt file (TensorRT's PSNR is in latency.json, with --quality).
+if [ -d "$DATA/Set5" ] && [ -d "$DATA/Set14" ]; then
+  timeout 180 $PY -m drcn.benchmarks.cli quality "$DATA/Set5" "$DATA/Set14" --scale 2,3,4 \
+    --method "${methods/,tensorrt/}" --json "$OUT/quality.json" --md "$OUT/quality.md" \
+    2>&1 | tee "$OUT/quality.log"
+fi
+echo "results in $OUT"

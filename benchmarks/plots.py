@@ -1,0 +1,51 @@
+"""PNG figures for benchmark results (matplotlib, written atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from drcn.atomic import atomic_output
+from drcn.errors import require
+
+
+def _pyplot():
+    matplotlib = require("matplotlib", "drawing plots", "pip install matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def recursion_figure(records: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    depths = [r["depth"] for r in records]
+    ax.plot(depths, [r["psnr"] for r in records], "o-", color="tab:blue")
+    ax.set(xlabel="recursions d (exported with --depth d)",
+           ylabel=f"Y-PSNR (dB), {records[0]['dataset']} x{records[0]['scale']:g}",
+           title="Recursion versus performance")
+    ax2 = ax.twinx()
+    ax2.plot(depths, [r["median_ms"] for r in records], "s--", color="tab:orange")
+    ax2.set_ylabel(f"latency per {records[0]['tile']}² tile (ms)", color="tab:orange")
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
+def psnr_latency_figure(records: list[dict], path: Path) -> None:
+    """One point per backend/precision: x = ms per tile, y = PSNR."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for r in records:
+        if r.get("psnr") is None:
+            continue
+        ax.scatter(r["median_ms"], r["psnr"], s=40)
+        ax.annotate(f"{r['backend']} {r['precision']}", (r["median_ms"], r["psnr"]), textcoords="offset points",
+                    xytext=(5, 5), fontsize=8)
+    ax.set(xlabel=f"latency per {records[0]['tile']}² tile (ms, median)", ylabel="Y-PSNR (dB)",
+           title="Quality versus latency by backend")
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,36 @@
+"""Plain-text and Markdown tables for benchmark results."""
+
+from __future__ import annotations
+
+
+def markdown(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plain(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join(fmt.format(*map(str, r)) for r in [headers, *rows]) + "\n"
+
+
+def quality_rows(results: dict, reference: str | None) -> tuple[list[str], list[list[str]]]:
+    """results[method]["x2"][dataset] = {"psnr", "ssim", "images"} -> paper-style rows (dataset x scale)."""
+    methods = list(results)
+    scales = list(next(iter(results.values())))
+    datasets = list(next(iter(next(iter(results.values())).values())))
+    headers = ["dataset", "scale", *(m + (f" (Δ vs {reference})" if reference and m != reference
+                                           and m != "bicubic" else "") for m in methods)]
+    rows = []
+    for dataset in datasets:
+        for scale in scales:
+            row = [dataset, scale]
+            for m in methods:
+                cell = results[m][scale][dataset]
+                text = f"{cell['psnr']:.3f} / {cell['ssim']:.4f}"
+                if reference and m not in (reference, "bicubic"):
+                    text += f" ({cell['psnr'] - results[reference][scale][dataset]['psnr']:+.4f})"
+                row.append(text)
+            rows.append(row)
+    return headers, rows

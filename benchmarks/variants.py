@@ -1,0 +1,73 @@
+"""Backends at a given precision (and depth) for benchmarking, exporting or building the files they need.
+
+ONNX variants are exported from the weights into a cache folder keyed by the weights' checksum, precision and
+depth, so a second benchmark run reuses them; TensorRT engines are built there too (GPU machines only).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from drcn.errors import DrcnError
+from drcn.runtime.backend import Backend, create_backend
+from drcn.weights import file_sha256, resolve_weights
+
+PRECISIONS = {"onnxruntime": ("fp32", "fp16"), "torch": ("fp32", "fp16", "bf16"), "tensorrt": ("fp32", "fp16")}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DRCN_CACHE", Path.home() / ".cache" / "drcn")) / "bench"
+
+
+def exported_onnx(weights: str | None, precision: str, depth: int | None = None, calib=None) -> Path:
+    """The ONNX graph of ``weights`` at ``precision`` (and ``--depth``), exported once and cached."""
+    from drcn.export.exporter import export_model
+
+    source = resolve_weights(weights)
+    key = f"{file_sha256(source)[:16]}_{precision}" + (f"_d{depth}" if depth else "")
+    path = cache_dir() / f"{key}.onnx"
+    if not path.is_file():
+        export_model(path, weights=str(source), fp16=precision == "fp16", depth=depth, calib=calib)
+    return path
+
+
+def built_engine(onnx_path: Path, precision: str, tile: int, batch: int) -> Path:
+    from drcn.runtime.engine_build import BuildRequest, build_engine
+    from drcn.runtime.engine_sidecar import read_sidecar
+
+    engine = onnx_path.with_name(f"{onnx_path.stem}_t{tile}_b{batch}.engine")
+    if engine.is_file():
+        sidecar = read_sidecar(engine)
+        if sidecar.tile == tile and sidecar.batch == batch:
+            return engine
+    build_engine(BuildRequest(onnx=onnx_path, engine=engine, fp16=precision == "fp16", tile=tile, batch=batch))
+    return engine
+
+
+def open_backend(method: str, precision: str, *, weights: str | None = None, onnx: str | None = None,
+                 tile: int = 256, batch: int = 4, depth: int | None = None, device: str = "auto") -> Backend:
+    """``method`` (onnxruntime, torch, tensorrt) running the model at ``precision``."""
+    if method not in PRECISIONS:
+        raise DrcnError(f"--method: unknown method '{method}' (choose from {', '.join(PRECISIONS)})")
+    if precision not in PRECISIONS[method]:
+        raise DrcnError(f"--precision {precision}: {method} runs {', '.join(PRECISIONS[method])}")
+    if method == "torch":
+        if depth:
+            raise DrcnError("--depth is measured on exported graphs (onnxruntime, tensorrt), not on torch")
+        return create_backend("torch", str(resolve_weights(weights)), precision=precision, device=device)
+    if onnx:
+        graph = Path(onnx)
+    else:
+        graph = exported_onnx(weights, precision if method == "onnxruntime" else
+                              ("fp16" if precision == "fp16" and _trt_strongly_typed() else "fp32"), depth)
+    if method == "onnxruntime":
+        return create_backend("onnxruntime", str(graph))
+    return create_backend("tensorrt", str(built_engine(graph, precision, tile, batch)))
+
+
+def _trt_strongly_typed() -> bool:
+    from drcn.runtime.tensorrt_common import import_tensorrt
+    from drcn.runtime.trt_precision import major_version
+
+    return major_version(import_tensorrt().__version__) >= 11

@@ -1,0 +1,68 @@
+"""drcn-bench latency / sweep / multi-method quality on a tiny model (numbers are not asserted: speed is
+measured, never tested; the structure and the arithmetic of the reports are)."""
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+from drcn.benchmarks import cli  # noqa: E402
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRCN_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_latency_records(tiny_model_files, tmp_path, cache, image_folder):
+    out = tmp_path / "lat.json"
+    assert cli.main(["latency", "--method", "onnxruntime,torch", "--weights", str(tiny_model_files[0]),
+                     "--tile", "16,24", "--batch", "2", "--repeat", "2", "--warmup", "1", "--frames", "40x30",
+                     "--frame-repeat", "1", "--overhead", "48x40", "--pipeline", "2", "--quality", str(image_folder),
+                     "--json", str(out), "--md", str(tmp_path / "lat.md"), "--plot", str(tmp_path / "p.png")]) == 0
+    records = json.loads(out.read_text())
+    assert [(r["backend"], r["tile"]) for r in records] == [("onnxruntime", 16), ("onnxruntime", 24),
+                                                            ("torch", 16), ("torch", 24)]
+    for r in records:
+        for key in ("backend", "precision", "tile", "batch", "median_ms", "p90_ms", "mpix_per_s"):
+            assert key in r
+        assert r["p90_ms"] >= r["median_ms"] > 0
+        assert r["mpix_per_s"] == pytest.approx(r["batch"] * r["tile"] ** 2 / (r["call_median_ms"] / 1e3) / 1e6)
+        assert r["per_frame"][0]["frame"] == "40x30"
+        overhead = r["tiling_overhead"]
+        # 48x40 with tile 16 and halo 6: windows of 28 px, 3x3 of them over 48x40 pixels
+        if r["tile"] == 16:
+            assert overhead["theoretical_ratio"] == pytest.approx(9 * 28 * 28 / (48 * 40))
+        assert 0 < r["pipeline"]["efficiency"] and r["pipeline"]["frames"] == 2
+        assert r["env"]["packages"]["numpy"] and r["psnr"] > 10
+    assert "vs torch fp32" in (tmp_path / "lat.md").read_text()
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    # The exported variant was cached under DRCN_CACHE.
+    assert list((cache / "bench").glob("*_fp32.onnx"))
+
+
+def test_sweep(tiny_model_files, tmp_path, cache, image_folder):
+    out = tmp_path / "sweep.json"
+    assert cli.main(["sweep", str(image_folder), "--weights", str(tiny_model_files[0]), "--tile", "16",
+                     "--batch", "2", "--repeat", "1", "--warmup", "0", "--calib", str(image_folder),
+                     "--json", str(out), "--plot", str(tmp_path / "r.png")]) == 0
+    records = json.loads(out.read_text())
+    assert [r["depth"] for r in records] == [1, 2] and all(r["psnr"] > 10 for r in records)
+    assert (tmp_path / "r.png").is_file()
+
+
+def test_quality_several_methods_and_scales(tiny_model_files, tmp_path, image_folder, capsys):
+    onnx = tiny_model_files[1]
+    out = tmp_path / "q.json"
+    assert cli.main(["quality", str(image_folder), "--method", "bicubic,onnxruntime", "--scale", "2,3",
+                     "--onnx", str(onnx), "--weights", str(tiny_model_files[0]), "--tile", "16",
+                     "--json", str(out), "--md", str(tmp_path / "q.md")]) == 0
+    data = json.loads(out.read_text())
+    assert set(data) == {"bicubic", "onnxruntime", "torch"}  # the reference joins automatically
+    assert set(data["onnxruntime"]) == {"x2", "x3"}
+    ort, ref = data["onnxruntime"]["x2"]["imgs"]["psnr"], data["torch"]["x2"]["imgs"]["psnr"]
+    assert abs(ort - ref) < 0.01
+    assert "Δ vs torch" in (tmp_path / "q.md").read_text()
