@@ -13,23 +13,14 @@ import sys
 from pathlib import Path
 
 from drcn import atomic
+from drcn.argtypes import scale, scales
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 
 PROG = "drcn-bench"
 
 
-def positive_scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not value > 1.0:
-        raise argparse.ArgumentTypeError(f"scale must be greater than 1, got {text}")
-    return value
-
-
 def scale_list(text: str) -> list[float]:
-    return [positive_scale(t) for t in text.split(",")]
+    return list(scales(text))
 
 
 def name_list(text: str) -> list[str]:
@@ -87,7 +78,7 @@ def build_parser() -> ArgumentParser:
                        description="Recursive supervision check: Y-PSNR of every intermediate prediction "
                                    "y_d = reconstruct(H_d) + x, d = 1..D, and of their learned ensemble.")
     r.add_argument("folders", nargs="*", metavar="DIR", help="folders of HR images; none = bundled samples")
-    r.add_argument("--scale", type=positive_scale, default=2.0, help="upscaling factor > 1 (default 2)")
+    r.add_argument("--scale", type=scale, default=2.0, help="upscaling factor > 1 (default 2)")
     r.add_argument("--weights", help="safetensors weights (default: the shipped model)")
     r.add_argument("--device", default="auto", help="PyTorch device (auto, cpu, cuda)")
     r.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-' = stdout)")
@@ -121,7 +112,7 @@ def build_parser() -> ArgumentParser:
 
     s = sub.add_parser("sweep", help="PSNR and latency for --depth d = 1..D (recursion versus performance)")
     s.add_argument("folder", metavar="DIR", help="HR images for the PSNR (e.g. Set5)")
-    s.add_argument("--scale", type=positive_scale, default=2.0, help="upscaling factor (default 2)")
+    s.add_argument("--scale", type=scale, default=2.0, help="upscaling factor (default 2)")
     s.add_argument("--tile", type=int, default=256, help="tile side for the latency (default 256)")
     s.add_argument("--batch", type=int, default=4, help="tiles per call (default 4)")
     s.add_argument("--repeat", type=int, default=5, help="timed repetitions (default 5)")

@@ -7,32 +7,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from drcn.argtypes import dims, positive_int
 from drcn.errors import ArgumentParser, DrcnError, cli_entry, require
 
 PROG = "drcn-export"
-
-
-def _shape(text: str) -> tuple[int, int, int]:
-    try:
-        n, h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not NxHxW, e.g. 4x296x296") from None
-    if min(n, h, w) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}': every dimension must be positive")
-    return n, h, w
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
 
 
 def build_parser() -> ArgumentParser:
@@ -46,10 +26,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--fp16", action="store_true",
                    help="FP16 weights and arithmetic (TensorRT 11 strongly typed, GPU ONNX Runtime); I/O stays "
                         "float32")
-    p.add_argument("--depth", type=_positive, help="keep only the first d recursions (ensemble refit)")
+    p.add_argument("--depth", type=positive_int, help="keep only the first d recursions (ensemble refit)")
     p.add_argument("--calib", nargs="+", metavar="DIR",
                    help="training-image folders for --depth and --fp16 checks (default: bundled sample photos)")
-    p.add_argument("--shape", type=_shape, metavar="NxHxW", help="fixed input shape (default: dynamic)")
+    p.add_argument("--shape", type=dims("NxHxW", "4x296x296"), metavar="NxHxW", help="fixed input shape (default: dynamic)")
     p.add_argument("--no-fold", action="store_true",
                    help="keep D output convolutions instead of folding the ensemble into one (exact either way)")
     return p

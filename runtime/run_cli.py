@@ -8,40 +8,13 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from drcn.argtypes import non_negative_int, positive_int, scale
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 
 PROG = "drcn-run"
-
-
-def _scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not value > 1.0:
-        raise argparse.ArgumentTypeError(f"scale must be greater than 1, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def build_parser() -> ArgumentParser:
@@ -49,10 +22,10 @@ def build_parser() -> ArgumentParser:
                                               "runs on Y; Cb, Cr and alpha are enlarged with MATLAB bicubic.")
     p.add_argument("input", nargs="?", help="a folder of frames, an image file or a video file")
     p.add_argument("-o", "--output", help="output folder (for a folder) or file (default: beside the input, _x2)")
-    p.add_argument("--scale", type=_scale, default=2.0, help="upscaling factor > 1 (default 2)")
-    p.add_argument("--tile", type=_non_negative, default=256,
+    p.add_argument("--scale", type=scale, default=2.0, help="upscaling factor > 1 (default 2)")
+    p.add_argument("--tile", type=non_negative_int, default=256,
                    help="output tile side in pixels; 0 = whole frames (default 256)")
-    p.add_argument("--batch", type=_positive, default=4, help="tiles per inference call (default 4)")
+    p.add_argument("--batch", type=positive_int, default=4, help="tiles per inference call (default 4)")
     m = p.add_argument_group("model (default: model.engine / model.onnx here, else the shipped model)")
     m.add_argument("--engine", help="TensorRT engine (built by drcn-trt build)")
     m.add_argument("--onnx", help="ONNX file (written by drcn-export)")
@@ -61,7 +34,7 @@ def build_parser() -> ArgumentParser:
     m.add_argument("--device", default="auto", help="PyTorch backend device: auto, cpu, cuda")
     m.add_argument("--precision", default="fp32", help="PyTorch backend precision: fp32, fp16 (CUDA), bf16")
     m.add_argument("--provider", default="auto", help="ONNX Runtime provider: auto, cpu, cuda, tensorrt")
-    m.add_argument("--threads", type=_positive, help="CPU threads for inference (default: the library's)")
+    m.add_argument("--threads", type=positive_int, help="CPU threads for inference (default: the library's)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip)")
     p.add_argument("--make-samples", metavar="DIR",
                    help="write sample low-resolution frames (from scikit-image's bundled photos) to DIR and exit")

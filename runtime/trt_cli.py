@@ -7,31 +7,13 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from drcn.argtypes import dims, non_negative_int
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 
 PROG = "drcn-trt"
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not HxW, e.g. 1080x1920") from None
-    return h, w
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
 
 
 def build_parser() -> ArgumentParser:
@@ -41,9 +23,9 @@ def build_parser() -> ArgumentParser:
     b.add_argument("--onnx", default="model.onnx", help="ONNX file from drcn-export (default: model.onnx)")
     b.add_argument("--engine", help="output engine (default: the ONNX name with .engine)")
     b.add_argument("--fp16", action="store_true", help="FP16 engine (TensorRT 11: give the --fp16 ONNX graph)")
-    b.add_argument("--tile", type=_count, default=256, help="tile drcn-run will use (default 256; 0 = frames)")
-    b.add_argument("--batch", type=_count, default=4, help="tiles per call drcn-run will use (default 4)")
-    b.add_argument("--max-size", type=_size, metavar="HxW", help="largest frame, with --tile 0")
+    b.add_argument("--tile", type=non_negative_int, default=256, help="tile drcn-run will use (default 256; 0 = frames)")
+    b.add_argument("--batch", type=non_negative_int, default=4, help="tiles per call drcn-run will use (default 4)")
+    b.add_argument("--max-size", type=dims("HxW", "1080x1920"), metavar="HxW", help="largest frame, with --tile 0")
     b.add_argument("--workspace", type=float, default=4.0, help="builder workspace in GiB (default 4)")
     b.add_argument("--timing-cache", help="timing cache file (default: beside the engine)")
     b.add_argument("--verbose", action="store_true", help="TensorRT's verbose log")

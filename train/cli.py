@@ -8,33 +8,13 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 
+from drcn.argtypes import positive_int, scales
 from drcn.errors import ArgumentParser, DrcnError, cli_entry, require
 
 PROG = "drcn-train"
-
-
-def _scales(text: str) -> tuple[float, ...]:
-    try:
-        scales = tuple(float(s) for s in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers") from None
-    if any(s <= 1 for s in scales):
-        raise argparse.ArgumentTypeError(f"scales must be greater than 1, got {text}")
-    return scales
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
 
 
 def build_parser() -> ArgumentParser:
@@ -42,18 +22,18 @@ def build_parser() -> ArgumentParser:
                                               "paper's: F=256, D=16, 41x41 patches, batch 64, SGD lr 0.01.")
     # Every default is None so that, on --resume, only what the user typed overrides the checkpoint.
     m = p.add_argument_group("model (stored in the checkpoint and weights)")
-    m.add_argument("--filters", type=_positive_int, help="feature maps F (paper 256)")
-    m.add_argument("--recursions", type=_positive_int, help="recursions D (paper 16)")
+    m.add_argument("--filters", type=positive_int, help="feature maps F (paper 256)")
+    m.add_argument("--recursions", type=positive_int, help="recursions D (paper 16)")
     d = p.add_argument_group("data")
     d.add_argument("--data", nargs="+", metavar="DIR", help="folders of HR training images (e.g. T91 BSD200)")
     d.add_argument("--val", metavar="DIR", help="folder of HR validation images (e.g. Set5)")
-    d.add_argument("--scales", type=_scales, help="training scales, e.g. 2 or 2,3,4 (default 2)")
-    d.add_argument("--patch", type=_positive_int, help="patch size (default 41)")
-    d.add_argument("--stride", type=_positive_int, help="patch stride (default 21)")
+    d.add_argument("--scales", type=scales, help="training scales, e.g. 2 or 2,3,4 (default 2)")
+    d.add_argument("--patch", type=positive_int, help="patch size (default 41)")
+    d.add_argument("--stride", type=positive_int, help="patch stride (default 21)")
     d.add_argument("--cache-dir", help="where prepared patches are cached (default ~/.cache/drcn/patches)")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--steps", type=_positive_int, help="total optimiser steps (default 100000)")
-    o.add_argument("--batch", type=_positive_int, help="patches per step and process (default 64)")
+    o.add_argument("--steps", type=positive_int, help="total optimiser steps (default 100000)")
+    o.add_argument("--batch", type=positive_int, help="patches per step and process (default 64)")
     o.add_argument("--optimizer", choices=["sgd", "adam"], help="sgd (paper, momentum 0.9) or adam")
     o.add_argument("--lr", type=float, help="learning rate (default 0.01)")
     o.add_argument("--lr-schedule", choices=["plateau", "cosine", "constant"],
@@ -69,9 +49,9 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--out", help="output folder (default runs/drcn)")
     r.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt")
     r.add_argument("--init", metavar="WEIGHTS", help="fine-tune: start from these weights (their F and D)")
-    r.add_argument("--log-every", type=_positive_int)
-    r.add_argument("--val-every", type=_positive_int)
-    r.add_argument("--checkpoint-every", type=_positive_int)
+    r.add_argument("--log-every", type=positive_int)
+    r.add_argument("--val-every", type=positive_int)
+    r.add_argument("--checkpoint-every", type=positive_int)
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

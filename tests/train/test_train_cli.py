@@ -98,7 +98,7 @@ def test_bad_input(image_folder, tmp_path):
         (train_args(image_folder, tmp_path, "r", "--patch", "200"), "no image is at least 200x200"),
         ([], "--data"),
         (["--resume", str(tmp_path / "nope.pt")], "no such checkpoint"),
-        (train_args(image_folder, tmp_path, "r", "--scales", "1"), "scales must be greater than 1"),
+        (train_args(image_folder, tmp_path, "r", "--scales", "1"), "scale must be greater than 1"),
     ]
     for args, message in cases:
         result = run_train(*args)

@@ -1,0 +1,60 @@
+"""argparse ``type=`` validators shared by every command: each rejects bad input with a one-line reason."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def scale(text: str) -> float:
+    """An upscaling factor > 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not value > 1.0:
+        raise argparse.ArgumentTypeError(f"scale must be greater than 1, got {text}")
+    return value
+
+
+def scales(text: str) -> tuple[float, ...]:
+    """Comma-separated upscaling factors, e.g. '2,3,4'."""
+    return tuple(scale(t) for t in text.split(","))
+
+
+def dims(form: str, example: str):
+    """A validator for positive integers joined by 'x' in ``form``, e.g. dims("HxW", "1080x1920")."""
+    count = len(form.split("x"))
+
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.lower().split("x"))
+        except ValueError:
+            values = ()
+        if len(values) != count:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {form}, e.g. {example}")
+        if min(values) < 1:
+            raise argparse.ArgumentTypeError(f"'{text}': every dimension must be positive")
+        return values
+
+    return parse
