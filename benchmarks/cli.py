@@ -102,6 +102,8 @@ def build_parser() -> ArgumentParser:
                      help="frame for the tiled-vs-whole overhead check, WxH or 'none' (default 640x360)")
     lat.add_argument("--pipeline", type=int, default=8,
                      help="frames for the drcn-run pipeline efficiency check, 0 = skip (default 8)")
+    lat.add_argument("--unfolded", action="store_true",
+                     help="onnxruntime: also time the graph exported with --no-fold (the folding's speed-up)")
     lat.add_argument("--quality", metavar="DIR", help="also measure x2 PSNR on DIR per variant (for the plot)")
     lat.add_argument("--weights", help="safetensors weights (default: the shipped model)")
     lat.add_argument("--device", default="auto", help="PyTorch device (auto, cpu, cuda)")

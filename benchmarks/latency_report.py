@@ -43,6 +43,15 @@ def measure_all(args) -> int:
                               "halo": halo, "description": backend.description, "env": environment()}
                     record.update(latency.tile_latency(backend.run, tile, halo, args.batch, args.repeat,
                                                        args.warmup))
+                    if args.unfolded and method == "onnxruntime" and precision == "fp32":
+                        from drcn.runtime.backend import create_backend
+
+                        plain = create_backend("onnxruntime", str(variants.exported_onnx(args.weights, "fp32",
+                                                                                          fold_output=False)))
+                        unfolded = latency.tile_latency(plain.run, tile, halo, args.batch, args.repeat, args.warmup)
+                        record["unfolded_median_ms"] = unfolded["median_ms"]
+                        record["fold_speedup"] = unfolded["median_ms"] / record["median_ms"]
+                        plain.close()
                     record["per_frame"] = [latency.frame_latency(backend.run, h, w, tile, halo, args.batch,
                                                                  args.frame_repeat, 1) for h, w in args.frames]
                     if args.overhead and tile:
@@ -88,6 +97,8 @@ def summary_line(r: dict) -> str:
     if "tiling_overhead" in r:
         o = r["tiling_overhead"]
         text += f"; tiling x{o['measured_ratio']:.3f} vs x{o['theoretical_ratio']:.3f} theory"
+    if "fold_speedup" in r:
+        text += f"; folding x{r['fold_speedup']:.2f} faster than unfolded"
     if "pipeline" in r:
         text += f"; pipeline {100 * r['pipeline']['efficiency']:.0f}% of compute"
     return text

@@ -136,6 +136,11 @@ class OnnxRuntimeMethod(RuntimeMethod):
     backend_name = "onnxruntime"
 
 
+@register("openvino")
+class OpenVINOMethod(RuntimeMethod):
+    backend_name = "openvino"
+
+
 @register("tensorrt")
 class TensorRTMethod(RuntimeMethod):
     backend_name = "tensorrt"

@@ -13,22 +13,25 @@ from drcn.errors import DrcnError
 from drcn.runtime.backend import Backend, create_backend
 from drcn.weights import file_sha256, resolve_weights
 
-PRECISIONS = {"onnxruntime": ("fp32", "fp16"), "torch": ("fp32", "fp16", "bf16"), "tensorrt": ("fp32", "fp16")}
+PRECISIONS = {"onnxruntime": ("fp32", "fp16"), "torch": ("fp32", "fp16", "bf16"), "tensorrt": ("fp32", "fp16"),
+              "openvino": ("auto", "fp32", "bf16")}
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("DRCN_CACHE", Path.home() / ".cache" / "drcn")) / "bench"
 
 
-def exported_onnx(weights: str | None, precision: str, depth: int | None = None, calib=None) -> Path:
-    """The ONNX graph of ``weights`` at ``precision`` (and ``--depth``), exported once and cached."""
+def exported_onnx(weights: str | None, precision: str, depth: int | None = None, calib=None,
+                  fold_output: bool = True) -> Path:
+    """The ONNX graph of ``weights`` at ``precision`` (and ``--depth``, ``--no-fold``), exported once and cached."""
     from drcn.export.exporter import export_model
 
     source = resolve_weights(weights)
-    key = f"{file_sha256(source)[:16]}_{precision}" + (f"_d{depth}" if depth else "")
+    key = f"{file_sha256(source)[:16]}_{precision}" + (f"_d{depth}" if depth else "") + ("" if fold_output else "_nofold")
     path = cache_dir() / f"{key}.onnx"
     if not path.is_file():
-        export_model(path, weights=str(source), fp16=precision == "fp16", depth=depth, calib=calib)
+        export_model(path, weights=str(source), fp16=precision == "fp16", depth=depth, calib=calib,
+                     fold_output=fold_output)
     return path
 
 
@@ -59,11 +62,21 @@ def open_backend(method: str, precision: str, *, weights: str | None = None, onn
     if onnx:
         graph = Path(onnx)
     else:
-        graph = exported_onnx(weights, precision if method == "onnxruntime" else
-                              ("fp16" if precision == "fp16" and _trt_strongly_typed() else "fp32"), depth)
+        graph = exported_onnx(weights, _graph_precision(method, precision), depth)
     if method == "onnxruntime":
         return create_backend("onnxruntime", str(graph))
+    if method == "openvino":
+        return create_backend("openvino", str(graph), precision=precision)
     return create_backend("tensorrt", str(built_engine(graph, precision, tile, batch)))
+
+
+def _graph_precision(method: str, precision: str) -> str:
+    """OpenVINO converts the fp32 graph itself; TensorRT 11 needs the fp16 graph for fp16 (strongly typed)."""
+    if method == "onnxruntime":
+        return precision
+    if method == "tensorrt" and precision == "fp16" and _trt_strongly_typed():
+        return "fp16"
+    return "fp32"
 
 
 def _trt_strongly_typed() -> bool:

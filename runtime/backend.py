@@ -43,11 +43,12 @@ class Backend(Protocol):
 # name -> "module:Class"; modules are imported only when their backend is chosen.
 _BACKENDS = {
     "tensorrt": "drcn.runtime.tensorrt_backend:TensorRTBackend",
+    "openvino": "drcn.runtime.openvino_backend:OpenVINOBackend",
     "onnxruntime": "drcn.runtime.onnxruntime_backend:OnnxRuntimeBackend",
     "torch": "drcn.runtime.torch_backend:TorchBackend",
 }
 # What kind of model file each backend reads.
-MODEL_KIND = {"tensorrt": "engine", "onnxruntime": "onnx", "torch": "weights"}
+MODEL_KIND = {"tensorrt": "engine", "openvino": "onnx", "onnxruntime": "onnx", "torch": "weights"}
 
 
 def backend_names() -> list[str]:

@@ -12,13 +12,14 @@ from drcn.runtime.backend import ModelSpec
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, model_path: str, device: str = "auto", precision: str = "fp32", **_):
+    def __init__(self, model_path: str, device: str = "auto", precision: str = "auto", **_):
         torch = require("torch", "the PyTorch backend", "pip install 'drcn[torch]'")
         from drcn.benchmarks.methods import torch_device
         from drcn.weights import load_model
 
         self._torch = torch
         self.device = torch_device(device)
+        precision = "fp32" if precision == "auto" else precision  # the reference runs fp32 unless told
         if precision not in ("fp32", "fp16", "bf16"):
             raise DrcnError(f"--precision {precision}: the PyTorch backend runs fp32, fp16 (CUDA) or bf16")
         if precision == "fp16" and self.device == "cpu":

@@ -28,7 +28,7 @@ def run(*args, cwd=None):
 def test_folder_as_written_resume_and_overwrite(tiny_model_files, tmp_path, capsys):
     src = frames(tmp_path / "video_frames")
     onnx = tiny_model_files[1]
-    assert run_cli.main(["--tile", "16", str(src), "--onnx", str(onnx)]) == 0
+    assert run_cli.main(["--tile", "16", str(src), "--onnx", str(onnx), "--backend", "onnxruntime"]) == 0
     out = tmp_path / "video_frames_x2"
     assert sorted(p.name for p in out.iterdir()) == ["f000.png", "f001.png", "f002.png"]
     assert read_image(out / "f000.png").shape == (60, 82, 3)
@@ -115,7 +115,7 @@ def test_bad_input_one_line(tmp_path, make, args, message):
 def test_onnxruntime_path_never_imports_torch(tiny_model_files, tmp_path):
     src = frames(tmp_path / "in", n=1, shape=(12, 12))
     code = ("import sys, drcn.runtime; from drcn.runtime import run_cli; "
-            f"rc = run_cli.main([{str(src)!r}, '--onnx', {str(tiny_model_files[1])!r}]); "
+            f"rc = run_cli.main([{str(src)!r}, '--onnx', {str(tiny_model_files[1])!r}, '--backend', 'onnxruntime']); "
             "assert rc == 0; assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
 

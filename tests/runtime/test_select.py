@@ -1,14 +1,15 @@
 import pytest
 
 from drcn import DrcnError
-from drcn.runtime.select import choose
+from drcn.runtime.select import auto_onnx_backend, choose
 
 
 def test_explicit_files_pick_their_backend(tmp_path):
     for name in ("m.engine", "m.onnx", "m.safetensors"):
         (tmp_path / name).write_bytes(b"x")
     assert choose(engine=str(tmp_path / "m.engine")).backend == "tensorrt"
-    assert choose(onnx=str(tmp_path / "m.onnx")).backend == "onnxruntime"
+    assert choose(onnx=str(tmp_path / "m.onnx")).backend == auto_onnx_backend()
+    assert choose(onnx=str(tmp_path / "m.onnx"), backend="onnxruntime").backend == "onnxruntime"
     assert choose(weights=str(tmp_path / "m.safetensors")).backend == "torch"
     with pytest.raises(DrcnError, match="not both"):
         choose(engine=str(tmp_path / "m.engine"), onnx=str(tmp_path / "m.onnx"))
@@ -24,7 +25,7 @@ def test_working_directory_then_shipped(tmp_path):
     assert choose(cwd=tmp_path, backend="torch").model.suffix == ".safetensors"
     (tmp_path / "model.onnx").write_bytes(b"x")
     choice = choose(cwd=tmp_path)
-    assert choice.backend == "onnxruntime" and choice.model == tmp_path / "model.onnx"
+    assert choice.backend == auto_onnx_backend() and choice.model == tmp_path / "model.onnx"
     with pytest.raises(DrcnError, match="drcn-trt build"):
         choose(cwd=tmp_path, backend="tensorrt")
     (tmp_path / "model.engine").write_bytes(b"x")
