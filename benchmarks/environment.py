@@ -10,7 +10,8 @@ import platform
 from drcn import __version__
 from drcn.cpu import cpu_name, has_native_bf16
 
-PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "torch", "tensorrt", "opencv-python-headless", "onnx")
+PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "torch", "tensorrt", "opencv-python-headless",
+            "onnx")
 
 
 def _version(package: str) -> str | None:
@@ -41,4 +42,17 @@ def environment() -> dict:
         "platform": platform.platform(),
         "drcn": __version__,
         "packages": {p: v for p in PACKAGES if (v := _version(p))},
+        "threads": _threads(),
     }
+
+
+def _threads() -> dict:
+    """Thread settings that change CPU timings: environment caps and, if loaded, PyTorch's intra-op pool."""
+    import sys
+
+    threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+               if k in os.environ}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        threads["torch_intra_op"] = torch.get_num_threads()
+    return threads
