@@ -53,7 +53,7 @@ def score_image(method: Method, hr: np.ndarray, scale: float) -> tuple[float, fl
     y = matlab.luma(matlab.modcrop(hr, scale))
     _, upscaled = matlab.bicubic_degrade(y, scale)
     prediction = method.upscale_y(upscaled.astype(np.float32) / 255.0)
-    prediction = np.floor(np.clip(prediction * 255.0, 0.0, 255.0) + 0.5).astype(np.uint8)
+    prediction = matlab.quantize(prediction)
     border = shave_border(scale)
     return metrics.psnr(y, prediction, border), metrics.ssim(y, prediction, border)
 

@@ -9,10 +9,6 @@ from drcn.benchmarks.quality import Dataset, shave_border
 from drcn.progress import Progress
 
 
-def _round(prediction: np.ndarray) -> np.ndarray:
-    return np.floor(np.clip(prediction * 255.0, 0.0, 255.0) + 0.5).astype(np.uint8)
-
-
 def intermediate_psnr(model, dataset: Dataset, scale: float, device: str = "cpu") -> dict[str, list[float] | float]:
     """Mean Y-PSNR over ``dataset`` of every intermediate prediction and of the ensembled output.
 
@@ -32,7 +28,7 @@ def intermediate_psnr(model, dataset: Dataset, scale: float, device: str = "cpu"
             _, upscaled = matlab.bicubic_degrade(y, scale)
             x = torch.from_numpy(upscaled.astype(np.float32) / 255.0)[None, None].to(device)
             output, predictions = model(x, return_intermediates=True)
-            per_d.append([metrics.psnr(y, _round(p[0, 0].float().cpu().numpy()), border) for p in predictions])
-            ensemble.append(metrics.psnr(y, _round(output[0, 0].float().cpu().numpy()), border))
+            per_d.append([metrics.psnr(y, matlab.quantize(p[0, 0].float().cpu().numpy()), border) for p in predictions])
+            ensemble.append(metrics.psnr(y, matlab.quantize(output[0, 0].float().cpu().numpy()), border))
             progress.update(extra=name)
     return {"intermediate": np.mean(per_d, axis=0).tolist(), "ensemble": float(np.mean(ensemble))}

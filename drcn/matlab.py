@@ -68,7 +68,8 @@ def resize_weights(in_length: int, out_length: int, scale: float,
     return weights[:, keep], indices[:, keep]
 
 
-def _output_length(in_length: int, scale: float) -> int:
+def output_length(in_length: int, scale: float) -> int:
+    """MATLAB's ``imresize`` output length for ``scale``: ceil(in_length·scale), exact where that is an integer."""
     exact = in_length * scale
     nearest = round(exact)
     # ceil(in * scale) as MATLAB, without letting 1/3 * 255 = 85.00000000000001 become 86.
@@ -118,7 +119,7 @@ def imresize(image: np.ndarray, scale: float | None = None, output_shape: tuple[
         if scale is None or not scale > 0:
             raise DrcnError(f"imresize needs a positive scale or an output shape, got scale={scale!r}")
         scales = (float(scale), float(scale))
-        out_h, out_w = _output_length(in_h, scales[0]), _output_length(in_w, scales[1])
+        out_h, out_w = output_length(in_h, scales[0]), output_length(in_w, scales[1])
     if out_h < 1 or out_w < 1:
         raise DrcnError(f"imresize: output size {out_h}x{out_w} from {in_h}x{in_w} is empty")
 
@@ -132,6 +133,13 @@ def imresize(image: np.ndarray, scale: float | None = None, output_shape: tuple[
         weights, indices = resize_weights(in_len, out_len, scales[axis], antialias)
         out = _resize_axis(out, axis, weights, indices)
     return _cast_like(np.asarray(out, dtype=np.float64), image.dtype)
+
+
+def quantize(values: np.ndarray, dtype=np.uint8) -> np.ndarray:
+    """Float image in [0, 1] -> the integer grid of ``dtype`` (MATLAB ``im2uint8``/``im2uint16``): clipped,
+    scaled by the type's maximum, rounded half up. What saving a prediction as an image does to it."""
+    peak = float(np.iinfo(dtype).max)
+    return np.floor(np.clip(values, 0.0, 1.0) * peak + 0.5).astype(dtype)
 
 
 def _unit(dtype: np.dtype) -> float:

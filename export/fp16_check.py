@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from drcn import metrics
+from drcn.matlab import quantize
 
 FP16_MAX = 65504.0
 
@@ -42,10 +43,6 @@ def activation_peak(model: torch.nn.Module, inputs: list[np.ndarray]) -> float:
     return peak
 
 
-def _to_u8(prediction: np.ndarray) -> np.ndarray:
-    return np.floor(np.clip(prediction * 255.0, 0, 255) + 0.5).astype(np.uint8)
-
-
 def fp16_report(reference: torch.nn.Module, run_fp16, pairs) -> Fp16Report:
     """Compare ``reference`` (fp32 torch) and ``run_fp16`` ((1, 1, H, W) float32 -> same) on calibration pairs."""
     inputs = [up.astype(np.float32) / 255.0 for _, up, _ in pairs]
@@ -56,6 +53,6 @@ def fp16_report(reference: torch.nn.Module, run_fp16, pairs) -> Fp16Report:
             border = int(np.ceil(scale))
             out32 = reference(torch.from_numpy(x)[None, None])[0, 0].numpy()
             out16 = run_fp16(x[None, None])[0, 0]
-            p32.append(metrics.psnr(hr, _to_u8(out32), border))
-            p16.append(metrics.psnr(hr, _to_u8(out16), border))
+            p32.append(metrics.psnr(hr, quantize(out32), border))
+            p16.append(metrics.psnr(hr, quantize(out16), border))
     return Fp16Report(peak, float(np.mean(p32)), float(np.mean(p16)))

@@ -20,12 +20,7 @@ SuperResolve = Callable[[np.ndarray], np.ndarray]   # (H, W) float32 in [0, 1] -
 
 def output_size(height: int, width: int, scale: float) -> tuple[int, int]:
     """MATLAB's ``imresize(A, scale)`` size: ceil(H·scale) x ceil(W·scale) (exact for integer results)."""
-    return matlab._output_length(height, scale), matlab._output_length(width, scale)
-
-
-def _quantise(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    peak = np.iinfo(dtype).max
-    return np.floor(np.clip(values, 0.0, 1.0) * peak + 0.5).astype(dtype)
+    return matlab.output_length(height, scale), matlab.output_length(width, scale)
 
 
 @dataclasses.dataclass
@@ -60,7 +55,7 @@ def prepare(image: np.ndarray, scale: float) -> Prepared:
     if image.dtype == np.uint8:
         ycbcr = enlarge(matlab.rgb2ycbcr(rgb)) / 255.0
     else:  # 16-bit: convert in float, then quantise the enlarged planes to the 16-bit grid
-        ycbcr = _quantise(matlab.imresize(matlab.rgb2ycbcr(rgb / peak), output_shape=size), np.uint16) / peak
+        ycbcr = matlab.quantize(matlab.imresize(matlab.rgb2ycbcr(rgb / peak), output_shape=size), np.uint16) / peak
     alpha = enlarge(image[:, :, 3]) if image.shape[2] == 4 else None
     return Prepared(np.ascontiguousarray(ycbcr[:, :, 0], dtype=np.float32), image.dtype,
                     np.ascontiguousarray(ycbcr[:, :, 1:]), alpha)
@@ -69,9 +64,9 @@ def prepare(image: np.ndarray, scale: float) -> Prepared:
 def finish(prepared: Prepared, y: np.ndarray) -> np.ndarray:
     """Everything after the network: (H', W') float32 Y -> the output image, same kind as the input."""
     if prepared.chroma is None:
-        return _quantise(y, prepared.dtype)
+        return matlab.quantize(y, prepared.dtype)
     ycbcr = np.dstack([y.astype(np.float64), prepared.chroma])
-    out = _quantise(matlab.ycbcr2rgb(ycbcr), prepared.dtype)
+    out = matlab.quantize(matlab.ycbcr2rgb(ycbcr), prepared.dtype)
     return out if prepared.alpha is None else np.dstack([out, prepared.alpha])
 
 

@@ -112,3 +112,9 @@ def test_luma_keeps_grayscale_as_is():
     np.testing.assert_array_equal(matlab.luma(gray), gray)
     rgba = np.zeros((4, 4, 4), np.uint8)
     assert matlab.luma(rgba).max() == 16
+
+
+def test_quantize_like_saving_an_image():
+    values = np.array([-0.1, 0.0, 0.5 / 255, 0.49 / 255, 1.0, 1.2])
+    np.testing.assert_array_equal(matlab.quantize(values), [0, 0, 1, 0, 255, 255])
+    assert matlab.quantize(np.array([0.5]), np.uint16)[0] == 32768 and matlab.quantize(values).dtype == np.uint8
