@@ -197,7 +197,7 @@ def run_recursions(args: argparse.Namespace) -> int:
     from drcn.errors import require
 
     require("torch", "drcn-bench recursions", "pip install 'drcn[torch]'")
-    from drcn.benchmarks.methods import torch_device
+    from drcn.runtime.torch_backend import torch_device
     from drcn.benchmarks.recursions import intermediate_psnr
     from drcn.weights import load_model
 

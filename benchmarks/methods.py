@@ -67,39 +67,6 @@ class Bicubic:
         return y.astype(np.float32, copy=True)
 
 
-def torch_device(requested: str) -> str:
-    """'auto' -> 'cuda' when a CUDA GPU is usable, else 'cpu'; an explicit 'cuda' without one is an error."""
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise DrcnError(f"--device {requested}: no CUDA GPU is available to PyTorch")
-    return requested
-
-
-@register("torch")
-class TorchReference:
-    """The PyTorch model run eagerly in fp32 on the whole image: the reference every backend is compared to."""
-
-    name = "torch"
-
-    def __init__(self, options: MethodOptions):
-        from drcn.weights import load_model
-
-        import torch
-
-        self._torch = torch
-        self.device = torch_device(options.device)
-        self.model = load_model(options.weights, device=self.device)
-
-    def upscale_y(self, y: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[None, None].to(self.device)
-            return self.model(x)[0, 0].float().cpu().numpy()
-
-
 class BackendMethod:
     """Any runtime backend as a method: the Y plane through exact tiling (``tile`` 0 = whole image)."""
 
@@ -115,6 +82,19 @@ class BackendMethod:
 
         return run_tiled(self.backend.run, y[None].astype(np.float32), self.tile, self.backend.spec.halo,
                          self.batch)[0]
+
+
+@register("torch")
+class TorchReference(BackendMethod):
+    """The PyTorch model, eager fp32, whole images: the reference every backend is compared to."""
+
+    def __init__(self, options: MethodOptions):
+        from drcn.runtime.backend import create_backend
+        from drcn.weights import resolve_weights
+
+        backend = create_backend("torch", str(resolve_weights(options.weights)), device=options.device,
+                                 precision="fp32")
+        super().__init__(backend, "torch", tile=0)
 
 
 class RuntimeMethod(BackendMethod):

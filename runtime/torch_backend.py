@@ -9,12 +9,22 @@ from drcn.errors import DrcnError, require
 from drcn.runtime.backend import ModelSpec
 
 
+def torch_device(requested: str) -> str:
+    """'auto' -> 'cuda' when a CUDA GPU is usable, else 'cpu'; an explicit 'cuda' without one is an error."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise DrcnError(f"--device {requested}: no CUDA GPU is available to PyTorch")
+    return requested
+
+
 class TorchBackend:
     name = "torch"
 
     def __init__(self, model_path: str, device: str = "auto", precision: str = "auto", **_):
         torch = require("torch", "the PyTorch backend", "pip install 'drcn[torch]'")
-        from drcn.benchmarks.methods import torch_device
         from drcn.weights import load_model
 
         self._torch = torch
