@@ -95,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
                              provider=args.provider, threads=args.threads, tile=args.tile, batch=args.batch)
     try:
         spec = backend.spec
+        if spec.max_shape and args.tile:
+            window = args.tile + 2 * spec.halo
+            if window > min(spec.max_shape[2:]) or args.batch > spec.max_shape[0]:
+                raise DrcnError(f"--tile {args.tile} --batch {args.batch} needs windows of {args.batch}x{window}x"
+                                f"{window}, beyond the engine's profile {spec.max_shape}: rebuild it with "
+                                f"drcn-trt build --tile {args.tile} --batch {args.batch}")
         print(f"{PROG}: {backend.description}; model from {choice.reason}")
         print(f"{PROG}: x{args.scale:g}, " + (f"tiles {args.tile}+2x{spec.halo} halo, batch {args.batch}"
                                               if args.tile else "whole frames"))

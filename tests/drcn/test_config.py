@@ -34,3 +34,20 @@ def test_importing_drcn_does_not_import_torch():
     code = "import drcn, drcn.matlab, drcn.metrics, drcn.weights, drcn.benchmarks.cli, sys; " \
            "assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_progress_prints_lines_off_terminal_at_an_interval():
+    import io
+
+    from drcn.progress import Progress
+
+    stream = io.StringIO()
+    with Progress("work", total=5, stream=stream, interval=0.0) as p:
+        for _ in range(5):
+            p.update(extra="item")
+    lines = stream.getvalue().splitlines()
+    assert lines and lines[0].startswith("work: 1/5") and len(lines) == 4  # not after the last item
+    quiet = io.StringIO()
+    with Progress("work", total=5, stream=quiet, enabled=False) as p:
+        p.update()
+    assert quiet.getvalue() == ""
