@@ -166,17 +166,17 @@ def run_quality(args: argparse.Namespace) -> int:
     for name in names:
         method = methods.create(name, options)
         results[name] = {}
-        for scale in args.scale:
-            results[name][f"x{scale:g}"] = {}
+        for factor in args.scale:
+            results[name][f"x{factor:g}"] = {}
             for dataset in datasets:
-                scores = quality.evaluate(method, dataset, scale)
+                scores = quality.evaluate(method, dataset, factor)
                 if args.per_image:
                     for s in scores:
-                        print(f"  {name} x{scale:g} {dataset.name}/{s.name}: {s.psnr:.3f} dB {s.ssim:.4f}", file=out)
-                results[name][f"x{scale:g}"][dataset.name] = quality.summarise(scores)
+                        print(f"  {name} x{factor:g} {dataset.name}/{s.name}: {s.psnr:.3f} dB {s.ssim:.4f}", file=out)
+                results[name][f"x{factor:g}"][dataset.name] = quality.summarise(scores)
     reference = "torch" if "torch" in names and len(names) > 1 else None
     headers, rows = tables.quality_rows(results, reference)
-    print(f"Y-PSNR (dB) / SSIM, border = scale pixels shaved; images: "
+    print("Y-PSNR (dB) / SSIM, border = scale pixels shaved; images: "
           + ", ".join(f"{d.name} {len(d.images)}" for d in datasets), file=out)
     print(tables.plain(headers, rows), end="", file=out)
     if args.md:

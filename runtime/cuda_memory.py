@@ -136,9 +136,9 @@ def open_cuda_memory() -> CudaMemory:
     try:
         _cudart()
     except ImportError:
-        try:
-            import pycuda.driver  # noqa: F401
-        except ImportError:
+        import importlib.util
+
+        if importlib.util.find_spec("pycuda") is None:
             raise DrcnError(f"TensorRT inference needs CUDA Python bindings: {INSTALL}") from None
         return PyCudaMemory()
     query_gpu()  # fail early and clearly without a driver or GPU
@@ -150,7 +150,7 @@ def query_gpu(device: int = 0) -> GpuInfo:
     try:
         rt = _cudart()
     except ImportError:
-        raise DrcnError(f"finding the GPU needs CUDA Python bindings: {INSTALL}") from None
+        return _query_gpu_pycuda(device)
     err, count = rt.cudaGetDeviceCount()
     if err != rt.cudaError_t.cudaSuccess:
         _, text = rt.cudaGetErrorString(err)
@@ -162,3 +162,17 @@ def query_gpu(device: int = 0) -> GpuInfo:
         raise DrcnError(f"cannot read the properties of GPU {device}")
     name = prop.name.decode(errors="replace").rstrip("\x00") if isinstance(prop.name, bytes) else str(prop.name)
     return GpuInfo(name=name, compute_capability=f"{prop.major}.{prop.minor}")
+
+
+def _query_gpu_pycuda(device: int) -> GpuInfo:
+    try:
+        import pycuda.driver as cuda
+    except ImportError:
+        raise DrcnError(f"finding the GPU needs CUDA Python bindings: {INSTALL}") from None
+    try:
+        cuda.init()
+        gpu = cuda.Device(device)
+        major, minor = gpu.compute_capability()
+        return GpuInfo(name=gpu.name(), compute_capability=f"{major}.{minor}")
+    except cuda.Error as exc:
+        raise DrcnError(f"no CUDA GPU is usable here (pycuda: {exc})") from None
