@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # GPU runbook: latency and quality of every backend that works on this GPU machine, into one folder.
 #   benchmarks/gpu_runbook.sh [OUT_DIR] [DATASETS_DIR]      (from the repository root; ~5-7 minutes)
+# Smaller settings for a smoke test: TILES=32 FRAMES=64x48 REPEAT=2 PIPELINE=2 benchmarks/gpu_runbook.sh /tmp/x
 # Installs nothing it cannot have: drcn itself offline (no dependencies) if it is not importable yet.
 # PyTorch fp32 and fp16 always; TensorRT when `tensorrt` imports; ONNX Runtime when it has the CUDA provider.
 set -euo pipefail
 OUT=${1:-benchmarks/results/gpu}
 DATA=${2:-${DRCN_DATASETS:-../shared/datasets}}
 PY=${PYTHON:-python3}
+TILES=${TILES:-256,512}; FRAMES=${FRAMES:-1280x720,1920x1080}; REPEAT=${REPEAT:-20}; PIPELINE=${PIPELINE:-16}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 $PY -c "import drcn.benchmarks.cli" 2>/dev/null || $PY -m pip install -q --no-deps --no-build-isolation --no-index -e .
-bench() { $PY -m drcn.benchmarks.cli "$@"; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$OUT/gpu.csv" 2>&1 || true
 methods=torch
@@ -21,8 +22,8 @@ echo "backends: $methods" | tee "$OUT/backends.txt"
 
 quality_flag=()
 [ -d "$DATA/Set5" ] && quality_flag=(--quality "$DATA/Set5")
-timeout 300 $PY -m drcn.benchmarks.cli latency --method "$methods" --precision fp32,fp16 --tile 256,512 \
-  --batch 8 --repeat 20 --warmup 3 --frames 1280x720,1920x1080 --frame-repeat 5 --pipeline 16 \
+timeout 300 $PY -m drcn.benchmarks.cli latency --method "$methods" --precision fp32,fp16 --tile "$TILES" \
+  --batch 8 --repeat "$REPEAT" --warmup 3 --frames "$FRAMES" --frame-repeat 5 --pipeline "$PIPELINE" --overhead "$FRAMES" \
   "${quality_flag[@]}" --json "$OUT/latency.json" --md "$OUT/latency.md" --plot "$OUT/psnr_vs_latency.png" \
   2>&1 | tee "$OUT/latency.log"
 # Quality per backend that needs no prebuilt file (TensorRT's PSNR is in latency.json, with --quality).
