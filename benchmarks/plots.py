@@ -34,15 +34,21 @@ def recursion_figure(records: list[dict], path: Path) -> None:
 
 
 def psnr_latency_figure(records: list[dict], path: Path) -> None:
-    """One point per backend/precision: x = ms per tile, y = PSNR."""
+    """One point per backend/precision: x = ms per tile, y = PSNR (axis at least 0.2 dB tall, no offset
+    notation, so equal PSNRs look equal)."""
     plt = _pyplot()
+    points = [r for r in records if r.get("psnr") is not None]
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for r in records:
-        if r.get("psnr") is None:
-            continue
+    for i, r in enumerate(points):
         ax.scatter(r["median_ms"], r["psnr"], s=40)
         ax.annotate(f"{r['backend']} {r['precision']}", (r["median_ms"], r["psnr"]), textcoords="offset points",
-                    xytext=(5, 5), fontsize=8)
+                    xytext=(5, 6 + 11 * (i % 3)), fontsize=8)
+    if points:
+        values = [r["psnr"] for r in points]
+        middle, half = (max(values) + min(values)) / 2, max(0.1, (max(values) - min(values)) * 0.6)
+        ax.set_ylim(middle - half, middle + half)
+    ax.ticklabel_format(axis="y", useOffset=False)
+    ax.yaxis.set_major_formatter(plt.FormatStrFormatter("%.3f"))
     ax.set(xlabel=f"latency per {records[0]['tile']}² tile (ms, median)", ylabel="Y-PSNR (dB)",
            title="Quality versus latency by backend")
     fig.tight_layout()

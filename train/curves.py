@@ -8,6 +8,18 @@ from pathlib import Path
 from drcn.atomic import atomic_output
 
 
+def _smooth(values: list[float], window: int = 0) -> list[float]:
+    """Trailing moving average (window: 1/20 of the points by default) for a readable trend line."""
+    window = window or max(1, len(values) // 20)
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
 def plot_curves(log_path: Path, png_path: Path) -> None:
     if not log_path.is_file():
         return
@@ -22,8 +34,10 @@ def plot_curves(log_path: Path, png_path: Path) -> None:
     fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(11, 4))
     if train:
         steps = [r["step"] for r in train]
-        ax_loss.semilogy(steps, [r["loss"] for r in train], label="loss")
-        ax_loss.semilogy(steps, [r["mse_ensemble"] for r in train], label="MSE of ensemble", alpha=0.7)
+        ax_loss.semilogy(steps, [r["loss"] for r in train], color="tab:blue", alpha=0.25, linewidth=0.8)
+        ax_loss.semilogy(steps, _smooth([r["loss"] for r in train]), color="tab:blue", label="loss")
+        ax_loss.semilogy(steps, _smooth([r["mse_ensemble"] for r in train]), color="tab:orange",
+                         label="MSE of the ensemble")
         ax_loss.legend()
     ax_loss.set(xlabel="step", ylabel="loss", title="training loss")
     if val:

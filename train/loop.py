@@ -311,6 +311,8 @@ def train(model_config: ModelConfig, cfg: TrainConfig, resume: str | None = None
     stop = _StopRequest()
     model.train()
     window_start, window_patches = time.perf_counter(), 0
+    window_parts: dict[str, float] = {}   # loss terms summed over the steps since the last log line
+    window_steps = 0
     try:
         with stop.installed():
             while step < cfg.steps:
@@ -337,14 +339,20 @@ def train(model_config: ModelConfig, cfg: TrainConfig, resume: str | None = None
                     scheduler.step()
                 step += 1
                 window_patches += cfg.batch * dist_info.world
+                window_steps += 1
+                for key, value in parts.items():
+                    window_parts[key] = window_parts.get(key, 0.0) + value
                 if dist_info.main and (step % cfg.log_every == 0 or step == cfg.steps):
                     rate = window_patches / (time.perf_counter() - window_start)
                     window_start, window_patches = time.perf_counter(), 0
+                    means = {key: value / window_steps for key, value in window_parts.items()}
+                    window_parts, window_steps = {}, 0
                     lr = optimizer.param_groups[0]["lr"]
-                    _append_jsonl(log_path, {"step": step, **parts, "alpha": alpha, "lr": lr,
+                    # Loss terms are means over the logged window (one batch alone is too noisy to read).
+                    _append_jsonl(log_path, {"step": step, **means, "alpha": alpha, "lr": lr,
                                              "patches_per_s": rate})
                     if bar is not None:
-                        bar.set_postfix(loss=f"{parts['loss']:.2e}", alpha=f"{alpha:.2f}", lr=f"{lr:.1e}",
+                        bar.set_postfix(loss=f"{means['loss']:.2e}", alpha=f"{alpha:.2f}", lr=f"{lr:.1e}",
                                         patches_s=f"{rate:.0f}", refresh=False)
                 if bar is not None:
                     bar.update(1)
