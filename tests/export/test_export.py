@@ -177,3 +177,16 @@ def test_shipped_model_export_as_written(tmp_path, capsys):
     # One copy of the weights, whatever D is: the file is within 5% of parameters x 4 bytes.
     assert report.file_bytes <= 1.05 * config.num_parameters * 4
     onnx.checker.check_model(str(out), full_check=True)
+
+
+@pytest.mark.skipif(not default_weights_path().is_file(), reason="the shipped model is not in weights/")
+def test_shipped_onnx_is_the_export_of_the_shipped_weights():
+    from drcn.runtime.select import shipped_onnx_path
+
+    info = read_onnx_info(shipped_onnx_path())
+    assert info.weights_sha256 == file_sha256(default_weights_path()), "re-export weights/*.onnx"
+    x = smooth_test_input((1, 1, 45, 61))
+    got, _ = run_onnx(shipped_onnx_path(), x)
+    with torch.inference_mode():
+        want = load_model().eval()(torch.from_numpy(x)).numpy()
+    assert np.abs(got - want).max() <= 1e-4
