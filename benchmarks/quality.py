@@ -45,13 +45,18 @@ def shave_border(scale: float) -> int:
     return int(math.ceil(scale))
 
 
+def degraded_pair(hr: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """HR image -> (HR Y, network input), both (H, W) uint8: mod-crop, Y, MATLAB bicubic down and up."""
+    y = matlab.luma(matlab.modcrop(hr, scale))
+    return y, matlab.bicubic_degrade(y, scale)[1]
+
+
 def score_image(method: Method, hr: np.ndarray, scale: float) -> tuple[float, float]:
     """Degrade ``hr`` the paper's way, super-resolve it with ``method``, score Y against the HR Y.
 
     The prediction is rounded to uint8 before scoring, as the official test code does (``uint8(im_h * 255)``).
     """
-    y = matlab.luma(matlab.modcrop(hr, scale))
-    _, upscaled = matlab.bicubic_degrade(y, scale)
+    y, upscaled = degraded_pair(hr, scale)
     prediction = method.upscale_y(upscaled.astype(np.float32) / 255.0)
     prediction = matlab.quantize(prediction)
     border = shave_border(scale)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from drcn import matlab, metrics
-from drcn.benchmarks.quality import Dataset, shave_border
+from drcn.benchmarks.quality import Dataset, degraded_pair, shave_border
 from drcn.progress import Progress
 
 
@@ -24,8 +24,7 @@ def intermediate_psnr(model, dataset: Dataset, scale: float, device: str = "cpu"
     per_d, ensemble = [], []
     with Progress(f"recursions x{scale:g} {dataset.name}", len(dataset.images)) as progress, torch.inference_mode():
         for name, load in dataset.images:
-            y = matlab.luma(matlab.modcrop(load(), scale))
-            _, upscaled = matlab.bicubic_degrade(y, scale)
+            y, upscaled = degraded_pair(load(), scale)
             x = torch.from_numpy(upscaled.astype(np.float32) / 255.0)[None, None].to(device)
             output, predictions = model(x, return_intermediates=True)
             per_d.append([metrics.psnr(y, matlab.quantize(p[0, 0].float().cpu().numpy()), border) for p in predictions])

@@ -24,6 +24,7 @@ from drcn.config import ModelConfig
 from drcn.cpu import has_native_bf16
 from drcn.errors import DrcnError
 from drcn.model import DRCN
+from drcn.runtime.torch_backend import torch_device
 from drcn.train.checkpoint import load_checkpoint, save_checkpoint
 from drcn.train.data import PatchSet, PatchSpec
 from drcn.train.objective import alpha_at, drcn_loss
@@ -88,13 +89,11 @@ def setup_distributed(device_type: str) -> Distributed:
 
 
 def pick_device(requested: str, local_rank: int) -> torch.device:
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DrcnError(f"--device {requested}: no CUDA GPU is available to PyTorch")
-        return torch.device("cuda", local_rank if requested == "cuda" else torch.device(requested).index)
-    return torch.device(requested)
+    """The device of this process: a plain 'cuda' means this rank's GPU under torchrun."""
+    name = torch_device(requested)
+    if name == "cuda":
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
 
 
 def pick_precision(requested: str, device: torch.device) -> torch.dtype | None:
@@ -225,8 +224,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, resume: str | None = None
     """Train; returns the path of the best weights (``OUT/best.safetensors``)."""
     from drcn.train.curves import plot_curves
 
-    dist_info = setup_distributed("cuda" if cfg.device.startswith("cuda") or
-                                  (cfg.device == "auto" and torch.cuda.is_available()) else "cpu")
+    dist_info = setup_distributed("cuda" if torch_device(cfg.device).startswith("cuda") else "cpu")
     device = pick_device(cfg.device, dist_info.local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
