@@ -42,6 +42,17 @@ def scales(text: str) -> tuple[float, ...]:
     return tuple(scale(t) for t in text.split(","))
 
 
+def weights(text: str) -> tuple[float, ...]:
+    """Comma-separated non-negative weights with a positive sum, e.g. '2,1,1'."""
+    try:
+        values = tuple(float(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. 2,1,1")
+    if any(not (v >= 0 and v < float("inf")) for v in values) or sum(values) <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}': weights must be finite, >= 0 and not all 0")
+    return values
+
+
 def dims(form: str, example: str):
     """A validator for positive integers joined by 'x' in ``form``, e.g. dims("HxW", "1080x1920")."""
     count = len(form.split("x"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from drcn.argtypes import positive_int, scales
+from drcn.argtypes import positive_int, scales, weights
 from drcn.errors import ArgumentParser, DrcnError, cli_entry, require
 
 PROG = "drcn-train"
@@ -28,6 +28,9 @@ def build_parser() -> ArgumentParser:
     d.add_argument("--data", nargs="+", metavar="DIR", help="folders of HR training images (e.g. T91 BSD200)")
     d.add_argument("--val", metavar="DIR", help="folder of HR validation images (e.g. Set5)")
     d.add_argument("--scales", type=scales, help="training scales, e.g. 2 or 2,3,4 (default 2)")
+    d.add_argument("--scale-weights", type=weights, metavar="W,W,...",
+                   help="how often each of --scales is drawn, e.g. 2,1,1 for half x2 (default: in proportion "
+                        "to its patches); the best weights are chosen by the same weighted mean")
     d.add_argument("--patch", type=positive_int, help="patch size (default 41)")
     d.add_argument("--stride", type=positive_int, help="patch stride (default 21)")
     d.add_argument("--cache-dir", help="where prepared patches are cached (default ~/.cache/drcn/patches)")
@@ -77,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise DrcnError(f"--{flag} {value} does not match the checkpoint's {getattr(model_config, flag)}"
                                 f" ({args.resume})")
         stored = dict(state["train_config"])
-        stored["data"], stored["scales"] = tuple(stored["data"]), tuple(stored["scales"])
+        for key in ("data", "scales", "scale_weights"):
+            stored[key] = tuple(stored.get(key, ()))
         cfg = dataclasses.replace(TrainConfig(**stored), **overrides)
     else:
         if not args.data:
@@ -90,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise DrcnError(f"--{flag} {value} does not match --init {args.init} ({getattr(base, flag)})")
         model_config = ModelConfig(filters=args.filters or base.filters,
                                    recursions=args.recursions or base.recursions, scales=cfg.scales)
+    if cfg.scale_weights and len(cfg.scale_weights) != len(cfg.scales):
+        raise DrcnError(f"--scale-weights: {len(cfg.scale_weights)} weights for {len(cfg.scales)} scales "
+                        f"({','.join(f'{s:g}' for s in cfg.scales)}); give one per scale")
     if model_config.scales != tuple(cfg.scales):
         model_config = dataclasses.replace(model_config, scales=tuple(cfg.scales))
         if args.resume:

@@ -22,7 +22,7 @@ from drcn.errors import DrcnError
 from drcn.images import list_images, read_image
 from drcn.progress import Progress
 
-PIPELINE_VERSION = 1  # bump when the patch extraction changes, so old caches are not reused
+PIPELINE_VERSION = 2  # bump when the patch extraction changes, so old caches are not reused
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,11 +64,16 @@ def extract_patches(y: np.ndarray, scale: float, spec: PatchSpec) -> tuple[np.nd
     return inputs, targets
 
 
-def _image_patches(path: Path, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Patches of one file at every scale of ``spec`` (a top-level function, so worker processes can run it)."""
+def _image_patches(path: Path, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Patches of one file at every scale of ``spec`` (a top-level function, so worker processes can run it).
+
+    Returns:
+        (inputs, targets, scale_ids): (P, size, size) uint8 twice, and (P,) uint8 indices into ``spec.scales``.
+    """
     y = matlab.luma(read_image(path))
     pairs = [extract_patches(y, scale, spec) for scale in spec.scales]
-    return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+    ids = np.concatenate([np.full(len(p[0]), k, np.uint8) for k, p in enumerate(pairs)])
+    return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs]), ids
 
 
 class _InlineExecutor:
@@ -83,10 +88,16 @@ class _InlineExecutor:
 
 
 class PatchSet:
-    """Patches of one or more HR folders, as uint8 arrays ``inputs``/``targets`` of shape (P, size, size)."""
+    """Patches of one or more HR folders, as uint8 arrays ``inputs``/``targets`` of shape (P, size, size).
 
-    def __init__(self, inputs: np.ndarray, targets: np.ndarray, spec: PatchSpec):
+    ``scale_ids`` (P,) uint8 says which of ``spec.scales`` each patch was degraded with (all 0 if not given).
+    """
+
+    def __init__(self, inputs: np.ndarray, targets: np.ndarray, spec: PatchSpec,
+                 scale_ids: np.ndarray | None = None):
         self.inputs, self.targets, self.spec = inputs, targets, spec
+        self.scale_ids = np.zeros(len(inputs), np.uint8) if scale_ids is None else scale_ids
+        self._by_scale: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -99,23 +110,47 @@ class PatchSet:
         cache = cache_dir / f"{_cache_key(files, spec)}.npz"
         if cache.is_file():
             with np.load(cache) as data:
-                return cls(data["inputs"], data["targets"], spec)
-        inputs, targets = [], []
+                return cls(data["inputs"], data["targets"], spec, data["scale_ids"])
+        inputs, targets, scale_ids = [], [], []
         workers = min(len(files), os.cpu_count() or 1, 16)
         with Progress("preparing patches", len(files), enabled=None if show_progress else False) as progress, \
                 ProcessPoolExecutor(workers) if workers > 1 else _InlineExecutor() as pool:
-            for f, (i, t) in zip(files, pool.map(_image_patches, files, [spec] * len(files))):
+            for f, (i, t, k) in zip(files, pool.map(_image_patches, files, [spec] * len(files))):
                 if len(i):
                     inputs.append(i)
                     targets.append(t)
+                    scale_ids.append(k)
                 progress.update(extra=f.name)
         if not inputs:
             raise DrcnError(f"{', '.join(map(str, folders))}: no image is at least {spec.size}x{spec.size} "
                             f"pixels (after mod-crop), so no {spec.size}x{spec.size} patch can be taken")
-        patches = cls(np.concatenate(inputs), np.concatenate(targets), spec)
+        patches = cls(np.concatenate(inputs), np.concatenate(targets), spec, np.concatenate(scale_ids))
         with atomic_output(cache) as tmp:
-            np.savez(tmp, inputs=patches.inputs, targets=patches.targets)
+            np.savez(tmp, inputs=patches.inputs, targets=patches.targets, scale_ids=patches.scale_ids)
         return patches
+
+    def sample(self, rng: np.random.Generator, n: int, scale_weights: tuple[float, ...] = ()) -> np.ndarray:
+        """``n`` random patch indices (with replacement).
+
+        Without ``scale_weights`` every patch is equally likely (so each scale in proportion to its patches);
+        with them (one weight per ``spec.scales``), a scale is drawn by its weight, then a patch of that scale.
+        """
+        if not scale_weights:
+            return rng.integers(0, len(self), size=n)
+        if len(scale_weights) != len(self.spec.scales):
+            raise DrcnError(f"{len(scale_weights)} scale weights for {len(self.spec.scales)} scales "
+                            f"{self.spec.scales}: give one weight per scale")
+        if self._by_scale is None:
+            self._by_scale = [np.flatnonzero(self.scale_ids == k) for k in range(len(self.spec.scales))]
+        weights = np.array(scale_weights, np.float64) * [len(ix) > 0 for ix in self._by_scale]
+        if weights.sum() <= 0:
+            raise DrcnError(f"no patches at any weighted scale of {self.spec.scales}")
+        chosen = rng.choice(len(weights), size=n, p=weights / weights.sum())
+        out = np.empty(n, np.int64)
+        for k, members in enumerate(self._by_scale):
+            sel = chosen == k
+            out[sel] = members[rng.integers(0, len(members), size=int(sel.sum()))] if sel.any() else 0
+        return out
 
     def batch(self, indices: np.ndarray, transforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Patches ``indices`` with dihedral ``transforms`` (0..7: rot90 k = t % 4, then flip if t >= 4).

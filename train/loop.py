@@ -39,6 +39,7 @@ class TrainConfig:
     out: str = "runs/drcn"
     val: str | None = None
     scales: tuple[float, ...] = (2.0,)
+    scale_weights: tuple[float, ...] = ()  # sampling weight per scale; () = every patch equally likely
     patch: int = 41
     stride: int = 21
     batch: int = 64                 # per process
@@ -154,6 +155,13 @@ def validate(model: DRCN, folder: str, scales, device: torch.device) -> dict[str
     result = {f"x{s:g}": summarise(evaluate(_ModelMethod(model, device), dataset, s))["psnr"] for s in scales}
     model.train(was_training)
     return result
+
+
+def selection_psnr(scores: dict[str, float], scale_weights: tuple[float, ...] = ()) -> float:
+    """What the best weights are chosen by: the mean validation PSNR over scales, weighted by
+    ``scale_weights`` when given (the same emphasis as the training batches)."""
+    weights = scale_weights or (1.0,) * len(scores)
+    return sum(w * v for w, v in zip(weights, scores.values())) / sum(weights)
 
 
 def _append_jsonl(path: Path, record: dict) -> None:
@@ -287,7 +295,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, resume: str | None = None
         psnr = torch.zeros(1)
         if dist_info.main:
             scores = validate(model, cfg.val, cfg.scales, device)
-            psnr[0] = sum(scores.values()) / len(scores)
+            psnr[0] = selection_psnr(scores, cfg.scale_weights)
             _append_jsonl(log_path, {"step": step, "val_psnr": scores})
             if psnr.item() > best_psnr:
                 best_psnr = psnr.item()
@@ -295,7 +303,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, resume: str | None = None
                                                 "version": __version__})
             plot_curves(log_path, out / "curves.png")
             print(f"\nstep {step}: validation Y-PSNR {json.dumps({k: round(v, 3) for k, v in scores.items()})}"
-                  f" (best mean {best_psnr:.3f})", flush=True)
+                  f" (best {'weighted ' if cfg.scale_weights else ''}mean {best_psnr:.3f})", flush=True)
         if dist_info.world > 1:
             torch.distributed.broadcast(psnr, 0)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -315,7 +323,7 @@ def train(model_config: ModelConfig, cfg: TrainConfig, resume: str | None = None
         with stop.installed():
             while step < cfg.steps:
                 # The same generator on every rank: each takes its own slice of one global batch.
-                indices = rng.integers(0, len(patches), size=cfg.batch * dist_info.world)
+                indices = patches.sample(rng, cfg.batch * dist_info.world, tuple(cfg.scale_weights))
                 transforms = rng.integers(0, 8, size=cfg.batch * dist_info.world)
                 mine = slice(dist_info.rank * cfg.batch, (dist_info.rank + 1) * cfg.batch)
                 x, y = patches.batch(indices[mine], transforms[mine])

@@ -52,6 +52,20 @@ def test_run_writes_everything(image_folder, tmp_path):
     assert (cfg.filters, cfg.recursions, cfg.scales) == (8, 3, (2.0, 3.0))
 
 
+def test_scale_weights_choose_batches_and_best(image_folder, tmp_path):
+    # Weight 0 on x3: every batch is x2, and the best weights are chosen by x2 alone.
+    assert cli.main(train_args(image_folder, tmp_path, "w", "--steps", "6", "--val", str(image_folder),
+                               "--val-every", "2", "--scales", "2,3", "--scale-weights", "1,0")) == 0
+    records = [json.loads(line) for line in (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()]
+    vals = [r for r in records if "val_psnr" in r]
+    best_step = max(vals, key=lambda r: r["val_psnr"]["x2"])["step"]
+    from drcn.weights import read_metadata
+
+    assert int(read_metadata(tmp_path / "w" / "best.safetensors")["drcn.step"]) == best_step
+    saved = json.loads((tmp_path / "w" / "train_config.json").read_text())["train"]
+    assert saved["scale_weights"] == [1.0, 0.0]
+
+
 def test_resume_equals_uninterrupted_run(image_folder, tmp_path):
     assert cli.main(train_args(image_folder, tmp_path, "straight", "--steps", "6")) == 0
     assert cli.main(train_args(image_folder, tmp_path, "split", "--steps", "3")) == 0
@@ -99,6 +113,8 @@ def test_bad_input(image_folder, tmp_path):
         ([], "--data"),
         (["--resume", str(tmp_path / "nope.pt")], "no such checkpoint"),
         (train_args(image_folder, tmp_path, "r", "--scales", "1"), "scale must be greater than 1"),
+        (train_args(image_folder, tmp_path, "r", "--scales", "2,3", "--scale-weights", "1"), "2 scales"),
+        (train_args(image_folder, tmp_path, "r", "--scale-weights", "0,0"), "not all 0"),
     ]
     for args, message in cases:
         result = run_train(*args)

@@ -51,3 +51,29 @@ def test_batch_augmentation_is_consistent():
 def test_images_smaller_than_a_patch(image_folder, tmp_path):
     with pytest.raises(DrcnError, match="at least 64x64"):
         data.PatchSet.from_folders([image_folder], data.PatchSpec((2.0,), 64, 32), cache_dir=tmp_path)
+
+
+def test_patches_know_their_scale(image_folder, tmp_path):
+    spec = data.PatchSpec(scales=(2.0, 3.0), size=16, stride=8)
+    patches = data.PatchSet.from_folders([image_folder], spec, cache_dir=tmp_path)
+    alone = data.PatchSet.from_folders([image_folder], data.PatchSpec((3.0,), 16, 8), cache_dir=tmp_path)
+    x3 = patches.scale_ids == 1
+    assert 0 < x3.sum() < len(patches)
+    np.testing.assert_array_equal(np.sort(patches.inputs[x3].reshape(len(alone), -1), axis=0),
+                                  np.sort(alone.inputs.reshape(len(alone), -1), axis=0))
+    cached = data.PatchSet.from_folders([image_folder], spec, cache_dir=tmp_path)
+    np.testing.assert_array_equal(cached.scale_ids, patches.scale_ids)
+
+
+def test_scale_weights_set_how_often_each_scale_is_drawn():
+    ids = np.array([0] * 900 + [1] * 50 + [2] * 50, np.uint8)  # x2 has 18x the patches of x3 or x4
+    patches = data.PatchSet(np.zeros((1000, 3, 3), np.uint8), np.zeros((1000, 3, 3), np.uint8),
+                            data.PatchSpec((2.0, 3.0, 4.0), 3, 1), ids)
+    rng = np.random.default_rng(0)
+    uniform = ids[patches.sample(rng, 20_000)]
+    assert abs((uniform == 0).mean() - 0.9) < 0.02  # every patch equally likely
+    weighted = ids[patches.sample(rng, 20_000, (2.0, 1.0, 1.0))]
+    np.testing.assert_allclose(np.bincount(weighted, minlength=3) / 20_000, [0.5, 0.25, 0.25], atol=0.02)
+    assert set(np.unique(patches.sample(rng, 5000, (0.0, 1.0, 0.0)))) <= set(range(900, 950))
+    with pytest.raises(DrcnError, match="one weight per scale"):
+        patches.sample(rng, 4, (1.0, 1.0))

@@ -22,3 +22,12 @@ def test_loss_mixes_supervision_and_ensemble():
         loss, parts = drcn_loss(output, preds, target, alpha)
         assert loss.item() == pytest.approx((alpha * per_d + (1 - alpha) * ens).item(), rel=1e-6)
     assert parts["mse_intermediate"] == pytest.approx(per_d.item(), rel=1e-6)
+
+
+def test_selection_psnr_weights_scales():
+    from drcn.train.loop import selection_psnr
+
+    scores = {"x2": 36.0, "x3": 32.0, "x4": 30.0}
+    assert selection_psnr(scores) == pytest.approx(98 / 3)
+    assert selection_psnr(scores, (2.0, 1.0, 1.0)) == pytest.approx((72 + 32 + 30) / 4)
+    assert selection_psnr(scores, (1.0, 0.0, 0.0)) == 36.0
