@@ -55,6 +55,8 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--log-every", type=positive_int)
     r.add_argument("--val-every", type=positive_int)
     r.add_argument("--checkpoint-every", type=positive_int)
+    r.add_argument("--snapshot-every", type=positive_int, metavar="N",
+                   help="also keep the weights every N steps as OUT/snapshots/step-*.safetensors (drcn-average)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

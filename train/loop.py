@@ -59,6 +59,7 @@ class TrainConfig:
     log_every: int = 50
     val_every: int = 1000
     checkpoint_every: int = 500
+    snapshot_every: int = 0         # also keep the weights every N steps in OUT/snapshots (for drcn-average)
     cache_dir: str | None = None
     init: str | None = None         # start from these weights (fine-tuning) instead of a fresh initialisation
 
@@ -373,6 +374,9 @@ def train(model_config: ModelConfig, cfg: TrainConfig, resume: str | None = None
                     raise KeyboardInterrupt
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                     checkpoint()
+                if cfg.snapshot_every and step % cfg.snapshot_every == 0 and dist_info.main:
+                    save_weights(out / "snapshots" / f"step-{step:07d}.safetensors", model,
+                                 {"step": step, "version": __version__})
     except KeyboardInterrupt:
         if not stop.requested and dist_info.main:  # a second Ctrl-C: the step in flight is lost
             print(f"\ndrcn-train: stopped mid-step; the last checkpoint is {ckpt_path}", flush=True)

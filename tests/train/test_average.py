@@ -53,3 +53,19 @@ def test_bad_input(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert result.returncode != 0 and len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "o.safetensors").exists()  # nothing half-written
+
+
+def test_training_snapshots_average(image_folder, tmp_path):
+    from drcn.train import cli
+
+    assert cli.main(["--data", str(image_folder), "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "c"),
+                     "--filters", "4", "--recursions", "2", "--batch", "2", "--patch", "17", "--steps", "4",
+                     "--optimizer", "adam", "--lr", "1e-3", "--no-progress", "--snapshot-every", "2"]) == 0
+    snaps = sorted((tmp_path / "run" / "snapshots").glob("*.safetensors"))
+    assert [p.name for p in snaps] == ["step-0000002.safetensors", "step-0000004.safetensors"]
+    final = load_model(tmp_path / "run" / "best.safetensors").state_dict()  # no --val: the last weights
+    torch.testing.assert_close(load_model(snaps[-1]).state_dict(), final, rtol=0, atol=0)
+    mean = average.average_weights(snaps).state_dict()
+    first = load_model(snaps[0]).state_dict()
+    for key in final:
+        torch.testing.assert_close(mean[key], (first[key] + final[key]) / 2)
