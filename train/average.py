@@ -30,10 +30,7 @@ def _read_state(path: Path):
         return model.config, model.state_dict()
     from drcn.train.checkpoint import read_checkpoint
 
-    try:
-        state = read_checkpoint(path)
-    except DrcnError as exc:  # read_checkpoint speaks of --resume; here the file is an input
-        raise DrcnError(str(exc).replace("--resume ", "")) from None
+    state = read_checkpoint(path, option="")
     return ModelConfig.from_dict(state["model_config"]), state["model"]
 
 

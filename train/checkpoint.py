@@ -28,16 +28,18 @@ def save_checkpoint(path: Path, *, model_config: ModelConfig, train_config, mode
         torch.save(state, tmp)
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict:
+def read_checkpoint(path: str | os.PathLike, option: str = "--resume") -> dict:
+    """The checkpoint at ``path``; errors name it as the value of ``option`` ('' for a plain input file)."""
     path = Path(path)
+    name = f"{option} {path}" if option else str(path)
     if not path.is_file():
-        raise DrcnError(f"--resume {path}: no such checkpoint")
+        raise DrcnError(f"{name}: no such checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a corrupt or foreign file: say which and why, in one line
-        raise DrcnError(f"--resume {path}: not a readable drcn checkpoint ({str(exc).splitlines()[0]})") from None
+        raise DrcnError(f"{name}: not a readable drcn checkpoint ({str(exc).splitlines()[0]})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise DrcnError(f"--resume {path}: not a drcn checkpoint (format {FORMAT})")
+        raise DrcnError(f"{name}: not a drcn checkpoint (format {FORMAT})")
     return state
 
 

@@ -149,7 +149,8 @@ class PatchSet:
         out = np.empty(n, np.int64)
         for k, members in enumerate(self._by_scale):
             sel = chosen == k
-            out[sel] = members[rng.integers(0, len(members), size=int(sel.sum()))] if sel.any() else 0
+            if sel.any():  # a scale without patches has weight 0 and is never chosen
+                out[sel] = members[rng.integers(0, len(members), size=int(sel.sum()))]
         return out
 
     def batch(self, indices: np.ndarray, transforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
