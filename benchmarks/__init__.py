@@ -1,1 +1,1 @@
-"""drcn.benchmarks: quality (PSNR/SSIM) and, later, latency measurements; the ``drcn-bench`` command."""
+"""drcn.benchmarks: quality (PSNR/SSIM), latency, recursion sweeps and their tables and plots; ``drcn-bench``."""

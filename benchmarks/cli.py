@@ -1,7 +1,7 @@
 """``drcn-bench``: measure what the toolkit produces.
 
     drcn-bench quality [DIR ...] --scale 2,3,4 --method bicubic,torch,onnxruntime [--json FILE] [--md FILE]
-    drcn-bench latency --method onnxruntime,torch --tile 256 [--json FILE] [--md FILE]
+    drcn-bench latency --method onnxruntime,torch --tile 256 [--full] [--json FILE] [--md FILE]
     drcn-bench sweep DIR --scale 2                      # PSNR and latency for --depth d = 1..D
     drcn-bench recursions [DIR ...] --scale 2           # PSNR of each intermediate prediction
 """
@@ -9,51 +9,25 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from drcn import atomic
-from drcn.argtypes import scale, scales
+from drcn.argtypes import frame_sizes, names, non_negative_int, positive_int, positive_ints, scale, scales
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 
 PROG = "drcn-bench"
 
 
-def scale_list(text: str) -> list[float]:
-    return list(scales(text))
+def _add_outputs(p, *, md: bool = True) -> None:
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-' = stdout)")
+    if md:
+        p.add_argument("--md", metavar="FILE", help="also write the table as Markdown")
 
 
-def name_list(text: str) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("give at least one name")
-    return names
-
-
-def int_list(text: str) -> list[int]:
-    try:
-        values = [int(t) for t in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of integers") from None
-    if any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"values must be 0 or more, got {text}")
-    return values
-
-
-def frame_list(text: str) -> list[tuple[int, int]]:
-    if text.lower() == "none":
-        return []
-    try:
-        return [tuple(int(v) for v in t.lower().split("x"))[::-1] for t in text.split(",")]  # (H, W)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not WxH[,WxH...], e.g. 1280x720") from None
-
-
-def build_parser() -> ArgumentParser:
+def _add_quality_parser(sub) -> None:
     from drcn.benchmarks import methods
-
-    parser = ArgumentParser(prog=PROG, description="Quality and speed measurements for DRCN.")
-    sub = parser.add_subparsers(dest="command", required=True)
 
     q = sub.add_parser("quality", help="Y-PSNR and SSIM on HR image folders (paper conventions)",
                        description="Evaluate methods on folders of HR images: each image is mod-cropped, "
@@ -61,19 +35,22 @@ def build_parser() -> ArgumentParser:
                                    "with a border of `scale` pixels shaved.")
     q.add_argument("folders", nargs="*", metavar="DIR",
                    help="folders of HR images; none = scikit-image's bundled sample photos")
-    q.add_argument("--scale", type=scale_list, default=[2.0], help="factor(s) > 1, e.g. 2 or 2,3,4 (default 2)")
-    q.add_argument("--method", type=name_list, default=["bicubic"],
+    q.add_argument("--scale", type=scales, default=(2.0,), help="factor(s) > 1, e.g. 2 or 2,3,4 (default 2)")
+    q.add_argument("--method", type=names, default=["bicubic"],
                    help=f"one or more of: {', '.join(methods.available())} (comma-separated)")
     q.add_argument("--weights", help="safetensors weights for --method torch (default: the shipped model)")
-    q.add_argument("--onnx", help="ONNX file for --method onnxruntime (default: model.onnx here, else shipped)")
+    q.add_argument("--onnx", help="ONNX file for the ONNX methods (default: model.onnx here, else shipped)")
     q.add_argument("--engine", help="TensorRT engine for --method tensorrt (default: model.engine here)")
-    q.add_argument("--tile", type=int, default=0, help="runtime methods: tile side, 0 = whole images (default)")
+    q.add_argument("--tile", type=non_negative_int, default=0,
+                   help="runtime methods: tile side, 0 = whole images (default)")
+    q.add_argument("--batch", type=positive_int, default=4, help="runtime methods: tiles per call (default 4)")
     q.add_argument("--device", default="auto", help="PyTorch device for --method torch (auto, cpu, cuda)")
-    q.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-' = stdout)")
-    q.add_argument("--md", metavar="FILE", help="also write the table as Markdown")
+    _add_outputs(q)
     q.add_argument("--per-image", action="store_true", help="print every image's scores too")
     q.set_defaults(run=run_quality)
 
+
+def _add_recursions_parser(sub) -> None:
     r = sub.add_parser("recursions", help="PSNR of each of the D intermediate predictions and the ensemble",
                        description="Recursive supervision check: Y-PSNR of every intermediate prediction "
                                    "y_d = reconstruct(H_d) + x, d = 1..D, and of their learned ensemble.")
@@ -81,49 +58,72 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--scale", type=scale, default=2.0, help="upscaling factor > 1 (default 2)")
     r.add_argument("--weights", help="safetensors weights (default: the shipped model)")
     r.add_argument("--device", default="auto", help="PyTorch device (auto, cpu, cuda)")
-    r.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-' = stdout)")
+    _add_outputs(r, md=False)
     r.set_defaults(run=run_recursions)
 
-    lat = sub.add_parser("latency", help="latency per tile and per frame, tiling overhead, pipeline efficiency",
-                         description="Time each backend and precision: per tile (median, p90, output Mpx/s), "
-                                     "per frame through exact tiling, the tiling overhead against its "
-                                     "theoretical area ratio, and drcn-run's pipeline against compute alone.")
-    lat.add_argument("--method", type=name_list, default=["onnxruntime", "torch"],
-                     help="backends: onnxruntime, torch, tensorrt (comma-separated)")
-    lat.add_argument("--precision", type=name_list, default=["fp32"], help="fp32, fp16, bf16 (comma-separated)")
-    lat.add_argument("--tile", type=int_list, default=[256], help="tile side(s) (default 256)")
-    lat.add_argument("--batch", type=int, default=4, help="tiles per call (default 4)")
-    lat.add_argument("--repeat", type=int, default=10, help="timed repetitions (default 10)")
-    lat.add_argument("--warmup", type=int, default=2, help="untimed warm-up calls (default 2)")
-    lat.add_argument("--frames", type=frame_list, default=frame_list("1280x720,1920x1080"),
-                     help="output frame sizes to time, WxH list or 'none' (default 1280x720,1920x1080)")
-    lat.add_argument("--frame-repeat", type=int, default=3, help="timed repetitions per frame (default 3)")
-    lat.add_argument("--overhead", type=frame_list, default=frame_list("640x360"),
-                     help="frame for the tiled-vs-whole overhead check, WxH or 'none' (default 640x360)")
-    lat.add_argument("--pipeline", type=int, default=8,
-                     help="frames for the drcn-run pipeline efficiency check, 0 = skip (default 8)")
+
+def _add_latency_parser(sub) -> None:
+    from drcn.benchmarks.latency_report import FULL_REPORT, LatencyRequest
+
+    quick, full = LatencyRequest(), FULL_REPORT
+    lat = sub.add_parser("latency", help="latency per tile (quick); per frame, tiling overhead, pipeline (--full)",
+                         description="Time each backend and precision per tile (median, p90, output Mpx/s): about "
+                                     "a minute on a 2-core CPU. --full adds whole frames through exact tiling, the "
+                                     "tiling overhead against its theoretical area ratio, and drcn-run's pipeline "
+                                     "against compute alone (many minutes on a CPU).")
+    lat.add_argument("--method", type=names, default=list(quick.methods),
+                     help="backends: onnxruntime, openvino, torch, tensorrt (comma-separated; default "
+                          f"{','.join(quick.methods)})")
+    lat.add_argument("--precision", type=names, default=list(quick.precisions),
+                     help="fp32, fp16, bf16, auto (comma-separated; default fp32)")
+    lat.add_argument("--tile", type=positive_ints, default=list(quick.tiles), help="tile side(s) (default 256)")
+    lat.add_argument("--batch", type=positive_int, default=quick.batch, help="tiles per call (default 4)")
+    lat.add_argument("--full", action="store_true",
+                     help="the long report: frames 1280x720 and 1920x1080, overhead on 640x360, an 8-frame pipeline "
+                          "check, 10 repetitions")
+    lat.add_argument("--repeat", type=positive_int,
+                     help=f"timed repetitions (default {quick.repeat}; --full {full['repeat']})")
+    lat.add_argument("--warmup", type=non_negative_int,
+                     help=f"untimed warm-up calls (default {quick.warmup}; --full {full['warmup']})")
+    lat.add_argument("--frames", type=frame_sizes, metavar="WxH[,WxH]",
+                     help="output frame sizes to time through tiling, or 'none' (default none; --full 1280x720,"
+                          "1920x1080)")
+    lat.add_argument("--frame-repeat", type=positive_int, default=quick.frame_repeat,
+                     help="timed repetitions per frame (default 3)")
+    lat.add_argument("--overhead", type=frame_sizes, metavar="WxH",
+                     help="frame for the tiled-vs-whole overhead check, or 'none' (default none; --full 640x360)")
+    lat.add_argument("--pipeline", type=non_negative_int,
+                     help="frames for the drcn-run pipeline efficiency check, 0 = skip (default 0; --full 8)")
     lat.add_argument("--unfolded", action="store_true",
                      help="onnxruntime: also time the graph exported with --no-fold (the folding's speed-up)")
     lat.add_argument("--quality", metavar="DIR", help="also measure x2 PSNR on DIR per variant (for the plot)")
     lat.add_argument("--weights", help="safetensors weights (default: the shipped model)")
     lat.add_argument("--device", default="auto", help="PyTorch device (auto, cpu, cuda)")
-    lat.add_argument("--json", metavar="FILE", help="write the records as JSON ('-' = stdout)")
-    lat.add_argument("--md", metavar="FILE", help="write the table as Markdown")
+    _add_outputs(lat)
     lat.add_argument("--plot", metavar="PNG", help="with --quality: PSNR-versus-latency plot")
     lat.set_defaults(run=run_latency)
 
+
+def _add_sweep_parser(sub) -> None:
     s = sub.add_parser("sweep", help="PSNR and latency for --depth d = 1..D (recursion versus performance)")
     s.add_argument("folder", metavar="DIR", help="HR images for the PSNR (e.g. Set5)")
     s.add_argument("--scale", type=scale, default=2.0, help="upscaling factor (default 2)")
-    s.add_argument("--tile", type=int, default=256, help="tile side for the latency (default 256)")
-    s.add_argument("--batch", type=int, default=4, help="tiles per call (default 4)")
-    s.add_argument("--repeat", type=int, default=5, help="timed repetitions (default 5)")
-    s.add_argument("--warmup", type=int, default=1, help="untimed warm-up calls (default 1)")
+    s.add_argument("--tile", type=positive_int, default=256, help="tile side for the latency (default 256)")
+    s.add_argument("--batch", type=positive_int, default=4, help="tiles per call (default 4)")
+    s.add_argument("--repeat", type=positive_int, default=5, help="timed repetitions (default 5)")
+    s.add_argument("--warmup", type=non_negative_int, default=1, help="untimed warm-up calls (default 1)")
     s.add_argument("--weights", help="safetensors weights (default: the shipped model)")
     s.add_argument("--calib", nargs="+", metavar="DIR", help="training folders for the --depth refit")
-    s.add_argument("--json", metavar="FILE", help="write the records as JSON ('-' = stdout)")
+    _add_outputs(s, md=False)
     s.add_argument("--plot", metavar="PNG", help="write the recursion-versus-performance figure")
     s.set_defaults(run=run_sweep)
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog=PROG, description="Quality and speed measurements for DRCN.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_quality_parser, _add_recursions_parser, _add_latency_parser, _add_sweep_parser):
+        add(sub)
     return parser
 
 
@@ -138,43 +138,36 @@ def write_json(target: str, data) -> None:
 
 
 def _datasets(folders: list[str]):
-    from drcn.benchmarks import quality
+    from drcn import evaluation
 
     # Resolve every folder before any (possibly slow) model loads, so a typo fails at once.
-    datasets = [quality.folder_dataset(f) for f in folders] or [quality.sample_dataset()]
-    names = [d.name for d in datasets]
-    if len(set(names)) != len(names):
-        raise DrcnError(f"two folders share a name ({', '.join(names)}): results are keyed by folder name")
+    datasets = [evaluation.folder_dataset(f) for f in folders] or [evaluation.sample_dataset()]
+    names_ = [d.name for d in datasets]
+    if len(set(names_)) != len(names_):
+        raise DrcnError(f"two folders share a name ({', '.join(names_)}): results are keyed by folder name")
     return datasets
 
 
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def run_quality(args: argparse.Namespace) -> int:
-    from drcn.benchmarks import methods, quality, tables
+    from drcn.benchmarks import methods, tables
+    from drcn.benchmarks.quality_report import QualityRequest, measure_quality
 
     datasets = _datasets(args.folders)
-    names = list(dict.fromkeys(args.method))
-    for name in names:
-        if name not in methods.available():
-            raise DrcnError(f"--method: unknown method '{name}' (choose from {', '.join(methods.available())})")
-    runtime = [n for n in names if n not in ("bicubic", "torch")]
-    if runtime and "torch" not in names and _has_torch():
-        names.append("torch")  # every backend is reported against the PyTorch reference
     options = methods.MethodOptions(weights=args.weights, device=args.device, onnx=args.onnx, engine=args.engine,
-                                    tile=args.tile)
+                                    tile=args.tile, batch=args.batch)
+    request = QualityRequest(tuple(datasets), tuple(args.method), tuple(args.scale), options)
     out = sys.stderr if args.json == "-" else sys.stdout
-    results: dict = {}
-    for name in names:
-        method = methods.create(name, options)
-        results[name] = {}
-        for factor in args.scale:
-            results[name][f"x{factor:g}"] = {}
-            for dataset in datasets:
-                scores = quality.evaluate(method, dataset, factor)
-                if args.per_image:
-                    for s in scores:
-                        print(f"  {name} x{factor:g} {dataset.name}/{s.name}: {s.psnr:.3f} dB {s.ssim:.4f}", file=out)
-                results[name][f"x{factor:g}"][dataset.name] = quality.summarise(scores)
-    reference = "torch" if "torch" in names and len(names) > 1 else None
+
+    def on_image(method, factor, dataset, s):
+        if args.per_image:
+            print(f"  {method} x{factor:g} {dataset}/{s.name}: {s.psnr:.3f} dB {s.ssim:.4f}", file=out)
+
+    results = measure_quality(request, on_image)
+    reference = "torch" if "torch" in results and len(results) > 1 else None
     headers, rows = tables.quality_rows(results, reference)
     print("Y-PSNR (dB) / SSIM, border = scale pixels shaved; images: "
           + ", ".join(f"{d.name} {len(d.images)}" for d in datasets), file=out)
@@ -182,23 +175,17 @@ def run_quality(args: argparse.Namespace) -> int:
     if args.md:
         atomic.write_text(Path(args.md), tables.markdown(headers, rows))
     if args.json:
-        single = len(names) == 1 and len(args.scale) == 1
+        single = len(results) == 1 and len(args.scale) == 1
         write_json(args.json, next(iter(next(iter(results.values())).values())) if single else results)
     return 0
 
 
-def _has_torch() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("torch") is not None
-
-
 def run_recursions(args: argparse.Namespace) -> int:
-    from drcn.errors import require
+    from drcn.optional import require
 
     require("torch", "drcn-bench recursions", "pip install 'drcn[torch]'")
-    from drcn.runtime.torch_backend import torch_device
     from drcn.benchmarks.recursions import intermediate_psnr
+    from drcn.devices import torch_device
     from drcn.weights import load_model
 
     datasets = _datasets(args.folders)
@@ -219,10 +206,50 @@ def run_recursions(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_latency(args: argparse.Namespace) -> int:
-    from drcn.benchmarks.latency_report import measure_all
+def latency_request(args: argparse.Namespace):
+    """The typed request for ``drcn-bench latency``: quick defaults, --full's where asked, explicit options win."""
+    from drcn.benchmarks.latency_report import FULL_REPORT, LatencyRequest
+    from drcn.runtime.backend import BACKENDS
 
-    return measure_all(args)
+    for method in args.method:
+        if method not in BACKENDS:
+            raise DrcnError(f"--method: unknown backend '{method}' (choose from {', '.join(BACKENDS)})")
+    values = dict(FULL_REPORT) if args.full else {}
+    values.update({k: v for k, v in (("repeat", args.repeat), ("warmup", args.warmup), ("pipeline", args.pipeline))
+                   if v is not None})
+    if args.frames is not None:
+        values["frames"] = tuple(args.frames)
+    if args.overhead is not None:  # [] is 'none'
+        values["overhead"] = args.overhead[0] if args.overhead else None
+    if args.plot and not args.quality:
+        raise DrcnError("--plot draws PSNR against latency: give --quality DIR too")
+    return dataclasses.replace(
+        LatencyRequest(), methods=tuple(args.method), precisions=tuple(args.precision), tiles=tuple(args.tile),
+        batch=args.batch, frame_repeat=args.frame_repeat, unfolded=args.unfolded, quality=args.quality,
+        weights=args.weights, device=args.device, **values)
+
+
+def run_latency(args: argparse.Namespace) -> int:
+    from drcn.benchmarks import tables
+    from drcn.benchmarks.latency_report import latency_rows, measure_latency
+
+    request = latency_request(args)
+    if request.quality:
+        _datasets([request.quality])
+    if not args.full:
+        _log(f"{PROG} latency: quick report (per tile only); --full adds frames, tiling overhead and the pipeline")
+    records = measure_latency(request, _log)
+    headers, rows = latency_rows(records)
+    print(tables.plain(headers, rows), end="", file=sys.stderr if args.json == "-" else sys.stdout)
+    if args.md:
+        atomic.write_text(Path(args.md), tables.markdown(headers, rows))
+    if args.json:
+        write_json(args.json, records)
+    if args.plot:
+        from drcn.benchmarks.plots import psnr_latency_figure
+
+        psnr_latency_figure(records, Path(args.plot))
+    return 0
 
 
 def run_sweep(args: argparse.Namespace) -> int:
@@ -231,7 +258,7 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     _datasets([args.folder])
     records = recursion_sweep(args.folder, args.scale, args.tile, args.batch, args.repeat, args.warmup,
-                              args.weights, args.calib, progress=lambda m: print(m, flush=True))
+                              args.weights, args.calib, progress=_log)
     if args.json:
         write_json(args.json, records)
     if args.plot:

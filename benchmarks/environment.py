@@ -9,9 +9,10 @@ import platform
 
 from drcn import __version__
 from drcn.cpu import cpu_name, has_native_bf16
+from drcn.errors import DrcnError
 
-PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "torch", "tensorrt", "opencv-python-headless",
-            "onnx")
+PACKAGES = ("numpy", "onnxruntime", "onnxruntime-gpu", "openvino", "torch", "tensorrt", "tensorrt_rtx",
+            "opencv-python-headless", "onnx", "av", "ray")
 
 
 def _version(package: str) -> str | None:
@@ -22,13 +23,14 @@ def _version(package: str) -> str | None:
 
 
 def gpu_name() -> str | None:
-    """The first CUDA GPU's name via PyTorch, only if PyTorch is already imported (never imports it)."""
-    import sys
+    """The first CUDA GPU's name through the CUDA bindings (as the TensorRT backend sees it); None without a
+    usable GPU or bindings. The same answer whatever was imported before."""
+    from drcn.runtime.cuda_memory import query_gpu
 
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return None
+    try:
+        return query_gpu().name
+    except DrcnError:
+        return None
 
 
 def environment() -> dict:
@@ -47,12 +49,9 @@ def environment() -> dict:
 
 
 def _threads() -> dict:
-    """Thread settings that change CPU timings: environment caps and, if loaded, PyTorch's intra-op pool."""
-    import sys
-
+    """Thread settings that change CPU timings: the environment's caps and the cores this process may use."""
     threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
                if k in os.environ}
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        threads["torch_intra_op"] = torch.get_num_threads()
+    if hasattr(os, "sched_getaffinity"):
+        threads["usable_cores"] = len(os.sched_getaffinity(0))
     return threads

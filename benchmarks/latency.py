@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from drcn.export.checks import smooth_test_input
+from drcn.testinputs import smooth_test_input
 from drcn.runtime.tiling import plan, run_tiled
 
 

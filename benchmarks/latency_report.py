@@ -1,94 +1,114 @@
-"""``drcn-bench latency``: measure every requested backend x precision x tile and report it."""
+"""``drcn-bench latency``: measure every requested backend x precision x tile; returns records (the CLI prints)."""
 
 from __future__ import annotations
 
-import sys
+import dataclasses
 import tempfile
 from pathlib import Path
+from typing import Callable
 
-from drcn import atomic
-from drcn.benchmarks import latency, tables, variants
+from drcn import evaluation
+from drcn.benchmarks import latency, variants
 from drcn.benchmarks.environment import environment
+from drcn.benchmarks.pipeline_bench import make_frames, pipeline_efficiency
 from drcn.errors import DrcnError
+from drcn.runtime.backend import BACKENDS, create_backend
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+@dataclasses.dataclass(frozen=True)
+class LatencyRequest:
+    """What to measure. The defaults are the quick report (about a minute on a 2-core CPU): per-tile latency
+    only; ``full()`` adds frames, the tiling overhead and the pipeline check (many minutes on a CPU)."""
+
+    methods: tuple[str, ...] = ("onnxruntime", "torch")
+    precisions: tuple[str, ...] = ("fp32",)
+    tiles: tuple[int, ...] = (256,)
+    batch: int = 4
+    repeat: int = 5
+    warmup: int = 1
+    frames: tuple[tuple[int, int], ...] = ()        # (H, W) output frames timed through exact tiling
+    frame_repeat: int = 3
+    overhead: tuple[int, int] | None = None         # (H, W) frame for the tiled-vs-whole check
+    pipeline: int = 0                               # frames for the drcn-run pipeline check, 0 = skip
+    unfolded: bool = False
+    quality: str | None = None                      # HR folder: also the x2 PSNR of every variant
+    weights: str | None = None
+    device: str = "auto"
 
 
-def measure_all(args) -> int:
-    from drcn.benchmarks.cli import write_json
+# What ``drcn-bench latency --full`` adds to the quick default (options given explicitly still win).
+FULL_REPORT = {"repeat": 10, "warmup": 2, "frames": ((720, 1280), (1080, 1920)), "overhead": (360, 640),
+               "pipeline": 8}
 
+
+def measure_latency(request: LatencyRequest, log: Callable[[str], None] = lambda _: None) -> list[dict]:
+    """One record per method x precision x tile that could run here; ``log`` receives progress lines."""
     records = []
-    frames_dir = None
-    tmp = tempfile.TemporaryDirectory()
-    try:
-        for method in args.method:
-            for precision in args.precision:
-                if precision not in variants.PRECISIONS.get(method, ()):
-                    _log(f"skip: {method} has no {precision} path")
-                    continue
-                for tile in args.tile:
-                    try:
-                        backend = variants.open_backend(method, precision, weights=args.weights, tile=tile,
-                                                        batch=args.batch, device=args.device)
-                    except DrcnError as exc:
-                        if len(args.method) * len(args.precision) == 1:
-                            raise
-                        _log(f"skip: {method} {precision}: {exc}")
-                        break
-                    halo = backend.spec.halo
-                    _log(f"measuring {backend.description}, tile {tile}")
-                    record = {"backend": method, "precision": precision, "tile": tile, "batch": args.batch,
-                              "halo": halo, "description": backend.description, "env": environment()}
-                    record.update(latency.tile_latency(backend.run, tile, halo, args.batch, args.repeat,
-                                                       args.warmup))
-                    if args.unfolded and method == "onnxruntime" and precision == "fp32":
-                        from drcn.runtime.backend import create_backend
-
-                        plain = create_backend("onnxruntime", str(variants.exported_onnx(args.weights, "fp32",
-                                                                                          fold_output=False)))
-                        unfolded = latency.tile_latency(plain.run, tile, halo, args.batch, args.repeat, args.warmup)
-                        record["unfolded_median_ms"] = unfolded["median_ms"]
-                        record["fold_speedup"] = unfolded["median_ms"] / record["median_ms"]
-                        plain.close()
-                    record["per_frame"] = [latency.frame_latency(backend.run, h, w, tile, halo, args.batch,
-                                                                 args.frame_repeat, 1) for h, w in args.frames]
-                    if args.overhead and tile:
-                        h, w = args.overhead[0]
-                        record["tiling_overhead"] = latency.tiling_overhead(backend.run, h, w, tile, halo,
-                                                                            args.batch, args.frame_repeat, 1)
-                    if args.pipeline:
-                        from drcn.benchmarks.pipeline_bench import make_frames, pipeline_efficiency
-
+    with tempfile.TemporaryDirectory() as tmp:
+        frames_dir = None
+        plan = [(m, p) for m in request.methods for p in request.precisions]
+        for number, (method, precision) in enumerate(plan, start=1):
+            if precision not in BACKENDS[method].precisions:
+                log(f"skip: {method} has no {precision} path")
+                continue
+            for tile in request.tiles:
+                try:
+                    backend = variants.open_backend(method, precision, weights=request.weights, tile=tile,
+                                                    batch=request.batch, device=request.device)
+                except DrcnError as exc:
+                    if len(plan) == 1:
+                        raise
+                    log(f"skip: {method} {precision}: {exc}")
+                    break
+                try:
+                    log(f"[{number}/{len(plan)}] {backend.description}, tile {tile}: per tile")
+                    record = _measure_one(backend, method, precision, tile, request, log)
+                    if request.pipeline:
                         if frames_dir is None:
-                            frames_dir = make_frames(Path(tmp.name) / "frames", args.pipeline, 320, 180)
-                        record["pipeline"] = pipeline_efficiency(backend, frames_dir, 2.0, tile, args.batch)
-                    if args.quality:
+                            frames_dir = make_frames(Path(tmp) / "frames", request.pipeline, 320, 180)
+                        log("  pipeline")
+                        record["pipeline"] = pipeline_efficiency(backend, frames_dir, 2.0, tile, request.batch)
+                    if request.quality:
                         from drcn.benchmarks.methods import BackendMethod
-                        from drcn.benchmarks.quality import evaluate, folder_dataset, summarise
 
-                        view = BackendMethod(backend, method, tile, args.batch)
-                        record["psnr"] = summarise(evaluate(view, folder_dataset(args.quality), 2.0))["psnr"]
+                        log("  quality")
+                        view = BackendMethod(backend, method, tile, request.batch)
+                        dataset = evaluation.folder_dataset(request.quality)
+                        record["psnr"] = evaluation.summarise(evaluation.evaluate(view, dataset, 2.0))["psnr"]
+                finally:
                     backend.close()
-                    records.append(record)
-                    _log(summary_line(record))
-    finally:
-        tmp.cleanup()
+                records.append(record)
+                log(summary_line(record))
     if not records:
         raise DrcnError("nothing was measured: no requested backend could run here")
-    headers, rows = latency_rows(records)
-    out = sys.stderr if args.json == "-" else sys.stdout
-    print(tables.plain(headers, rows), end="", file=out)
-    if args.md:
-        atomic.write_text(Path(args.md), tables.markdown(headers, rows))
-    if args.json:
-        write_json(args.json, records)
-    if args.plot and args.quality:
-        from drcn.benchmarks.plots import psnr_latency_figure
+    return records
 
-        psnr_latency_figure(records, Path(args.plot))
-    return 0
+
+def _measure_one(backend, method: str, precision: str, tile: int, request: LatencyRequest, log) -> dict:
+    halo = backend.spec.halo
+    record = {"backend": method, "precision": precision, "tile": tile, "batch": request.batch, "halo": halo,
+              "description": backend.description, "env": environment()}
+    record.update(latency.tile_latency(backend.run, tile, halo, request.batch, request.repeat, request.warmup))
+    if request.unfolded and method == "onnxruntime" and precision == "fp32":
+        log("  unfolded graph")
+        plain = create_backend("onnxruntime", str(variants.exported_onnx(request.weights, "fp32", fold_output=False)))
+        try:
+            unfolded = latency.tile_latency(plain.run, tile, halo, request.batch, request.repeat, request.warmup)
+        finally:
+            plain.close()
+        record["unfolded_median_ms"] = unfolded["median_ms"]
+        record["fold_speedup"] = unfolded["median_ms"] / record["median_ms"]
+    record["per_frame"] = []
+    for h, w in request.frames:
+        log(f"  frame {w}x{h}")
+        record["per_frame"].append(latency.frame_latency(backend.run, h, w, tile, halo, request.batch,
+                                                         request.frame_repeat, 1))
+    if request.overhead and tile:
+        h, w = request.overhead
+        log(f"  tiling overhead on {w}x{h}")
+        record["tiling_overhead"] = latency.tiling_overhead(backend.run, h, w, tile, halo, request.batch,
+                                                            request.frame_repeat, 1)
+    return record
 
 
 def summary_line(r: dict) -> str:
@@ -107,7 +127,7 @@ def summary_line(r: dict) -> str:
 def latency_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
     reference = {r["tile"]: r["median_ms"] for r in records if r["backend"] == "torch" and r["precision"] == "fp32"}
     headers = ["backend", "precision", "tile", "batch", "ms/tile (median)", "p90", "Mpx/s", "vs torch fp32",
-               *(f"frame {f['frame']} ms" for f in (records[0]["per_frame"] or [])), "tiling measured/theory",
+               *(f"frame {f['frame']} ms" for f in records[0]["per_frame"]), "tiling measured/theory",
                "pipeline/compute", "PSNR"]
     rows = []
     for r in records:

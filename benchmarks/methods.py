@@ -1,17 +1,20 @@
-"""Super-resolution methods that ``drcn-bench quality`` can evaluate, behind one small interface.
-
-A method maps the bicubic-upscaled Y channel to its super-resolved version. Methods register themselves by
-name; heavy libraries are imported only when a method that needs them is created.
+"""Super-resolution methods that ``drcn-bench quality`` can evaluate (the :class:`drcn.evaluation.Method`
+interface): the bicubic baseline, the PyTorch reference, and every runtime backend of
+:data:`drcn.runtime.backend.BACKENDS` under its own name. Heavy libraries are imported only when a method that
+needs them is created.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Protocol
+from typing import Callable
 
 import numpy as np
 
 from drcn.errors import DrcnError
+from drcn.evaluation import Method
+from drcn.runtime.backend import BACKENDS, create_backend
+from drcn.runtime.tiling import tiled_plane
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,35 +29,6 @@ class MethodOptions:
     batch: int = 4
 
 
-class Method(Protocol):
-    name: str
-
-    def upscale_y(self, y: np.ndarray) -> np.ndarray:
-        """(H, W) float32 in [0, 1], the bicubic-upscaled Y -> (H, W) float32 prediction (not clipped)."""
-
-
-_FACTORIES: dict[str, Callable[[MethodOptions], Method]] = {}
-
-
-def register(name: str):
-    def decorate(factory: Callable[[MethodOptions], Method]):
-        _FACTORIES[name] = factory
-        return factory
-
-    return decorate
-
-
-def available() -> list[str]:
-    return sorted(_FACTORIES)
-
-
-def create(name: str, options: MethodOptions | None = None) -> Method:
-    if name not in _FACTORIES:
-        raise DrcnError(f"--method: unknown method '{name}' (choose from {', '.join(available())})")
-    return _FACTORIES[name](options or MethodOptions())
-
-
-@register("bicubic")
 class Bicubic:
     """The baseline: the network input itself (MATLAB bicubic)."""
 
@@ -76,51 +50,42 @@ class BackendMethod:
         if max_shape and not self.tile:  # an engine's profile bounds the window: use the tile it was built for
             self.tile = max_shape[2] - 2 * backend.spec.halo
             self.batch = max_shape[0]
-
-    def upscale_y(self, y: np.ndarray) -> np.ndarray:
-        from drcn.runtime.tiling import run_tiled
-
-        return run_tiled(self.backend.run, y[None].astype(np.float32), self.tile, self.backend.spec.halo,
-                         self.batch)[0]
+        self.upscale_y = tiled_plane(backend.run, self.tile, backend.spec.halo, self.batch)
 
 
-@register("torch")
-class TorchReference(BackendMethod):
+def torch_reference(options: MethodOptions) -> BackendMethod:
     """The PyTorch model, eager fp32, whole images: the reference every backend is compared to."""
+    from drcn.weights import resolve_weights
 
-    def __init__(self, options: MethodOptions):
-        from drcn.runtime.backend import create_backend
-        from drcn.weights import resolve_weights
-
-        backend = create_backend("torch", str(resolve_weights(options.weights)), device=options.device,
-                                 precision="fp32")
-        super().__init__(backend, "torch", tile=0)
+    backend = create_backend("torch", str(resolve_weights(options.weights)), device=options.device,
+                             precision="fp32")
+    return BackendMethod(backend, "torch", tile=0)
 
 
-class RuntimeMethod(BackendMethod):
-    """A deployment backend (``drcn.runtime``) on the exported model, chosen like ``drcn-run`` does."""
+def runtime_method(name: str) -> Callable[[MethodOptions], BackendMethod]:
+    """A deployment backend on the exported model, with the model chosen as ``drcn-run`` chooses it."""
 
-    backend_name = ""
-
-    def __init__(self, options: MethodOptions):
+    def create(options: MethodOptions) -> BackendMethod:
         from drcn.runtime import select
-        from drcn.runtime.backend import create_backend
 
-        choice = select.choose(engine=options.engine, onnx=options.onnx, backend=self.backend_name)
+        choice = select.choose(engine=options.engine, onnx=options.onnx, backend=name)
         backend = create_backend(choice.backend, str(choice.model), device=options.device)
-        super().__init__(backend, self.backend_name, options.tile, options.batch)
+        return BackendMethod(backend, name, options.tile, options.batch)
+
+    return create
 
 
-@register("onnxruntime")
-class OnnxRuntimeMethod(RuntimeMethod):
-    backend_name = "onnxruntime"
+_FACTORIES: dict[str, Callable[[MethodOptions], Method]] = {
+    "bicubic": Bicubic, "torch": torch_reference,
+    **{name: runtime_method(name) for name, entry in BACKENDS.items() if entry.model_kind != "weights"},
+}
 
 
-@register("openvino")
-class OpenVINOMethod(RuntimeMethod):
-    backend_name = "openvino"
+def available() -> list[str]:
+    return sorted(_FACTORIES)
 
 
-@register("tensorrt")
-class TensorRTMethod(RuntimeMethod):
-    backend_name = "tensorrt"
+def create(name: str, options: MethodOptions | None = None) -> Method:
+    if name not in _FACTORIES:
+        raise DrcnError(f"--method: unknown method '{name}' (choose from {', '.join(available())})")
+    return _FACTORIES[name](options or MethodOptions())

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from drcn.errors import DrcnError
 from drcn.images import list_images, read_image, write_image
 from drcn.runtime import colour
 from drcn.runtime.media import plan_job, save_frame
 from drcn.runtime.pipeline import run_frames
-from drcn.runtime.tiling import run_tiled
+from drcn.runtime.tiling import tiled_plane
 from drcn.samples import SAMPLE_NAMES, load_sample
 
 
@@ -32,10 +33,7 @@ def make_frames(folder: Path, count: int, width: int, height: int) -> Path:
 
 def pipeline_efficiency(backend, frames_dir: Path, scale: float, tile: int, batch: int) -> dict:
     """Frames/s of the real pipeline vs frames/s of the network alone on the same prepared inputs."""
-    halo = backend.spec.halo
-
-    def infer(y):
-        return run_tiled(backend.run, y[None], tile, halo, batch)[0]
+    infer = tiled_plane(backend.run, tile, backend.spec.halo, batch)
 
     files = list_images(frames_dir)
     prepared = [colour.prepare(read_image(f), scale) for f in files]
@@ -48,7 +46,8 @@ def pipeline_efficiency(backend, frames_dir: Path, scale: float, tile: int, batc
         job = plan_job(frames_dir, out, scale, overwrite=True)
         summary = run_frames(job.frames, len(job.frames), scale, infer, save_frame)
     if summary.failed:
-        raise RuntimeError(f"pipeline benchmark frames failed: {summary.failed}")
+        name, why = summary.failed[0]
+        raise DrcnError(f"pipeline benchmark: frame {name} failed: {why}")
     compute_fps, pipeline_fps = len(files) / compute_s, summary.fps
     return {"frames": len(files), "compute_only_fps": compute_fps, "pipeline_fps": pipeline_fps,
             "efficiency": pipeline_fps / compute_fps, "pipeline_s": summary.seconds, "compute_only_s": compute_s}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from drcn.atomic import atomic_output
-from drcn.errors import require
+from drcn.optional import require
 
 
 def _pyplot():

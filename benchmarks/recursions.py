@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from drcn import matlab, metrics
-from drcn.benchmarks.quality import Dataset, degraded_pair, shave_border
+from drcn.evaluation import Dataset, degraded_pair, shave_border
 from drcn.progress import Progress
 
 

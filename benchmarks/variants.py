@@ -6,19 +6,13 @@ depth, so a second benchmark run reuses them; TensorRT engines are built there t
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from drcn.cache import cache_dir
+from drcn.checksums import file_sha256
 from drcn.errors import DrcnError
-from drcn.runtime.backend import Backend, create_backend
-from drcn.weights import file_sha256, resolve_weights
-
-PRECISIONS = {"onnxruntime": ("fp32", "fp16"), "torch": ("fp32", "fp16", "bf16"), "tensorrt": ("fp32", "fp16"),
-              "openvino": ("auto", "fp32", "bf16")}
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("DRCN_CACHE", Path.home() / ".cache" / "drcn")) / "bench"
+from drcn.runtime.backend import BACKENDS, Backend, create_backend
+from drcn.weights import resolve_weights
 
 
 def exported_onnx(weights: str | None, precision: str, depth: int | None = None, calib=None,
@@ -28,7 +22,7 @@ def exported_onnx(weights: str | None, precision: str, depth: int | None = None,
 
     source = resolve_weights(weights)
     key = f"{file_sha256(source)[:16]}_{precision}" + (f"_d{depth}" if depth else "") + ("" if fold_output else "_nofold")
-    path = cache_dir() / f"{key}.onnx"
+    path = cache_dir("bench") / f"{key}.onnx"
     if not path.is_file():
         export_model(path, weights=str(source), fp16=precision == "fp16", depth=depth, calib=calib,
                      fold_output=fold_output)
@@ -51,10 +45,10 @@ def built_engine(onnx_path: Path, precision: str, tile: int, batch: int) -> Path
 def open_backend(method: str, precision: str, *, weights: str | None = None, onnx: str | None = None,
                  tile: int = 256, batch: int = 4, depth: int | None = None, device: str = "auto") -> Backend:
     """``method`` (onnxruntime, torch, tensorrt) running the model at ``precision``."""
-    if method not in PRECISIONS:
-        raise DrcnError(f"--method: unknown method '{method}' (choose from {', '.join(PRECISIONS)})")
-    if precision not in PRECISIONS[method]:
-        raise DrcnError(f"--precision {precision}: {method} runs {', '.join(PRECISIONS[method])}")
+    if method not in BACKENDS:
+        raise DrcnError(f"--method: unknown method '{method}' (choose from {', '.join(BACKENDS)})")
+    if precision not in BACKENDS[method].precisions:
+        raise DrcnError(f"--precision {precision}: {method} runs {', '.join(BACKENDS[method].precisions)}")
     if method == "torch":
         if depth:
             raise DrcnError("--depth is measured on exported graphs (onnxruntime, tensorrt), not on torch")
@@ -63,11 +57,9 @@ def open_backend(method: str, precision: str, *, weights: str | None = None, onn
         graph = Path(onnx)
     else:
         graph = exported_onnx(weights, _graph_precision(method, precision), depth)
-    if method == "onnxruntime":
-        return create_backend("onnxruntime", str(graph))
-    if method == "openvino":
-        return create_backend("openvino", str(graph), precision=precision)
-    return create_backend("tensorrt", str(built_engine(graph, precision, tile, batch)))
+    if BACKENDS[method].model_kind == "engine":
+        return create_backend(method, str(built_engine(graph, precision, tile, batch)))
+    return create_backend(method, str(graph), precision=precision)
 
 
 def _graph_precision(method: str, precision: str) -> str:

@@ -69,3 +69,24 @@ def dims(form: str, example: str):
         return values
 
     return parse
+
+
+def names(text: str) -> list[str]:
+    """Comma-separated names, e.g. 'onnxruntime,torch' (at least one)."""
+    values = [t.strip() for t in text.split(",") if t.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return values
+
+
+def positive_ints(text: str) -> list[int]:
+    """Comma-separated integers >= 1, e.g. '128,256'."""
+    return [positive_int(t) for t in text.split(",")]
+
+
+def frame_sizes(text: str) -> list[tuple[int, int]]:
+    """Comma-separated WxH frame sizes, or 'none'; returned as (H, W) pairs."""
+    if text.lower() == "none":
+        return []
+    parse = dims("WxH", "1280x720")
+    return [parse(t)[::-1] for t in text.split(",")]

@@ -25,19 +25,6 @@ class MissingDependencyError(DrcnError):
         super().__init__(f"{purpose} needs the '{package}' package, which is not installed: {install}")
 
 
-def require(module: str, purpose: str, install: str):
-    """Import ``module`` lazily; raise :class:`MissingDependencyError` with an install hint when absent."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        # Only translate "the package itself is missing"; a broken install inside it is a real error.
-        if exc.name is not None and module.split(".")[0] != exc.name.split(".")[0]:
-            raise
-        raise MissingDependencyError(module.split(".")[0], purpose, install) from None
-
-
 def fail(prog: str, message: str, code: int = 2) -> NoReturn:
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(code)

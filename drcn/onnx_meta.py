@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 
 from drcn.config import ModelConfig
-from drcn.errors import DrcnError, require
+from drcn.errors import DrcnError
+from drcn.optional import require
 
 FORMAT = "1"
 COLOUR = "Y of BT.601 YCbCr (MATLAB rgb2ycbcr), float32 in [0, 1]; input is the bicubic-upscaled image"

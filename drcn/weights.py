@@ -7,14 +7,14 @@ needs no torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from drcn.atomic import atomic_output
 from drcn.config import ModelConfig
-from drcn.errors import DrcnError, require
+from drcn.errors import DrcnError
+from drcn.optional import require
 
 CONFIG_KEY = "drcn.config"
 DEFAULT_WEIGHTS_NAME = "drcn_f64_d9.safetensors"
@@ -22,11 +22,14 @@ _INSTALL_HINT = "pip install 'drcn[torch]' (or: pip install safetensors)"
 
 
 def default_weights_path() -> Path:
-    """The shipped model: $DRCN_WEIGHTS if set, else ``weights/`` beside the package (editable install)."""
+    """The shipped model: $DRCN_WEIGHTS if set, else the package data ``drcn.shipped`` (the repository's
+    ``weights/`` folder, installed with the package; its ONNX export sits beside it)."""
     env = os.environ.get("DRCN_WEIGHTS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "weights" / DEFAULT_WEIGHTS_NAME
+    from importlib import resources
+
+    return Path(str(resources.files("drcn.shipped") / DEFAULT_WEIGHTS_NAME))
 
 
 def resolve_weights(path: str | os.PathLike | None) -> Path:
@@ -37,14 +40,6 @@ def resolve_weights(path: str | os.PathLike | None) -> Path:
             raise DrcnError(f"{resolved}: no such weights file")
         raise DrcnError(f"no weights given and the shipped model {resolved} is missing: pass --weights FILE")
     return resolved
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

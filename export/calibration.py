@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from drcn import matlab
-from drcn.benchmarks.quality import Dataset, folder_dataset, sample_dataset
+from drcn.evaluation import Dataset, folder_dataset, sample_dataset
+from drcn.patches import PatchSpec, extract_patches
 
 
 def calibration_datasets(folders: list[str] | None) -> list[Dataset]:
@@ -34,8 +35,6 @@ def calibration_pairs(folders: list[str] | None, scales, max_side: int = 192):
 def calibration_patches(folders: list[str] | None, scales, size: int = 41, stride: int = 21,
                         limit: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``limit`` random training-style patches: (inputs, targets), each (N, 1, size, size) float32 [0, 1]."""
-    from drcn.train.data import PatchSpec, extract_patches
-
     spec = PatchSpec(tuple(scales), size, stride)
     inputs, targets = [], []
     for dataset in calibration_datasets(folders):

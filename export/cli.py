@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 
 from drcn.argtypes import dims, positive_int
-from drcn.errors import ArgumentParser, DrcnError, cli_entry, require
+from drcn.errors import ArgumentParser, DrcnError, cli_entry
+from drcn.optional import require
 
 PROG = "drcn-export"
 

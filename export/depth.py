@@ -8,11 +8,10 @@ which beats merely renormalising the trained weights w_1..w_d.
 from __future__ import annotations
 
 import dataclasses
-import math
-
 import numpy as np
 import torch
 
+from drcn import metrics
 from drcn.model import DRCN
 
 
@@ -25,8 +24,9 @@ class DepthRefit:
 
 
 def _psnr(prediction: np.ndarray, target: np.ndarray) -> float:
-    mse = float(np.mean((np.clip(prediction, 0, 1) - target) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+    """PSNR over all calibration pixels: (N, 1, P, P) in [0, 1], the prediction clipped; one plane of N·P rows."""
+    rows = target.shape[-1]
+    return metrics.psnr(target.reshape(-1, rows), np.clip(prediction, 0, 1).reshape(-1, rows), data_range=1.0)
 
 
 def refit_ensemble(model: DRCN, depth: int, inputs: np.ndarray, targets: np.ndarray) -> DepthRefit:

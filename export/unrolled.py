@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from drcn.errors import DrcnError
 from drcn.model import DRCN
 
 
@@ -37,10 +38,10 @@ class UnrolledDRCN(nn.Module):
         self.embed, self.recursive, self.reconstruct = model.embed, model.recursive, model.reconstruct
         self.depth = depth or model.config.recursions
         if not 1 <= self.depth <= model.config.recursions:
-            raise ValueError(f"depth must be in 1..{model.config.recursions}, got {self.depth}")
+            raise DrcnError(f"--depth {self.depth}: must be in 1..{model.config.recursions}, got {self.depth}")
         weights = model.ensemble.detach()[: self.depth] if ensemble is None else ensemble.detach()
         if weights.numel() != self.depth:
-            raise ValueError(f"need {self.depth} ensemble weights, got {weights.numel()}")
+            raise DrcnError(f"--depth {self.depth}: need {self.depth} ensemble weights, got {weights.numel()}")
         # Python floats: they become scalar constants in the graph, in the graph's own precision.
         self.weights = [float(w) for w in weights.double()]
         self.fold_output, self.fp16 = fold_output, fp16

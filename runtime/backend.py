@@ -40,30 +40,38 @@ class Backend(Protocol):
         """Release devices and sessions."""
 
 
-# name -> "module:Class"; modules are imported only when their backend is chosen.
-_BACKENDS = {
-    "tensorrt": "drcn.runtime.tensorrt_backend:TensorRTBackend",
-    "openvino": "drcn.runtime.openvino_backend:OpenVINOBackend",
-    "onnxruntime": "drcn.runtime.onnxruntime_backend:OnnxRuntimeBackend",
-    "torch": "drcn.runtime.torch_backend:TorchBackend",
-}
-# What kind of model file each backend reads.
-MODEL_KIND = {"tensorrt": "engine", "openvino": "onnx", "onnxruntime": "onnx", "torch": "weights"}
+@dataclasses.dataclass(frozen=True)
+class BackendEntry:
+    """One row of the backend table: everything the runtime, the benchmarks and the variants need to know."""
+
+    name: str
+    target: str                   # "module:Class", imported only when this backend is chosen
+    model_kind: str               # the file it runs: engine | onnx | weights
+    precisions: tuple[str, ...]   # what it can compute in (benchmarks' --precision)
+    library: str                  # the module whose presence makes it available
 
 
-def backend_names() -> list[str]:
-    return [name for name in _BACKENDS if _module_exists(name)]
+# The one backend table. Every backend is also a drcn-bench method of the same name (torch is the reference).
+BACKENDS: dict[str, BackendEntry] = {e.name: e for e in (
+    BackendEntry("tensorrt", "drcn.runtime.tensorrt_backend:TensorRTBackend", "engine", ("fp32", "fp16"),
+                 "tensorrt"),
+    BackendEntry("openvino", "drcn.runtime.openvino_backend:OpenVINOBackend", "onnx", ("auto", "fp32", "bf16"),
+                 "openvino"),
+    BackendEntry("onnxruntime", "drcn.runtime.onnxruntime_backend:OnnxRuntimeBackend", "onnx", ("fp32", "fp16"),
+                 "onnxruntime"),
+    BackendEntry("torch", "drcn.runtime.torch_backend:TorchBackend", "weights", ("fp32", "fp16", "bf16"), "torch"),
+)}
+MODEL_KIND = {name: entry.model_kind for name, entry in BACKENDS.items()}
 
 
-def _module_exists(name: str) -> bool:
-    module = _BACKENDS[name].split(":")[0]
-    return importlib.util.find_spec(module) is not None
+def backend_entry(name: str) -> BackendEntry:
+    if name not in BACKENDS:
+        raise DrcnError(f"--backend: unknown backend '{name}' (choose from auto, {', '.join(BACKENDS)})")
+    return BACKENDS[name]
 
 
 def backend_class(name: str):
-    if name not in _BACKENDS or not _module_exists(name):
-        raise DrcnError(f"--backend: unknown backend '{name}' (choose from auto, {', '.join(backend_names())})")
-    module, cls = _BACKENDS[name].split(":")
+    module, cls = backend_entry(name).target.split(":")
     return getattr(importlib.import_module(module), cls)
 
 

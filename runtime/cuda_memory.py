@@ -1,7 +1,7 @@
 """Device memory, pinned host memory and streams for the TensorRT backend, behind one small interface.
 
-cuda-python (``cuda-bindings``, wheels on PyPI, imports without a GPU) is preferred; pycuda (named on the design
-card, source-only) is accepted where it is installed. Neither is imported until a GPU backend is used.
+cuda-python (``cuda-bindings``, wheels on PyPI, imports without a GPU) is preferred; pycuda (source-only, so it
+rarely builds) is accepted where it is installed. Neither is imported until a GPU backend is used.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from drcn.errors import DrcnError
+from drcn.optional import installed
 from drcn.runtime.engine_sidecar import GpuInfo
 
 INSTALL = "pip install cuda-bindings (or: pip install 'drcn[tensorrt]')"
@@ -136,9 +137,7 @@ def open_cuda_memory() -> CudaMemory:
     try:
         _cudart()
     except ImportError:
-        import importlib.util
-
-        if importlib.util.find_spec("pycuda") is None:
+        if not installed("pycuda"):
             raise DrcnError(f"TensorRT inference needs CUDA Python bindings: {INSTALL}") from None
         return PyCudaMemory()
     query_gpu()  # fail early and clearly without a driver or GPU

@@ -17,7 +17,7 @@ from drcn.runtime.cuda_memory import query_gpu
 from drcn.runtime.engine_sidecar import EngineSidecar, plan_profile, write_sidecar
 from drcn.runtime.tensorrt_common import import_tensorrt, make_logger
 from drcn.runtime.trt_precision import plan_precision
-from drcn.weights import file_sha256
+from drcn.checksums import file_sha256
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from drcn.errors import DrcnError, require
+from drcn.errors import DrcnError
+from drcn.optional import require
 from drcn.onnx_meta import read_onnx_info
 from drcn.runtime.backend import ModelSpec
 

@@ -10,16 +10,17 @@ CPU model, so a stale blob is never reused.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 
+from drcn.cache import cache_dir
+from drcn.checksums import file_sha256
 from drcn.cpu import cpu_name
-from drcn.errors import DrcnError, require
+from drcn.errors import DrcnError
+from drcn.optional import require
 from drcn.onnx_meta import read_onnx_info
 from drcn.runtime.backend import ModelSpec
-from drcn.weights import file_sha256
 
 INSTALL = "pip install 'drcn[openvino]'"
 
@@ -41,7 +42,7 @@ def choose_precision(requested: str, capabilities: list[str]) -> tuple[str, str]
 
 def cache_folder(onnx_sha256: str, precision: str, mode: str, version: str) -> Path:
     key = hashlib.sha256(f"{onnx_sha256}|{precision}|{mode}|{version}|{cpu_name()}".encode()).hexdigest()[:24]
-    return Path(os.environ.get("DRCN_CACHE", Path.home() / ".cache" / "drcn")) / "openvino" / key
+    return cache_dir("openvino") / key
 
 
 class OpenVINOBackend:

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     from drcn.runtime.backend import create_backend
     from drcn.runtime.media import VideoReader, VideoWriter, plan_job, save_frame
     from drcn.runtime.pipeline import prefetch, run_frames
-    from drcn.runtime.tiling import run_tiled
+    from drcn.runtime.tiling import tiled_plane
 
     job = plan_job(args.input, args.output, args.scale, args.overwrite)  # all path checks before any loading
     if not job.frames and job.kind != "video" or (job.kind == "video" and job.skipped):
@@ -108,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROG}: note: the model was trained for x{', x'.join(f'{s:g}' for s in spec.scales)}; "
                   f"x{args.scale:g} works but may be less sharp")
 
-        def infer(y):
-            return run_tiled(backend.run, y[None], args.tile, spec.halo, args.batch)[0]
+        infer = tiled_plane(backend.run, args.tile, spec.halo, args.batch)
 
         if job.kind == "video":
             reader = VideoReader(job.source)

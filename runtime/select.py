@@ -9,11 +9,11 @@ else on ONNX Runtime.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from pathlib import Path
 
 from drcn.errors import DrcnError
-from drcn.runtime.backend import MODEL_KIND, backend_names
+from drcn.optional import installed
+from drcn.runtime.backend import BACKENDS, MODEL_KIND, backend_entry
 from drcn.weights import default_weights_path
 
 
@@ -28,18 +28,14 @@ def shipped_onnx_path() -> Path:
     return default_weights_path().with_suffix(".onnx")
 
 
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
 def auto_onnx_backend() -> str:
-    if _installed("openvino") and not _onnxruntime_has_gpu():
+    if installed(BACKENDS["openvino"].library) and not _onnxruntime_has_gpu():
         return "openvino"
     return "onnxruntime"
 
 
 def _onnxruntime_has_gpu() -> bool:
-    if not _installed("onnxruntime"):
+    if not installed(BACKENDS["onnxruntime"].library):
         return False
     import onnxruntime
 
@@ -51,8 +47,8 @@ def choose(engine: str | None = None, onnx: str | None = None, weights: str | No
     given = [(kind, value) for kind, value in (("engine", engine), ("onnx", onnx), ("weights", weights)) if value]
     if len(given) > 1:
         raise DrcnError(f"give one model: --{given[0][0]} or --{given[1][0]}, not both")
-    if backend != "auto" and backend not in backend_names():
-        raise DrcnError(f"--backend: unknown backend '{backend}' (choose from auto, {', '.join(backend_names())})")
+    if backend != "auto":
+        backend_entry(backend)  # an unknown name fails here, before any file is looked at
     if given:
         kind, value = given[0]
         path = Path(value)
@@ -67,7 +63,7 @@ def choose(engine: str | None = None, onnx: str | None = None, weights: str | No
 
     cwd = cwd or Path.cwd()
     local_engine, local_onnx = cwd / "model.engine", cwd / "model.onnx"
-    if backend in ("auto", "tensorrt") and local_engine.is_file() and (backend == "tensorrt" or _installed("tensorrt")):
+    if backend in ("auto", "tensorrt") and local_engine.is_file() and (backend == "tensorrt" or installed(BACKENDS["tensorrt"].library)):
         return Choice("tensorrt", local_engine, "model.engine in the working directory")
     if backend == "tensorrt":
         raise DrcnError("--backend tensorrt needs an engine: none given (--engine) and no model.engine here; "

@@ -16,7 +16,7 @@ from drcn.runtime.backend import ModelSpec
 from drcn.runtime.cuda_memory import open_cuda_memory, query_gpu
 from drcn.runtime.engine_sidecar import check_engine, read_sidecar
 from drcn.runtime.tensorrt_common import import_tensorrt, make_logger
-from drcn.weights import file_sha256
+from drcn.checksums import file_sha256
 
 
 class TensorRTBackend:

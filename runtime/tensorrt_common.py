@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drcn.errors import require
+from drcn.optional import require
 
 INSTALL = ("pip install tensorrt (from NVIDIA's package index; needs an NVIDIA GPU and driver) "
            "and pip install cuda-bindings")

@@ -77,3 +77,13 @@ def run_tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, tile: 
         for w, tile_out in zip(group, result):
             out[:, w.oy0:w.oy1, w.ox0:w.ox1] = tile_out[:, w.oy0 - w.y0:w.oy1 - w.y0, w.ox0 - w.x0:w.ox1 - w.x0]
     return out
+
+
+def tiled_plane(run: Callable[[np.ndarray], np.ndarray], tile: int, halo: int,
+                batch: int = 4) -> Callable[[np.ndarray], np.ndarray]:
+    """``run`` as a function of one plane: (H, W) float32 in [0, 1] -> (H, W) float32, through exact tiling."""
+
+    def upscale(plane: np.ndarray) -> np.ndarray:
+        return run_tiled(run, plane[None].astype(np.float32, copy=False), tile, halo, batch)[0]
+
+    return upscale

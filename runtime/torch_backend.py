@@ -5,19 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from drcn.errors import DrcnError, require
+from drcn.errors import DrcnError
+from drcn.optional import require
+from drcn.devices import torch_device
 from drcn.runtime.backend import ModelSpec
-
-
-def torch_device(requested: str) -> str:
-    """'auto' -> 'cuda' when a CUDA GPU is usable, else 'cpu'; an explicit 'cuda' without one is an error."""
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise DrcnError(f"--device {requested}: no CUDA GPU is available to PyTorch")
-    return requested
 
 
 class TorchBackend:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from drcn.errors import ArgumentParser, DrcnError, cli_entry, require
+from drcn.errors import ArgumentParser, DrcnError, cli_entry
+from drcn.optional import require
 
 PROG = "drcn-average"
 

@@ -12,7 +12,8 @@ import dataclasses
 import sys
 
 from drcn.argtypes import positive_int, scales, weights
-from drcn.errors import ArgumentParser, DrcnError, cli_entry, require
+from drcn.errors import ArgumentParser, DrcnError, cli_entry
+from drcn.optional import require
 
 PROG = "drcn-train"
 
@@ -33,7 +34,7 @@ def build_parser() -> ArgumentParser:
                         "to its patches); the best weights are chosen by the same weighted mean")
     d.add_argument("--patch", type=positive_int, help="patch size (default 41)")
     d.add_argument("--stride", type=positive_int, help="patch stride (default 21)")
-    d.add_argument("--cache-dir", help="where prepared patches are cached (default ~/.cache/drcn/patches)")
+    d.add_argument("--cache-dir", help="where prepared patches are cached (default: patches/ in $DRCN_CACHE, else ~/.cache/drcn)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--steps", type=positive_int, help="total optimiser steps (default 100000)")
     o.add_argument("--batch", type=positive_int, help="patches per step and process (default 64)")

@@ -18,22 +18,17 @@ import numpy as np
 
 from drcn import matlab
 from drcn.atomic import atomic_output
+from drcn.cache import cache_dir
 from drcn.errors import DrcnError
 from drcn.images import list_images, read_image
+from drcn.patches import PatchSpec, extract_patches
 from drcn.progress import Progress
 
 PIPELINE_VERSION = 2  # bump when the patch extraction changes, so old caches are not reused
 
 
-@dataclasses.dataclass(frozen=True)
-class PatchSpec:
-    scales: tuple[float, ...] = (2.0,)
-    size: int = 41
-    stride: int = 21
-
-
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("DRCN_CACHE", Path.home() / ".cache" / "drcn")) / "patches"
+    return cache_dir("patches")
 
 
 def _cache_key(files: list[Path], spec: PatchSpec) -> str:
@@ -41,27 +36,6 @@ def _cache_key(files: list[Path], spec: PatchSpec) -> str:
     ident = {"v": PIPELINE_VERSION, "spec": dataclasses.asdict(spec),
              "files": [(f.parent.name, f.name, f.stat().st_size) for f in files]}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def extract_patches(y: np.ndarray, scale: float, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray]:
-    """All size x size patches at ``stride`` of one HR Y image.
-
-    Args:
-        y: (H, W) uint8 HR luma.
-
-    Returns:
-        (inputs, targets): each (P, size, size) uint8; inputs are the bicubic-degraded image.
-    """
-    y = matlab.modcrop(y, scale)
-    empty = np.zeros((0, spec.size, spec.size), np.uint8)
-    if min(y.shape) < spec.size:
-        return empty, empty
-    _, upscaled = matlab.bicubic_degrade(y, scale)
-    rows = range(0, y.shape[0] - spec.size + 1, spec.stride)
-    cols = range(0, y.shape[1] - spec.size + 1, spec.stride)
-    inputs = np.stack([upscaled[r:r + spec.size, c:c + spec.size] for r in rows for c in cols])
-    targets = np.stack([y[r:r + spec.size, c:c + spec.size] for r in rows for c in cols])
-    return inputs, targets
 
 
 def _image_patches(path: Path, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

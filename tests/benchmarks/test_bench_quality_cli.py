@@ -76,7 +76,7 @@ def test_bad_input_one_line_error(args, message, tmp_path, image_folder):
 
 
 def test_predictions_are_rounded_like_saved_images():
-    from drcn.benchmarks import quality
+    from drcn import evaluation as quality
 
     class Offset:
         name = "offset"

@@ -66,3 +66,29 @@ def test_quality_several_methods_and_scales(tiny_model_files, tmp_path, image_fo
     ort, ref = data["onnxruntime"]["x2"]["imgs"]["psnr"], data["torch"]["x2"]["imgs"]["psnr"]
     assert abs(ort - ref) < 0.01
     assert "Δ vs torch" in (tmp_path / "q.md").read_text()
+
+
+def test_latency_quick_default_and_full(tiny_model_files, tmp_path, cache):
+    """The default is the quick per-tile report; --full adds frames, overhead and the pipeline check."""
+    quick, full = tmp_path / "quick.json", tmp_path / "full.json"
+    common = ["latency", "--method", "onnxruntime", "--weights", str(tiny_model_files[0]), "--tile", "16",
+              "--batch", "2", "--repeat", "1", "--warmup", "0", "--frame-repeat", "1"]
+    assert cli.main([*common, "--json", str(quick)]) == 0
+    (record,) = json.loads(quick.read_text())
+    assert record["per_frame"] == [] and "tiling_overhead" not in record and "pipeline" not in record
+    assert record["repeat"] == 1
+    assert cli.main([*common, "--full", "--frames", "40x30", "--overhead", "48x40", "--pipeline", "2",
+                     "--json", str(full)]) == 0
+    (record,) = json.loads(full.read_text())
+    assert [f["frame"] for f in record["per_frame"]] == ["40x30"]
+    assert record["tiling_overhead"]["frame"] == "48x40" and record["pipeline"]["frames"] == 2
+
+
+@pytest.mark.parametrize("option", [["--tile", "0"], ["--batch", "0"], ["--repeat", "0"], ["--frames", "12"],
+                                    ["--method", "magic"]])
+def test_latency_rejects_bad_options_in_one_line(option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["latency", *option])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(("drcn-bench: error:", "drcn-bench latency: error:"))

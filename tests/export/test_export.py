@@ -13,11 +13,13 @@ pytest.importorskip("onnxscript")
 
 from drcn import DrcnError, ModelConfig  # noqa: E402
 from drcn.export import cli  # noqa: E402
-from drcn.export.checks import graph_report, run_onnx, smooth_test_input  # noqa: E402
+from drcn.export.checks import graph_report, run_onnx  # noqa: E402
+from drcn.testinputs import smooth_test_input  # noqa: E402
 from drcn.export.exporter import export_model  # noqa: E402
 from drcn.model import DRCN  # noqa: E402
 from drcn.onnx_meta import read_onnx_info  # noqa: E402
-from drcn.weights import default_weights_path, file_sha256, load_model, save_weights  # noqa: E402
+from drcn.checksums import file_sha256  # noqa: E402
+from drcn.weights import default_weights_path, load_model, save_weights  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +192,11 @@ def test_shipped_onnx_is_the_export_of_the_shipped_weights():
     with torch.inference_mode():
         want = load_model().eval()(torch.from_numpy(x)).numpy()
     assert np.abs(got - want).max() <= 1e-4
+
+
+def test_verification_shape_is_not_the_export_sample_shape():
+    """Verification on the shape the exporter traced would hide a graph that only works for that shape."""
+    from drcn.export.exporter import VERIFY_SHAPE
+    from drcn.export.onnx_writer import EXPORT_SAMPLE_SHAPE
+
+    assert all(v != e for v, e in zip(VERIFY_SHAPE, EXPORT_SAMPLE_SHAPE) if e != 1)

@@ -64,7 +64,8 @@ def test_fp32_engine_matches_onnxruntime(engines, tiny_model_files):
 
 
 def test_fp16_psnr_within_0_05_db_of_fp32(engines, image_folder):
-    from drcn.benchmarks import methods, quality
+    from drcn import evaluation as quality
+    from drcn.benchmarks import methods
 
     scores = {}
     for label, engine in (("fp32", engines[0]), ("fp16", engines[1])):

@@ -1,19 +1,28 @@
-"""Y-PSNR / SSIM of a method on HR image sets, with the paper's conventions (see ``drcn.matlab``)."""
+"""Evaluation as the paper's table does it, shared by training (validation), export (calibration) and the
+benchmarks: HR image sets, their degraded pairs, and Y-PSNR / SSIM of a super-resolver (see ``drcn.matlab``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
 from drcn import matlab, metrics
-from drcn.benchmarks.methods import Method
 from drcn.images import list_images, read_image
 from drcn.progress import Progress
 from drcn.samples import SAMPLE_DATASET, SAMPLE_NAMES, load_sample
+
+
+class Method(Protocol):
+    """Anything that super-resolves a Y plane: a benchmark method, the model being trained, a backend."""
+
+    name: str
+
+    def upscale_y(self, y: np.ndarray) -> np.ndarray:
+        """(H, W) float32 in [0, 1], the bicubic-upscaled Y -> (H, W) float32 prediction (not clipped)."""
 
 
 @dataclasses.dataclass
@@ -25,11 +34,13 @@ class Dataset:
 
 
 def folder_dataset(folder: str | Path) -> Dataset:
+    """Every image directly inside ``folder`` (a one-line error if there is none), named after the folder."""
     files = list_images(folder)
     return Dataset(Path(folder).resolve().name, [(f.name, lambda f=f: read_image(f)) for f in files])
 
 
 def sample_dataset() -> Dataset:
+    """scikit-image's bundled photos: present on every install, never a test set."""
     return Dataset(SAMPLE_DATASET, [(n, lambda n=n: load_sample(n)) for n in SAMPLE_NAMES])
 
 

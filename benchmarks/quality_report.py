@@ -1,0 +1,52 @@
+"""``drcn-bench quality``: every requested method x scale x dataset, scored with the paper's conventions;
+returns the results (the CLI prints and writes them)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from drcn import evaluation
+from drcn.benchmarks import methods as method_table
+from drcn.benchmarks.methods import MethodOptions
+from drcn.errors import DrcnError
+from drcn.optional import installed
+
+
+@dataclasses.dataclass(frozen=True)
+class QualityRequest:
+    datasets: tuple[evaluation.Dataset, ...]
+    methods: tuple[str, ...] = ("bicubic",)
+    scales: tuple[float, ...] = (2.0,)
+    options: MethodOptions = MethodOptions()
+
+
+def method_names(requested: tuple[str, ...]) -> list[str]:
+    """The methods to run: the requested ones, plus the PyTorch reference whenever a runtime backend is
+    measured (every backend is reported against it) and torch is installed."""
+    names = list(dict.fromkeys(requested))
+    for name in names:
+        if name not in method_table.available():
+            raise DrcnError(f"--method: unknown method '{name}' (choose from {', '.join(method_table.available())})")
+    runtime = [n for n in names if n not in ("bicubic", "torch")]
+    if runtime and "torch" not in names and installed("torch"):
+        names.append("torch")
+    return names
+
+
+def measure_quality(request: QualityRequest,
+                    on_image: Callable[[str, float, str, evaluation.ImageScore], None] = lambda *_: None) -> dict:
+    """results[method]["x2"][dataset] = {"psnr", "ssim", "images"}; ``on_image(method, scale, dataset, score)``
+    sees every image's score as it comes."""
+    results: dict = {}
+    for name in method_names(request.methods):
+        method = method_table.create(name, request.options)
+        results[name] = {}
+        for factor in request.scales:
+            results[name][f"x{factor:g}"] = {}
+            for dataset in request.datasets:
+                scores = evaluation.evaluate(method, dataset, factor)
+                for score in scores:
+                    on_image(name, factor, dataset.name, score)
+                results[name][f"x{factor:g}"][dataset.name] = evaluation.summarise(scores)
+    return results

@@ -1,0 +1,23 @@
+"""A plain (non-editable) install carries the shipped model as package data."""
+
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from conftest import REPO
+
+
+@pytest.mark.slow
+def test_wheel_contains_the_shipped_model(tmp_path):
+    pytest.importorskip("setuptools")
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                             "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    wheel = next(tmp_path.glob("drcn-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("drcn/shipped/__init__.py", "drcn/shipped/drcn_f64_d9.safetensors", "drcn/shipped/drcn_f64_d9.onnx",
+                 "drcn/shipped/README.md", "drcn/evaluation.py", "drcn/runtime/run_cli.py"):
+        assert name in names, name
+    assert not any(n.endswith(".png") for n in names), "training curves are not package data"
