@@ -1,7 +1,7 @@
 """Backends at a given precision (and depth) for benchmarking, exporting or building the files they need.
 
 ONNX variants are exported from the weights into a cache folder keyed by the weights' checksum, precision and
-depth, so a second benchmark run reuses them; TensorRT engines are built there too (GPU machines only).
+depth, so a second benchmark run reuses them; TensorRT builds its engines from them into its own engine cache.
 """
 
 from __future__ import annotations
@@ -29,19 +29,6 @@ def exported_onnx(weights: str | None, precision: str, depth: int | None = None,
     return path
 
 
-def built_engine(onnx_path: Path, precision: str, tile: int, batch: int) -> Path:
-    from drcn.runtime.engine_build import BuildRequest, build_engine
-    from drcn.runtime.engine_sidecar import read_sidecar
-
-    engine = onnx_path.with_name(f"{onnx_path.stem}_t{tile}_b{batch}.engine")
-    if engine.is_file():
-        sidecar = read_sidecar(engine)
-        if sidecar.tile == tile and sidecar.batch == batch:
-            return engine
-    build_engine(BuildRequest(onnx=onnx_path, engine=engine, fp16=precision == "fp16", tile=tile, batch=batch))
-    return engine
-
-
 def open_backend(method: str, precision: str, *, weights: str | None = None, onnx: str | None = None,
                  tile: int = 256, batch: int = 4, depth: int | None = None, device: str = "auto") -> Backend:
     """``method`` (onnxruntime, torch, tensorrt) running the model at ``precision``."""
@@ -57,22 +44,10 @@ def open_backend(method: str, precision: str, *, weights: str | None = None, onn
         graph = Path(onnx)
     else:
         graph = exported_onnx(weights, _graph_precision(method, precision), depth)
-    if BACKENDS[method].model_kind == "engine":
-        return create_backend(method, str(built_engine(graph, precision, tile, batch)))
-    return create_backend(method, str(graph), precision=precision)
+    return create_backend(method, str(graph), precision=precision, tile=tile, batch=batch)
 
 
 def _graph_precision(method: str, precision: str) -> str:
-    """OpenVINO converts the fp32 graph itself; TensorRT 11 needs the fp16 graph for fp16 (strongly typed)."""
-    if method == "onnxruntime":
-        return precision
-    if method == "tensorrt" and precision == "fp16" and _trt_strongly_typed():
-        return "fp16"
-    return "fp32"
-
-
-def _trt_strongly_typed() -> bool:
-    from drcn.runtime.tensorrt_common import import_tensorrt
-    from drcn.runtime.trt_precision import major_version
-
-    return major_version(import_tensorrt().__version__) >= 11
+    """ONNX Runtime runs the graph's own precision; OpenVINO and TensorRT take the fp32 graph and lower it
+    themselves (TensorRT: the FP16 flag or a checked FP16 conversion, see drcn.runtime.engine_build)."""
+    return precision if method == "onnxruntime" else "fp32"

@@ -13,3 +13,8 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def bytes_sha256(data: bytes) -> str:
+    """Hex SHA-256 of bytes in memory (e.g. a serialized engine before it is written)."""
+    return hashlib.sha256(data).hexdigest()

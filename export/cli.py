@@ -56,10 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"depth {r.depth} of {info.config.recursions}: calibration PSNR {r.psnr_renormalised:.3f} dB with the "
               f"trained weights renormalised -> {r.psnr_refit:.3f} dB after the least-squares refit")
     if result.fp16:
-        f = result.fp16
-        print(f"fp16 safety: peak activation {f.peak_activation:.3g} ({f.headroom:.0f}x below the FP16 max); "
-              f"calibration PSNR fp32 {f.psnr_fp32:.3f} dB -> fp16 {f.psnr_fp16:.3f} dB "
-              f"({f.psnr_fp16 - f.psnr_fp32:+.4f})")
+        print(result.fp16.summary())
     print(f"{PROG}: wrote {result.path} ({graph.file_bytes / 1e3:.1f} kB; {info.config.num_parameters:,} "
           f"parameters x {per} B = {budget / 1e3:.1f} kB, {100 * (graph.file_bytes / budget - 1):+.1f}%)")
     print(f"  graph: F={info.config.filters}, depth {info.depth} of D={info.config.recursions}, halo {info.halo}, "

@@ -22,7 +22,7 @@ from drcn.errors import DrcnError
 from drcn.export.checks import GraphReport, check_graph, run_onnx
 from drcn.testinputs import smooth_test_input
 from drcn.export.depth import DepthRefit
-from drcn.export.fp16_check import FP16_MAX, Fp16Report
+from drcn.fp16 import Fp16Report, check_fp16
 from drcn.export.onnx_writer import write_onnx
 from drcn.export.unrolled import UnrolledDRCN
 from drcn.onnx_meta import OnnxModelInfo
@@ -31,7 +31,6 @@ from drcn.weights import load_model, resolve_weights
 
 VERIFY_SHAPE = (2, 1, 75, 101)          # differs from EXPORT_SAMPLE_SHAPE in every dimension
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
-MAX_FP16_PSNR_DROP = 0.1                # dB on calibration images
 DEFAULT_OPSET = 18
 
 
@@ -64,7 +63,7 @@ def export_model(onnx_path: str | Path, weights: str | None = None, opset: int =
     refit = None
     ensemble = model.ensemble.detach()
     if depth < config.recursions:
-        from drcn.export.calibration import calibration_patches
+        from drcn.calibration import calibration_patches
         from drcn.export.depth import refit_ensemble
 
         refit = refit_ensemble(model, depth, *calibration_patches(calib, config.scales))
@@ -94,16 +93,10 @@ def export_model(onnx_path: str | Path, weights: str | None = None, opset: int =
                             f"(limit {TOLERANCE[precision]:g} for {precision})")
         fp16_report = None
         if fp16:
-            from drcn.export.calibration import calibration_pairs
+            from drcn.calibration import calibration_pairs
             from drcn.export.fp16_check import fp16_report as measure
 
             fp16_report = measure(reference, lambda a: run_onnx(tmp, a)[0], calibration_pairs(calib, config.scales))
-            if fp16_report.peak_activation > FP16_MAX / 2:
-                raise DrcnError(f"--fp16: activations reach {fp16_report.peak_activation:.4g}, too close to the "
-                                f"FP16 maximum {FP16_MAX:g}; export fp32 instead")
-            drop = fp16_report.psnr_fp32 - fp16_report.psnr_fp16
-            if drop > MAX_FP16_PSNR_DROP:
-                raise DrcnError(f"--fp16: PSNR drops by {drop:.3f} dB on calibration images "
-                                f"(limit {MAX_FP16_PSNR_DROP} dB); export fp32 instead")
+            check_fp16(fp16_report, "--fp16", "export fp32 instead")
     graph.file_bytes = onnx_path.stat().st_size
     return ExportResult(onnx_path, info, graph, diff, TOLERANCE[precision], runner, shape, refit, fp16_report)

@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from drcn.errors import DrcnError
+from drcn.optional import installed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,22 +47,30 @@ class BackendEntry:
 
     name: str
     target: str                   # "module:Class", imported only when this backend is chosen
-    model_kind: str               # the file it runs: engine | onnx | weights
+    model_kinds: tuple[str, ...]  # the files it runs, its own first: engine | onnx | weights
     precisions: tuple[str, ...]   # what it can compute in (benchmarks' --precision)
-    library: str                  # the module whose presence makes it available
+    libraries: tuple[str, ...]    # modules of which one makes it available
+
+    @property
+    def model_kind(self) -> str:
+        return self.model_kinds[0]
+
+    def available(self) -> bool:
+        return any(installed(m) for m in self.libraries)
 
 
 # The one backend table. Every backend is also a drcn-bench method of the same name (torch is the reference).
 BACKENDS: dict[str, BackendEntry] = {e.name: e for e in (
-    BackendEntry("tensorrt", "drcn.runtime.tensorrt_backend:TensorRTBackend", "engine", ("fp32", "fp16"),
-                 "tensorrt"),
-    BackendEntry("openvino", "drcn.runtime.openvino_backend:OpenVINOBackend", "onnx", ("auto", "fp32", "bf16"),
-                 "openvino"),
-    BackendEntry("onnxruntime", "drcn.runtime.onnxruntime_backend:OnnxRuntimeBackend", "onnx", ("fp32", "fp16"),
-                 "onnxruntime"),
-    BackendEntry("torch", "drcn.runtime.torch_backend:TorchBackend", "weights", ("fp32", "fp16", "bf16"), "torch"),
+    # TensorRT also takes an ONNX file: it builds the engine into the cache (drcn.runtime.engine_cache).
+    BackendEntry("tensorrt", "drcn.runtime.tensorrt_backend:TensorRTBackend", ("engine", "onnx"), ("fp32", "fp16"),
+                 ("tensorrt", "tensorrt_rtx")),
+    BackendEntry("openvino", "drcn.runtime.openvino_backend:OpenVINOBackend", ("onnx",), ("auto", "fp32", "bf16"),
+                 ("openvino",)),
+    BackendEntry("onnxruntime", "drcn.runtime.onnxruntime_backend:OnnxRuntimeBackend", ("onnx",), ("fp32", "fp16"),
+                 ("onnxruntime",)),
+    BackendEntry("torch", "drcn.runtime.torch_backend:TorchBackend", ("weights",), ("fp32", "fp16", "bf16"),
+                 ("torch",)),
 )}
-MODEL_KIND = {name: entry.model_kind for name, entry in BACKENDS.items()}
 
 
 def backend_entry(name: str) -> BackendEntry:

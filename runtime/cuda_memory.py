@@ -144,6 +144,15 @@ def open_cuda_memory() -> CudaMemory:
     return CudaPythonMemory()
 
 
+def gpu_available() -> bool:
+    """True when CUDA bindings, a driver and a GPU are all usable here (never raises)."""
+    try:
+        query_gpu()
+    except DrcnError:
+        return False
+    return True
+
+
 def query_gpu(device: int = 0) -> GpuInfo:
     """Name and compute capability of GPU ``device``; a one-line error without CUDA bindings, driver or GPU."""
     try:
@@ -153,9 +162,10 @@ def query_gpu(device: int = 0) -> GpuInfo:
     err, count = rt.cudaGetDeviceCount()
     if err != rt.cudaError_t.cudaSuccess:
         _, text = rt.cudaGetErrorString(err)
-        raise DrcnError(f"no CUDA GPU is usable here (CUDA: {text.decode() if isinstance(text, bytes) else text})")
+        raise DrcnError(f"this needs an NVIDIA GPU and none is usable here (CUDA: "
+                        f"{text.decode() if isinstance(text, bytes) else text})")
     if count == 0:
-        raise DrcnError("no CUDA GPU is usable here: the driver reports no device")
+        raise DrcnError("this needs an NVIDIA GPU and none is usable here: the driver reports no device")
     err, prop = rt.cudaGetDeviceProperties(device)
     if err != rt.cudaError_t.cudaSuccess:
         raise DrcnError(f"cannot read the properties of GPU {device}")
@@ -167,7 +177,7 @@ def _query_gpu_pycuda(device: int) -> GpuInfo:
     try:
         import pycuda.driver as cuda
     except ImportError:
-        raise DrcnError(f"finding the GPU needs CUDA Python bindings: {INSTALL}") from None
+        raise DrcnError(f"this needs an NVIDIA GPU; finding one needs CUDA Python bindings: {INSTALL}") from None
     try:
         cuda.init()
         gpu = cuda.Device(device)

@@ -1,9 +1,9 @@
 """The JSON sidecar beside every TensorRT engine: everything that makes the engine valid, checked on load.
 
-A serialized engine is only valid for the exact TensorRT version and GPU it was built on, and only means what
-its ONNX meant. The sidecar records all of that (like vs-mlrt's engine cache key) so that a stale engine is
-refused with a message that says to rebuild, never run into a crash or silent garbage. Plain Python: tested on
-machines without TensorRT.
+A serialized engine is only valid for the TensorRT flavour and version that built it, on the GPU it was built on
+(standard TensorRT) or on the compute capabilities it targets (TensorRT-RTX), and only means what its ONNX meant.
+The sidecar records all of that (like vs-mlrt's engine cache key) so that a stale engine is refused with a message
+that says to rebuild, never run into a crash or silent garbage. Plain Python: tested on machines without TensorRT.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 
 from drcn import atomic
 from drcn.errors import DrcnError
+from drcn.runtime.tensorrt_flavour import FLAVOURS, RTX_DEFAULT_TARGETS
 
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,8 +38,7 @@ def plan_profile(tile: int, batch: int, halo: int, channels: int,
     Tiled runs feed windows of exactly tile + 2·halo (smaller only for images smaller than one window), so that
     is both the optimum and the maximum. ``tile == 0`` (whole frames) needs ``max_size`` (H, W).
     """
-    if batch < 1:
-        raise DrcnError(f"--batch {batch}: must be at least 1")
+    assert batch >= 1, "the CLI validates --batch"
     if tile > 0:
         side = tile + 2 * halo
         top = (batch, channels, side, side)
@@ -68,9 +68,21 @@ class EngineSidecar:
     channels: int
     scales: tuple[float, ...]
     tensorrt_version: str
-    gpu: GpuInfo
+    gpu: GpuInfo | None       # the GPU the build ran on; None for a GPU-free (TensorRT-RTX) build
     drcn_version: str
+    flavour: str = "standard"           # standard | rtx
+    targets: tuple[str, ...] = ()       # compute capabilities the engine runs on (rtx); () = the build GPU only
+    fp16_source: str | None = None      # fp16 engines: "graph" (an FP16 ONNX), "converted", "builder-flag"
     format: int = FORMAT
+
+    def rebuild_command(self) -> str:
+        parts = ["drcn-trt build", f"--onnx {self.onnx_file}", "--fp16" if self.precision == "fp16" else "",
+                 f"--flavour {self.flavour}", f"--tile {self.tile} --batch {self.batch}"]
+        if not self.tile:
+            parts.append(f"--max-size {self.profile.max[2]}x{self.profile.max[3]}")
+        if self.targets and self.targets != RTX_DEFAULT_TARGETS:
+            parts.append(f"--compute-capability {','.join(self.targets)}")
+        return " ".join(p for p in parts if p)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
@@ -82,8 +94,9 @@ class EngineSidecar:
             if data.get("format") != FORMAT:
                 raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
             data["profile"] = Profile(**{k: tuple(v) for k, v in data["profile"].items()})
-            data["gpu"] = GpuInfo(**data["gpu"])
+            data["gpu"] = GpuInfo(**data["gpu"]) if data.get("gpu") else None
             data["scales"] = tuple(data["scales"])
+            data["targets"] = tuple(data.get("targets", ()))
             return cls(**data)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DrcnError(f"{source}: not a valid drcn engine sidecar ({exc})") from None
@@ -108,17 +121,24 @@ def read_sidecar(engine: str | Path) -> EngineSidecar:
     return EngineSidecar.from_json(path.read_text(), str(path))
 
 
-def mismatches(sidecar: EngineSidecar, *, engine_sha256: str, tensorrt_version: str, gpu: GpuInfo,
-               onnx_sha256: str | None = None) -> list[str]:
-    """Why this engine must not run here (empty: it may)."""
+def mismatches(sidecar: EngineSidecar, *, engine_sha256: str, tensorrt_version: str, gpu: GpuInfo | None,
+               onnx_sha256: str | None = None, flavour: str = "standard") -> list[str]:
+    """Why this engine must not run here (empty: it may). ``gpu`` None: no GPU to compare (building, info)."""
     problems = []
     if sidecar.engine_sha256 != engine_sha256:
         problems.append("the engine file changed after it was built")
-    if sidecar.tensorrt_version != tensorrt_version:
-        problems.append(f"built with TensorRT {sidecar.tensorrt_version}, this is TensorRT {tensorrt_version}")
-    if sidecar.gpu.compute_capability != gpu.compute_capability or sidecar.gpu.name != gpu.name:
-        problems.append(f"built for {sidecar.gpu.name} (compute {sidecar.gpu.compute_capability}), this GPU is "
-                        f"{gpu.name} (compute {gpu.compute_capability})")
+    if sidecar.flavour != flavour:
+        problems.append(f"built by the {sidecar.flavour} TensorRT flavour, this is {flavour}")
+    elif sidecar.tensorrt_version != tensorrt_version:
+        label = FLAVOURS[flavour].label
+        problems.append(f"built with {label} {sidecar.tensorrt_version}, this is {label} {tensorrt_version}")
+    if gpu is not None and sidecar.targets:
+        if gpu.compute_capability not in sidecar.targets:
+            problems.append(f"built for compute capabilities {', '.join(sidecar.targets)}, this GPU is {gpu.name} "
+                            f"(compute {gpu.compute_capability})")
+    elif gpu is not None and (sidecar.gpu is None or sidecar.gpu != gpu):
+        built = f"{sidecar.gpu.name} (compute {sidecar.gpu.compute_capability})" if sidecar.gpu else "no GPU"
+        problems.append(f"built for {built}, this GPU is {gpu.name} (compute {gpu.compute_capability})")
     if onnx_sha256 is not None and onnx_sha256 != sidecar.onnx_sha256:
         problems.append(f"{sidecar.onnx_file} changed since the engine was built from it")
     return problems
@@ -128,6 +148,5 @@ def check_engine(engine: str | Path, sidecar: EngineSidecar, **current) -> None:
     """Raise a one-line error that says to rebuild when :func:`mismatches` finds anything."""
     problems = mismatches(sidecar, **current)
     if problems:
-        raise DrcnError(f"{engine} cannot be used here: {'; '.join(problems)}. Rebuild it: drcn-trt build "
-                        f"--onnx {sidecar.onnx_file}{' --fp16' if sidecar.precision == 'fp16' else ''} "
-                        f"--tile {sidecar.tile} --batch {sidecar.batch}")
+        raise DrcnError(f"{engine} cannot be used here: {'; '.join(problems)}. Rebuild it: "
+                        f"{sidecar.rebuild_command()}")

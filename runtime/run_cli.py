@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     choice = select.choose(args.engine, args.onnx, args.weights, args.backend)
     backend = create_backend(choice.backend, str(choice.model), device=args.device, precision=args.precision,
-                             provider=args.provider, threads=args.threads, tile=args.tile, batch=args.batch)
+                             provider=args.provider, threads=args.threads, tile=args.tile, batch=args.batch,
+                             log=lambda message: print(f"{PROG}: {message}", flush=True))
     try:
         spec = backend.spec
         if spec.max_shape and args.tile:

@@ -2,8 +2,9 @@
 
 Explicit files win (``--engine`` → TensorRT, ``--onnx`` → an ONNX backend, ``--weights`` → PyTorch); otherwise
 ``model.engine`` / ``model.onnx`` in the working directory; otherwise the shipped model. ``auto`` runs an ONNX
-file on OpenVINO where it is installed and ONNX Runtime has no GPU provider (OpenVINO is the faster CPU path),
-else on ONNX Runtime.
+file on TensorRT where TensorRT and a GPU are present (engine built and cached on first use), else on OpenVINO
+where it is installed and ONNX Runtime has no GPU provider (OpenVINO is the faster CPU path), else on ONNX
+Runtime.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import dataclasses
 from pathlib import Path
 
 from drcn.errors import DrcnError
-from drcn.optional import installed
-from drcn.runtime.backend import BACKENDS, MODEL_KIND, backend_entry
+from drcn.runtime.cuda_memory import gpu_available
+from drcn.runtime.backend import BACKENDS, backend_entry
 from drcn.weights import default_weights_path
 
 
@@ -29,13 +30,17 @@ def shipped_onnx_path() -> Path:
 
 
 def auto_onnx_backend() -> str:
-    if installed(BACKENDS["openvino"].library) and not _onnxruntime_has_gpu():
+    """TensorRT where it is installed and a GPU is usable (the engine is built and cached on first use); else
+    OpenVINO where installed and ONNX Runtime has no GPU provider (the faster CPU path); else ONNX Runtime."""
+    if BACKENDS["tensorrt"].available() and gpu_available():
+        return "tensorrt"
+    if BACKENDS["openvino"].available() and not _onnxruntime_has_gpu():
         return "openvino"
     return "onnxruntime"
 
 
 def _onnxruntime_has_gpu() -> bool:
-    if not installed(BACKENDS["onnxruntime"].library):
+    if not BACKENDS["onnxruntime"].available():
         return False
     import onnxruntime
 
@@ -56,19 +61,16 @@ def choose(engine: str | None = None, onnx: str | None = None, weights: str | No
             raise DrcnError(f"--{kind} {path}: no such file")
         if backend == "auto":
             backend = {"engine": "tensorrt", "onnx": auto_onnx_backend(), "weights": "torch"}[kind]
-        elif MODEL_KIND[backend] != kind:
-            raise DrcnError(f"--backend {backend} runs a {MODEL_KIND[backend]} file, not --{kind} {path}"
-                            + (": build an engine with drcn-trt build" if backend == "tensorrt" else ""))
+        elif kind not in BACKENDS[backend].model_kinds:
+            raise DrcnError(f"--backend {backend} runs a {BACKENDS[backend].model_kind} file, not --{kind} {path}")
         return Choice(backend, path, f"--{kind}")
 
     cwd = cwd or Path.cwd()
     local_engine, local_onnx = cwd / "model.engine", cwd / "model.onnx"
-    if backend in ("auto", "tensorrt") and local_engine.is_file() and (backend == "tensorrt" or installed(BACKENDS["tensorrt"].library)):
+    if backend in ("auto", "tensorrt") and local_engine.is_file() and (backend == "tensorrt" or
+                                                                        BACKENDS["tensorrt"].available()):
         return Choice("tensorrt", local_engine, "model.engine in the working directory")
-    if backend == "tensorrt":
-        raise DrcnError("--backend tensorrt needs an engine: none given (--engine) and no model.engine here; "
-                        "build one with: drcn-export --onnx model.onnx && drcn-trt build --fp16")
-    if MODEL_KIND.get(backend, "onnx") == "onnx" and local_onnx.is_file():
+    if (backend == "auto" or "onnx" in BACKENDS[backend].model_kinds) and local_onnx.is_file():
         return Choice(auto_onnx_backend() if backend == "auto" else backend, local_onnx,
                       "model.onnx in the working directory")
     if backend == "torch":

@@ -5,7 +5,7 @@ import pytest
 from drcn import DrcnError
 from drcn.runtime.engine_sidecar import (EngineSidecar, GpuInfo, Profile, check_engine, mismatches, plan_profile,
                                          read_sidecar, write_sidecar)
-from drcn.runtime.trt_precision import plan_precision
+from drcn.runtime.tensorrt_flavour import FLAVOURS, choose_flavour, parse_targets, plan_precision
 
 H200 = GpuInfo("NVIDIA H200", "9.0")
 
@@ -47,7 +47,7 @@ def test_every_mismatch_is_named():
     for key, value in cases.items():
         problems = mismatches(sidecar(), **{**current, key: value})
         assert len(problems) == 1 and words[key] in problems[0]
-    with pytest.raises(DrcnError, match="Rebuild it: drcn-trt build --onnx model.onnx --fp16 --tile 256"):
+    with pytest.raises(DrcnError, match="Rebuild it: drcn-trt build --onnx model.onnx --fp16 --flavour standard --tile 256"):
         check_engine("model.engine", sidecar(), **{**current, "gpu": GpuInfo("NVIDIA H100", "9.0")})
 
 
@@ -61,18 +61,52 @@ def test_missing_or_bad_sidecar(tmp_path):
         read_sidecar(engine)
 
 
-def test_precision_path_by_version():
-    ten = plan_precision("10.16.1", True, "fp32", "m.onnx")
-    assert (ten.strongly_typed, ten.fp16_flag, ten.precision) == (False, True, "fp16")
-    assert plan_precision("10.3.0", False, "fp32", "m.onnx").precision == "fp32"
-    eleven = plan_precision("11.4.0.106", True, "fp16", "m16.onnx")
-    assert (eleven.strongly_typed, eleven.fp16_flag, eleven.precision) == (True, False, "fp16")
-    with pytest.raises(DrcnError, match="drcn-export --onnx model_fp16.onnx --fp16"):
-        plan_precision("11.4.0", True, "fp32", "m.onnx")
-    with pytest.raises(DrcnError, match="pass --fp16"):
-        plan_precision("11.4.0", False, "fp16", "m16.onnx")
+def test_precision_path_by_flavour_and_version():
+    std, rtx = FLAVOURS["standard"], FLAVOURS["rtx"]
+    ten = plan_precision(std, "10.16.1", True, "fp32", "m.onnx")
+    assert (ten.strongly_typed, ten.fp16_flag, ten.convert_fp16, ten.precision) == (False, True, False, "fp16")
+    assert plan_precision(std, "10.3.0", False, "fp32", "m.onnx").precision == "fp32"
+    eleven = plan_precision(std, "11.4.0.106", True, "fp16", "m16.onnx")
+    assert (eleven.strongly_typed, eleven.fp16_flag, eleven.convert_fp16) == (True, False, False)
+    # Strongly typed builders get an FP16 graph converted from the FP32 one instead of an error.
+    for flavour, version in ((std, "11.4.0"), (rtx, "1.7.1.116")):
+        plan = plan_precision(flavour, version, True, "fp32", "m.onnx")
+        assert (plan.strongly_typed, plan.fp16_flag, plan.convert_fp16, plan.precision) == (True, False, True, "fp16")
+        with pytest.raises(DrcnError, match="pass --fp16"):
+            plan_precision(flavour, version, False, "fp16", "m16.onnx")
     with pytest.raises(DrcnError, match="too old"):
-        plan_precision("8.6.1", True, "fp32", "m.onnx")
+        plan_precision(std, "8.6.1", True, "fp32", "m.onnx")
+    assert plan_precision(rtx, "1.2.0", False, "fp32", "m.onnx").strongly_typed  # RTX 1.x is not "too old"
+
+
+def test_flavour_choice():
+    assert choose_flavour("auto", ["rtx"], None).name == "rtx"
+    assert choose_flavour("auto", ["standard"], "8.9").name == "standard"
+    assert choose_flavour("auto", ["standard", "rtx"], "9.0").name == "standard"   # H100/H200: not an RTX target
+    assert choose_flavour("auto", ["standard", "rtx"], "8.9").name == "rtx"
+    assert choose_flavour("auto", ["standard", "rtx"], None).name == "rtx"         # builds without a GPU
+    with pytest.raises(DrcnError, match="tensorrt-rtx"):
+        choose_flavour("auto", [], None)
+    with pytest.raises(DrcnError, match="--flavour standard.*pip install tensorrt"):
+        choose_flavour("standard", ["rtx"], None)
+    assert parse_targets("8.6, 8.9") == ("8.6", "8.9")
+    with pytest.raises(DrcnError, match="choose from"):
+        parse_targets("9.0")
+
+
+def test_rtx_targets_and_flavour_mismatches():
+    rtx = sidecar(flavour="rtx", tensorrt_version="1.7.1.116", gpu=None, targets=("8.6", "8.9"))
+    current = dict(engine_sha256="e" * 64, tensorrt_version="1.7.1.116", flavour="rtx")
+    assert mismatches(rtx, **current, gpu=GpuInfo("NVIDIA GeForce RTX 4090", "8.9")) == []
+    assert mismatches(rtx, **current, gpu=None) == []
+    (problem,) = mismatches(rtx, **current, gpu=H200)
+    assert "compute capabilities 8.6, 8.9" in problem and "NVIDIA H200" in problem
+    (problem,) = mismatches(rtx, **{**current, "flavour": "standard"}, gpu=None)
+    assert "rtx" in problem and "standard" in problem
+    (problem,) = mismatches(rtx, **{**current, "tensorrt_version": "1.8.0"}, gpu=None)
+    assert "TensorRT-RTX 1.7.1.116" in problem
+    assert rtx.rebuild_command() == ("drcn-trt build --onnx model.onnx --fp16 --flavour rtx --tile 256 --batch 4 "
+                                     "--compute-capability 8.6,8.9")
 
 
 def test_profile_dataclass_is_json_safe():

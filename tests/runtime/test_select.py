@@ -13,8 +13,10 @@ def test_explicit_files_pick_their_backend(tmp_path):
     assert choose(weights=str(tmp_path / "m.safetensors")).backend == "torch"
     with pytest.raises(DrcnError, match="not both"):
         choose(engine=str(tmp_path / "m.engine"), onnx=str(tmp_path / "m.onnx"))
-    with pytest.raises(DrcnError, match="runs a engine file|drcn-trt build"):
-        choose(onnx=str(tmp_path / "m.onnx"), backend="tensorrt")
+    # TensorRT takes an ONNX file too (the engine is built into the cache); OpenVINO takes no engine.
+    assert choose(onnx=str(tmp_path / "m.onnx"), backend="tensorrt").backend == "tensorrt"
+    with pytest.raises(DrcnError, match="runs a onnx file"):
+        choose(engine=str(tmp_path / "m.engine"), backend="openvino")
     with pytest.raises(DrcnError, match="no such file"):
         choose(onnx=str(tmp_path / "missing.onnx"))
 
@@ -26,8 +28,7 @@ def test_working_directory_then_shipped(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"x")
     choice = choose(cwd=tmp_path)
     assert choice.backend == auto_onnx_backend() and choice.model == tmp_path / "model.onnx"
-    with pytest.raises(DrcnError, match="drcn-trt build"):
-        choose(cwd=tmp_path, backend="tensorrt")
+    assert choose(cwd=tmp_path, backend="tensorrt").model == tmp_path / "model.onnx"   # built on first use
     (tmp_path / "model.engine").write_bytes(b"x")
     assert choose(cwd=tmp_path, backend="tensorrt").backend == "tensorrt"
     with pytest.raises(DrcnError, match="unknown backend"):

@@ -1,7 +1,8 @@
-"""Every TensorRT name the code uses exists in the TensorRT versions it targets.
+"""Every TensorRT name the code uses exists in the TensorRT versions and flavours it targets.
 
-TensorRT cannot be imported without its GPU libraries, but the strings of the Python bindings' extension list
-every name of the API. The bindings wheels (~1-2 MB) come from PyPI; the test skips where pip cannot reach it.
+Standard TensorRT cannot be installed here, but the strings of its Python bindings' extension list every name of
+the API: the bindings wheels (~1-2 MB) come from PyPI; the test skips where pip cannot reach it. TensorRT for RTX
+is installed (dev extra): its names are checked on the real module.
 """
 
 import re
@@ -15,13 +16,16 @@ import pytest
 RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
 # Names used on every version, and the one used only on TensorRT 10's weakly typed path.
 COMMON = ["Logger", "WARNING", "VERBOSE", "Builder", "create_network", "NetworkDefinitionCreationFlag",
-          "STRONGLY_TYPED", "OnnxParser", "parse_from_file", "num_errors", "get_error", "create_builder_config",
+          "STRONGLY_TYPED", "OnnxParser", "parse", "num_errors", "get_error", "create_builder_config",
           "set_memory_pool_limit", "MemoryPoolType", "WORKSPACE", "create_optimization_profile", "set_shape",
           "add_optimization_profile", "create_timing_cache", "set_timing_cache", "get_timing_cache", "serialize",
           "build_serialized_network", "Runtime", "deserialize_cuda_engine", "create_execution_context",
           "num_io_tensors", "get_tensor_name", "get_tensor_mode", "TensorIOMode", "INPUT", "OUTPUT",
           "set_tensor_address", "set_input_shape", "execute_async_v3", "get_input", "BuilderFlag"]
 TRT10_ONLY = ["FP16"]
+# TensorRT-RTX only: compute-capability targets, the engine validity check, the JIT runtime cache.
+RTX_ONLY = ["ComputeCapability", "num_compute_capabilities", "set_compute_capability", "EngineValidity", "INVALID",
+            "get_engine_validity", "create_runtime_config", "create_runtime_cache", "set_runtime_cache", "deserialize"]
 WHEELS = {"10": "tensorrt-cu12-bindings==10.16.1.11", "11": "tensorrt-cu13-bindings==11.4.0.106"}
 
 
@@ -32,10 +36,23 @@ def _has(blob: bytes, name: str) -> bool:
 
 def test_the_list_matches_the_code():
     source = "\n".join(p.read_text() for p in RUNTIME.glob("*.py"))
-    for name in COMMON + TRT10_ONLY:
+    listed = COMMON + TRT10_ONLY + RTX_ONLY
+    for name in listed:
         assert re.search(rf"\b{name}\b", source), f"{name} is listed but not used: update the list"
     used = set(re.findall(r"\btrt\.([A-Za-z][A-Za-z_]*)", source))  # module dunders such as __version__ aside
-    assert used <= set(COMMON + TRT10_ONLY), f"unlisted TensorRT names: {used - set(COMMON + TRT10_ONLY)}"
+    assert used <= set(listed), f"unlisted TensorRT names: {used - set(listed)}"
+
+
+def test_names_exist_in_tensorrt_rtx():
+    trt = pytest.importorskip("tensorrt_rtx")
+    owners = [trt, trt.Logger, trt.Builder, trt.IBuilderConfig, trt.INetworkDefinition, trt.OnnxParser,
+              trt.IOptimizationProfile, trt.Runtime, trt.ICudaEngine, trt.IExecutionContext, trt.IRuntimeConfig,
+              trt.IRuntimeCache, trt.NetworkDefinitionCreationFlag, trt.MemoryPoolType, trt.TensorIOMode,
+              trt.EngineValidity, trt.IHostMemory]
+    missing = [n for n in COMMON + RTX_ONLY
+               if n not in ("create_timing_cache", "set_timing_cache", "get_timing_cache")  # used on standard only
+               and not any(hasattr(owner, n) for owner in owners)]
+    assert not missing, f"TensorRT-RTX lacks {missing}"
 
 
 @pytest.mark.slow

@@ -1,0 +1,63 @@
+"""FP16 safety: the limits an FP16 graph must meet, shared by ``drcn-export --fp16`` (measured with PyTorch) and
+``drcn-trt build --fp16`` on a converted FP32 graph (measured with ONNX Runtime)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import numpy as np
+
+from drcn import metrics
+from drcn.errors import DrcnError
+from drcn.matlab import quantize
+
+FP16_MAX = 65504.0
+MAX_FP16_PSNR_DROP = 0.1    # dB, mean Y-PSNR on calibration images
+PEAK_FRACTION = 0.5         # activations must stay below half the FP16 maximum
+
+
+@dataclasses.dataclass
+class Fp16Report:
+    peak_activation: float      # largest |activation| of any convolution output, fp32 graph, calibration data
+    psnr_fp32: float            # mean Y-PSNR on calibration images
+    psnr_fp16: float
+
+    @property
+    def headroom(self) -> float:
+        return FP16_MAX / max(self.peak_activation, 1e-12)
+
+    @property
+    def drop(self) -> float:
+        return self.psnr_fp32 - self.psnr_fp16
+
+    def summary(self) -> str:
+        return (f"fp16 safety: peak activation {self.peak_activation:.3g} ({self.headroom:.0f}x below the FP16 max); "
+                f"calibration PSNR fp32 {self.psnr_fp32:.3f} dB -> fp16 {self.psnr_fp16:.3f} dB "
+                f"({-self.drop:+.4f})")
+
+
+def check_fp16(report: Fp16Report, option: str, fallback: str) -> None:
+    """A one-line error naming ``option`` when the FP16 graph is unsafe; ``fallback`` says what to do instead."""
+    if report.peak_activation > PEAK_FRACTION * FP16_MAX:
+        raise DrcnError(f"{option}: activations reach {report.peak_activation:.4g}, too close to the FP16 maximum "
+                        f"{FP16_MAX:g}; {fallback}")
+    if report.drop > MAX_FP16_PSNR_DROP:
+        raise DrcnError(f"{option}: PSNR drops by {report.drop:.3f} dB on calibration images (limit "
+                        f"{MAX_FP16_PSNR_DROP} dB); {fallback}")
+
+
+Run = Callable[[np.ndarray], np.ndarray]   # (1, 1, H, W) float32 in [0, 1] -> (1, 1, H, W) float32
+
+
+def psnr_change(run_fp32: Run, run_fp16: Run, pairs) -> tuple[float, float]:
+    """Mean Y-PSNR (paper conventions, predictions rounded to uint8) of both graphs on calibration ``pairs``
+    ((HR Y, bicubic input, scale) uint8, from :func:`drcn.calibration.calibration_pairs`): (fp32, fp16)."""
+    p32, p16 = [], []
+    for hr, up, scale in pairs:
+        x = (up.astype(np.float32) / 255.0)[None, None]
+        border = int(math.ceil(scale))
+        p32.append(metrics.psnr(hr, quantize(run_fp32(x)[0, 0]), border))
+        p16.append(metrics.psnr(hr, quantize(run_fp16(x)[0, 0]), border))
+    return float(np.mean(p32)), float(np.mean(p16))
