@@ -31,11 +31,12 @@ def build_parser() -> ArgumentParser:
     m.add_argument("--onnx", help="ONNX file (written by drcn-export)")
     m.add_argument("--weights", help="safetensors weights, run by PyTorch")
     m.add_argument("--backend", default="auto",
-                   help="auto (TensorRT engine on a GPU, else OpenVINO on a CPU where installed, else ONNX Runtime), "
+                   help="auto (TensorRT on a GPU, else OpenVINO on a CPU where installed, else ONNX Runtime), "
                         "tensorrt, openvino, onnxruntime or torch")
     m.add_argument("--device", default="auto", help="PyTorch backend device: auto, cpu, cuda")
     m.add_argument("--precision", default="auto",
-                   help="OpenVINO: auto (bf16 where the CPU has it), fp32, bf16; PyTorch: fp32 (auto), fp16, bf16")
+                   help="OpenVINO: auto (bf16 where the CPU has it), fp32, bf16; PyTorch: fp32 (auto), fp16, bf16; "
+                        "TensorRT engines built from an ONNX file: fp16 (auto), fp32")
     m.add_argument("--provider", default="auto", help="ONNX Runtime provider: auto, cpu, cuda, tensorrt")
     m.add_argument("--threads", type=positive_int, help="CPU threads for inference (default: the library's)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip)")

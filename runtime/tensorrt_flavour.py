@@ -114,10 +114,6 @@ def _major(version: str) -> int:
         raise DrcnError(f"cannot read the version '{version}'") from None
 
 
-def major_version(version: str) -> int:
-    return _major(version)
-
-
 def plan_precision(flavour: Flavour, version: str, want_fp16: bool, graph_precision: str,
                    onnx_file: str) -> PrecisionPlan:
     """How this flavour and version are told the precision. An FP16 graph is built as it is; an FP32 graph

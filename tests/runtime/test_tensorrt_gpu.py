@@ -1,44 +1,44 @@
-"""TensorRT on a real GPU: build, stale-engine refusal, FP16 vs FP32 parity. Skipped where TensorRT or a GPU
-is absent (every CI machine); the logic around them is tested in test_engine_sidecar.py."""
+"""TensorRT on a real GPU: build, run, stale-engine refusal, FP16 vs FP32 parity, the RTX runtime cache.
+Skipped where no TensorRT flavour targets a usable GPU (every CI machine); the logic around them, and GPU-free
+RTX builds, are tested in test_engine_sidecar.py and test_tensorrt_build.py."""
 
-import importlib.util
 import json
 import shutil
 
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None,
-                                 reason="TensorRT is not installed (needs NVIDIA's index and a GPU)")]
+pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture(scope="module")
 def gpu():
     from drcn.errors import DrcnError
     from drcn.runtime.cuda_memory import query_gpu
+    from drcn.runtime.tensorrt_flavour import installed_flavours, rtx_runs_on
 
+    flavours = installed_flavours()
+    if not flavours:
+        pytest.skip("no TensorRT flavour installed (tensorrt from NVIDIA's index, or tensorrt-rtx)")
     try:
-        return query_gpu()
+        info = query_gpu()
     except DrcnError as exc:
         pytest.skip(f"no usable CUDA GPU: {exc}")
+    if flavours == ["rtx"] and not rtx_runs_on(info.compute_capability):
+        pytest.skip(f"only TensorRT-RTX is installed and it does not target {info.name} "
+                    f"(compute {info.compute_capability}); standard TensorRT is needed there")
+    return info
 
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory, gpu, tiny_model_files):
-    import tensorrt as trt
-
-    from drcn.export.exporter import export_model
     from drcn.runtime.engine_build import BuildRequest, build_engine
-    from drcn.runtime.trt_precision import major_version
 
     folder = tmp_path_factory.mktemp("trt")
     weights, onnx32 = tiny_model_files
-    onnx16 = folder / "tiny_fp16.onnx"
-    export_model(onnx16, weights=str(weights), fp16=True)
-    fp16_source = onnx16 if major_version(trt.__version__) >= 11 else onnx32
+    # FP16 from the FP32 graph: the builder flag on TensorRT 10, a checked conversion on strongly typed builders.
     e32 = build_engine(BuildRequest(onnx=onnx32, engine=folder / "fp32.engine", tile=32, batch=4))
-    e16 = build_engine(BuildRequest(onnx=fp16_source, engine=folder / "fp16.engine", fp16=True, tile=32, batch=4))
+    e16 = build_engine(BuildRequest(onnx=onnx32, engine=folder / "fp16.engine", fp16=True, tile=32, batch=4))
     return folder / "fp32.engine", folder / "fp16.engine", e32, e16
 
 
@@ -47,6 +47,24 @@ def test_build_writes_engine_and_sidecar(engines, gpu):
     assert path32.is_file() and (path32.parent / "fp32.engine.json").is_file()
     assert side32.precision == "fp32" and side16.precision == "fp16"
     assert side32.gpu == gpu and side32.profile.max == (4, 1, 32 + 2 * side32.halo, 32 + 2 * side32.halo)
+
+
+def test_runtime_cache_is_written_and_reused(engines):
+    """TensorRT-RTX keeps its JIT kernels beside the engine; the second backend loads them."""
+    from drcn.runtime.tensorrt_backend import TensorRTBackend
+
+    backend = TensorRTBackend(str(engines[0]))
+    if not backend.flavour.runtime_cache:
+        backend.close()
+        pytest.skip("standard TensorRT has no runtime cache")
+    backend.run(np.zeros((1, 1, 40, 40), np.float32))
+    backend.close()
+    (cache,) = engines[0].parent.glob("fp32.engine.*.rtxcache")
+    size = cache.stat().st_size
+    again = TensorRTBackend(str(engines[0]))
+    again.run(np.zeros((1, 1, 40, 40), np.float32))
+    again.close()
+    assert size > 0 and list(engines[0].parent.glob("fp32.engine.*.rtxcache")) == [cache]
 
 
 def test_fp32_engine_matches_onnxruntime(engines, tiny_model_files):
