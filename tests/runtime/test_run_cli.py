@@ -127,16 +127,21 @@ def test_make_samples(tmp_path, capsys):
 
 
 def test_trt_build_without_tensorrt_is_one_line(tmp_path, tiny_model_files):
+    """Where no TensorRT flavour imports (here: shadowed by packages that fail to import), one line says what to
+    install."""
     pytest.importorskip("onnx")
+    import os
     import shutil
 
-    from drcn.runtime.tensorrt_flavour import installed_flavours
-
-    if installed_flavours():
-        pytest.skip(f"a TensorRT flavour is installed here: {installed_flavours()}")
+    shadow = tmp_path / "shadow"
+    for module in ("tensorrt", "tensorrt_rtx"):
+        (shadow / module).mkdir(parents=True)
+        (shadow / module / "__init__.py").write_text(f"raise ImportError('not here', name='{module}')\n")
     shutil.copy(tiny_model_files[1], tmp_path / "model.onnx")
+    env = {**os.environ, "PYTHONPATH": str(shadow)}
     result = subprocess.run([sys.executable, "-m", "drcn.runtime.trt_cli", "build", "--fp16"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "tensorrt" in lines[0] and "pip install" in lines[0], result.stderr
+    assert not (tmp_path / "model.engine").exists()
