@@ -90,3 +90,14 @@ def frame_sizes(text: str) -> list[tuple[int, int]]:
         return []
     parse = dims("WxH", "1280x720")
     return [parse(t)[::-1] for t in text.split(",")]
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value

@@ -24,7 +24,9 @@ class Progress:
     def _text(self, extra: str) -> str:
         elapsed = time.perf_counter() - self.start
         rate = self.count / elapsed if elapsed > 0 else 0.0
-        return f"{self.label}: {self.count}/{self.total} ({rate:.2f}/s, {elapsed:.0f} s) {extra[:40]}"
+        eta = f", ETA {(self.total - self.count) / rate:.0f} s" if rate > 0 and self.total > self.count else ""
+        total = self.total if self.total else "?"
+        return f"{self.label}: {self.count}/{total} ({rate:.2f}/s, {elapsed:.0f} s{eta}) {extra[:40]}"
 
     def update(self, n: int = 1, extra: str = "") -> None:
         self.count += n
@@ -33,7 +35,7 @@ class Progress:
         if self.tty:
             self.stream.write(f"\r{self._text(extra):<100}")
             self.stream.flush()
-        elif time.perf_counter() - self.last_line >= self.interval and self.count < self.total:
+        elif time.perf_counter() - self.last_line >= self.interval and (self.count < self.total or not self.total):
             self.stream.write(self._text(extra).rstrip() + "\n")
             self.stream.flush()
             self.last_line = time.perf_counter()

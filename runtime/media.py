@@ -1,4 +1,5 @@
-"""What ``drcn-run`` reads and writes: a folder of frames, one image, or a video file.
+"""What ``drcn-run`` reads and writes: a folder of frames, one image, or a video file (decoded and encoded in
+:mod:`drcn.runtime.video`).
 
 Outputs never overwrite inputs, are written atomically, and existing outputs are skipped (unless asked), so a
 killed run simply resumes.
@@ -8,16 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
-from drcn.atomic import atomic_output
 from drcn.errors import DrcnError
 from drcn.images import IMAGE_SUFFIXES, list_images, read_image, write_image
 
-VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
-VIDEO_SUFFIXES = (*VIDEO_CODECS, ".webm")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".flv", ".mpg",
+                  ".mpeg", ".wmv")
 
 
 @dataclasses.dataclass
@@ -25,6 +25,8 @@ class Frame:
     name: str
     load: Callable[[], np.ndarray]     # -> (H, W[, C]) uint8/uint16, RGB(A) order
     target: Path | None = None         # output file, for image outputs
+    pts: int | None = None             # video: presentation timestamp, in the stream's time base
+    index: int | None = None           # video: position in the decoded sequence
 
 
 @dataclasses.dataclass
@@ -74,11 +76,12 @@ def plan_job(source: str | Path, output: str | Path | None, scale: float, overwr
             job.frames.append(Frame(source.name, lambda: read_image(source), out))
         return job
     if suffix in VIDEO_SUFFIXES:
-        out = Path(output) if output else source.with_name(f"{source.stem}{_suffix_tag(scale)}.mp4")
-        if out.is_dir():
-            out = out / f"{source.stem}{_suffix_tag(scale)}.mp4"
-        if out.suffix.lower() not in VIDEO_CODECS:
-            raise DrcnError(f"-o {out}: cannot write '{out.suffix}' videos (use {', '.join(VIDEO_CODECS)})")
+        name = f"{source.stem}{_suffix_tag(scale)}{source.suffix}"
+        out = Path(output) if output else source.with_name(name)
+        if out.is_dir() or not out.suffix:  # a folder (created if missing) gets the default name inside
+            out = out / name
+        if out.suffix.lower() not in VIDEO_SUFFIXES:
+            raise DrcnError(f"-o {out}: cannot write '{out.suffix}' videos (use {', '.join(VIDEO_SUFFIXES)})")
         if out.resolve() == source.resolve():
             raise DrcnError(f"-o {out}: the output may not be the input file")
         job = Job("video", source, out)
@@ -87,70 +90,6 @@ def plan_job(source: str | Path, output: str | Path | None, scale: float, overwr
         return job
     raise DrcnError(f"{source}: not a folder, an image ({', '.join(IMAGE_SUFFIXES)}) or a video "
                     f"({', '.join(VIDEO_SUFFIXES)})")
-
-
-class VideoReader:
-    """Frames of a video as RGB uint8, in order; ``fps`` and ``count`` (an estimate) from the container."""
-
-    def __init__(self, path: Path):
-        import cv2
-
-        self.path = path
-        self.capture = cv2.VideoCapture(str(path))
-        if not self.capture.isOpened():
-            raise DrcnError(f"{path}: OpenCV cannot open this video")
-        self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 25.0
-        self.count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-
-    def __iter__(self) -> Iterator[Frame]:
-        import cv2
-
-        index = 0
-        while True:
-            ok, frame = self.capture.read()
-            if not ok:
-                break
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            yield Frame(f"frame {index}", lambda rgb=rgb: rgb)
-            index += 1
-        self.capture.release()
-
-
-class VideoWriter:
-    """Writes RGB uint8 frames to a temporary file; ``commit()`` renames it into place."""
-
-    def __init__(self, path: Path, fps: float):
-        self.path, self.fps = path, fps
-        self._context = atomic_output(path)
-        self._tmp = self._context.__enter__()
-        self._writer = None
-
-    def write(self, rgb: np.ndarray) -> None:
-        import cv2
-
-        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise DrcnError(f"{self.path}: video frames must be 8-bit RGB, got {rgb.dtype} {rgb.shape}")
-        if self._writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()])
-            self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (rgb.shape[1], rgb.shape[0]))
-            if not self._writer.isOpened():
-                raise DrcnError(f"{self.path}: OpenCV cannot encode '{self.path.suffix}' video here")
-        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-
-    def commit(self) -> None:
-        if self._writer is None:
-            self.abort()
-            raise DrcnError(f"{self.path}: no frame could be decoded, nothing written")
-        self._writer.release()
-        self._context.__exit__(None, None, None)
-
-    def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-        try:
-            self._context.__exit__(RuntimeError, RuntimeError("aborted"), None)
-        except RuntimeError:
-            pass
 
 
 def save_frame(frame: Frame, image: np.ndarray) -> None:

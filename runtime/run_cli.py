@@ -2,7 +2,8 @@
 
     drcn-run --tile 256 video_frames/                 # -> video_frames_x2/, same file names
     drcn-run photo.png --scale 3 -o big.png
-    drcn-run clip.mp4 --engine model.engine --tile 256 --batch 8
+    drcn-run clip.mp4 --engine model.engine --tile 256 --batch 8     # audio, subtitles, timestamps kept
+    drcn-run clip.mkv -o out/ --codec libx265 --crf 20 --pix-fmt yuv420p10le
     drcn-run --make-samples frames/                   # sample frames made from scikit-image's photos
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from drcn.argtypes import non_negative_int, positive_int, scale
+from drcn.argtypes import non_negative_float, non_negative_int, positive_int, scale
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 
 PROG = "drcn-run"
@@ -39,6 +40,13 @@ def build_parser() -> ArgumentParser:
                         "TensorRT engines built from an ONNX file: fp16 (auto), fp32")
     m.add_argument("--provider", default="auto", help="ONNX Runtime provider: auto, cpu, cuda, tensorrt")
     m.add_argument("--threads", type=positive_int, help="CPU threads for inference (default: the library's)")
+    v = p.add_argument_group("video output (other streams are copied as they are)")
+    v.add_argument("--codec", help="video encoder: libx264 (default), libx265, libsvtav1, libvpx-vp9, ffv1 (lossless), "
+                                   "h264_nvenc/hevc_nvenc where the GPU allows")
+    v.add_argument("--crf", type=non_negative_float, help="quality, lower is better (default: libx264 18, libx265 20, "
+                                                          "libsvtav1 30; NVENC: its cq)")
+    v.add_argument("--pix-fmt", help="e.g. yuv420p (8 bit) or yuv420p10le (10 bit); default: the input's")
+    v.add_argument("--preset", help="encoder preset, e.g. slow (x264/x265) or 6 (SVT-AV1)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip)")
     p.add_argument("--make-samples", metavar="DIR",
                    help="write sample low-resolution frames (from scikit-image's bundled photos) to DIR and exit")
@@ -83,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         raise DrcnError("give a folder of frames, an image or a video (or --make-samples DIR)")
     from drcn.runtime import select
     from drcn.runtime.backend import create_backend
-    from drcn.runtime.media import VideoReader, VideoWriter, plan_job, save_frame
-    from drcn.runtime.pipeline import prefetch, run_frames
+    from drcn.runtime.media import plan_job, save_frame
+    from drcn.runtime.pipeline import run_frames
     from drcn.runtime.tiling import tiled_plane
 
     job = plan_job(args.input, args.output, args.scale, args.overwrite)  # all path checks before any loading
@@ -113,15 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         infer = tiled_plane(backend.run, args.tile, spec.halo, args.batch)
 
         if job.kind == "video":
-            reader = VideoReader(job.source)
-            writer = VideoWriter(job.output, reader.fps)
-            try:
-                summary = run_frames(prefetch(reader, 8), reader.count, args.scale, infer,
-                                     lambda frame, image: writer.write(image), ordered_writes=True)
-            except BaseException:
-                writer.abort()
-                raise
-            writer.commit()
+            from drcn.runtime.video import EncodeOptions
+            from drcn.runtime.video_job import upscale_video
+
+            options = EncodeOptions(codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt, preset=args.preset)
+            summary = upscale_video(job.source, job.output, args.scale, infer, options,
+                                    log=lambda message: print(f"{PROG}: {message}", flush=True))
         else:
             summary = run_frames(job.frames, len(job.frames), args.scale, infer, save_frame)
     finally:

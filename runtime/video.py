@@ -1,0 +1,362 @@
+"""Video in and out with PyAV (FFmpeg bindings whose wheels bundle x264, x265, SVT-AV1, dav1d and libvpx).
+
+Nothing is lost: every audio, subtitle and data stream is copied packet by packet (never re-encoded) into the
+output, container and stream metadata and chapters are kept, and every video frame keeps its presentation
+timestamp (a variable frame rate stays variable), so the output has exactly the input's frames at the input's
+times. Sample aspect ratio and the colour tags (matrix, primaries, transfer, range) are carried over; frames are
+converted to RGB with the input's own matrix and range (said out loud), and back with the same, so the Y the
+network sees is the BT.601 Y of the true RGB, as for still images. Video deeper than 8 bits is decoded to 16-bit
+RGB and goes through the 16-bit path. A stream the output container cannot hold is reported by name.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from drcn.atomic import atomic_output
+from drcn.errors import DrcnError
+from drcn.optional import require
+from drcn.runtime.media import Frame
+
+INSTALL = "pip install av (or: pip install 'drcn[onnx]')"
+# Quality option and default per encoder (lower = better for all of these); None: lossless, no quality knob.
+QUALITY = {"libx264": ("crf", 18), "libx265": ("crf", 20), "libsvtav1": ("crf", 30), "libvpx-vp9": ("crf", 28),
+           "h264_nvenc": ("cq", 19), "hevc_nvenc": ("cq", 21), "av1_nvenc": ("cq", 28), "ffv1": None}
+DEFAULT_CODECS = ("libx264", "libsvtav1", "libvpx-vp9", "ffv1")   # the first the output container can hold
+# Checked here because libx264/libx265 print a bad preset straight to stderr before FFmpeg sees the error.
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+
+
+def _av():
+    av = require("av", "reading and writing video", INSTALL)
+    # FFmpeg's own log lines (decoder warnings, x264's complaints) would break the one-line error rule: every
+    # failure that matters reaches us as an exception with its reason.
+    av.logging.set_level(av.logging.PANIC)
+    return av
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodeOptions:
+    codec: str | None = None       # default: libx264, or the first of DEFAULT_CODECS the container holds
+    crf: float | None = None       # default: QUALITY's
+    pix_fmt: str | None = None     # default: the input's where the codec takes it, else 8- or 10-bit 4:2:0
+    preset: str | None = None      # the encoder's own preset names (x264/x265: medium, slow, ...)
+
+
+@dataclasses.dataclass(frozen=True)
+class ColourTags:
+    """What the stream says about its colour, kept on the output; ``matrix`` decides the RGB conversion."""
+
+    matrix: int          # AVColorSpace
+    range: int           # AVColorRange (1 limited/MPEG, 2 full/JPEG)
+    primaries: int
+    transfer: int
+    described: str       # e.g. "BT.709 limited range (from the stream)"
+
+
+_MATRIX_NAMES = {1: "BT.709", 5: "BT.601", 6: "BT.601", 9: "BT.2020", 10: "BT.2020"}
+
+
+def colour_tags(stream) -> ColourTags:
+    """The stream's colour description; an unspecified matrix is taken as BT.709 for HD (height >= 720) and
+    BT.601 below, and an unspecified range as limited, as players do."""
+    ctx = stream.codec_context
+    matrix, rng = int(ctx.colorspace), int(ctx.color_range)
+    origin = "from the stream"
+    if matrix in (0, 2):  # RGB / unspecified
+        matrix = 1 if ctx.height >= 720 else 6
+        origin = "unspecified: assumed from the frame height"
+    if rng == 0:
+        rng = 1
+    name = _MATRIX_NAMES.get(matrix, f"matrix {matrix}")
+    return ColourTags(matrix, rng, int(ctx.color_primaries), int(ctx.color_trc),
+                      f"{name} {'full' if rng == 2 else 'limited'} range ({origin})")
+
+
+def _swscale_colorspace(matrix: int) -> int:
+    """swscale's SWS_CS_* value for an AVColorSpace (they differ for BT.601 and BT.2020)."""
+    return {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}.get(matrix, 5)
+
+
+@dataclasses.dataclass
+class VideoInfo:
+    width: int
+    height: int
+    frames: int            # from the container, or estimated from its duration; 0 if unknown
+    bit_depth: int
+    pix_fmt: str
+    codec: str
+    colour: ColourTags
+    copied: list[str]      # the other streams, by name, copied as they are
+    dropped: list[str]     # streams the output container cannot hold (filled in by VideoSink)
+
+
+def _stream_name(stream) -> str:
+    language = stream.metadata.get("language") or stream.language
+    return f"#{stream.index} {stream.type} ({stream.codec_context.name}{', ' + language if language else ''})"
+
+
+class VideoSource:
+    """An input video: its first video stream decoded to RGB frames, everything else handed on as packets."""
+
+    def __init__(self, path: Path):
+        av = _av()
+        self.path = path
+        try:
+            self.container = av.open(str(path))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise DrcnError(f"{path}: not a video FFmpeg can read ({_reason(exc)})") from None
+        if not self.container.streams.video:
+            kinds = ", ".join(s.type for s in self.container.streams) or "no streams"
+            self.container.close()
+            raise DrcnError(f"{path}: has no video stream ({kinds})")
+        self.stream = self.container.streams.video[0]
+        ctx = self.stream.codec_context
+        if ctx.format is None or not ctx.width:
+            self.container.close()
+            raise DrcnError(f"{path}: cannot decode its video stream (codec '{ctx.name}' unknown to this FFmpeg, or "
+                            "the stream is broken)")
+        self.stream.thread_type = "AUTO"
+        self.others = [s for s in self.container.streams if s.index != self.stream.index
+                       and s.type in ("audio", "subtitle", "data", "attachment")]
+        depth = max(c.bits for c in ctx.format.components)
+        self.info = VideoInfo(ctx.width, ctx.height, self._count(), depth, ctx.format.name, ctx.name,
+                              colour_tags(self.stream), [_stream_name(s) for s in self.others], [])
+
+    def _count(self) -> int:
+        if self.stream.frames:
+            return int(self.stream.frames)
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        if self.container.duration and rate:
+            return int(round(self.container.duration / 1e6 * float(rate)))
+        return 0
+
+    def frames(self, on_packet: Callable[[object, int], None]) -> Iterator[Frame]:
+        """Decoded video frames, in presentation order; every other stream's packet goes to ``on_packet(packet,
+        frames_so_far)``. A packet that cannot be decoded becomes a frame that fails with the reason. (demux ends
+        with an empty packet per stream, whose decoding flushes the decoder's delayed frames.)"""
+        av = _av()
+        wide = self.info.bit_depth > 8
+        fmt, colour = ("rgb48le" if wide else "rgb24"), self.info.colour
+        count = 0
+
+        def converter(frame):
+            def load() -> np.ndarray:
+                rgb = frame.reformat(format=fmt, src_colorspace=_swscale_colorspace(colour.matrix),
+                                     src_color_range=colour.range, interpolation="BICUBIC")
+                return rgb.to_ndarray()
+            return load
+
+        def failed(why: str):
+            def load():
+                raise DrcnError(why)
+            return load
+
+        try:
+            for packet in self.container.demux(self.stream, *self.others):
+                if packet.stream.index != self.stream.index:
+                    if packet.dts is not None:
+                        on_packet(packet, count)
+                    continue
+                try:
+                    decoded = packet.decode()
+                except av.error.FFmpegError as exc:
+                    yield Frame(f"packet at {_seconds(packet.pts, packet.time_base)}", failed(
+                        f"cannot decode this packet ({_reason(exc)})"))
+                    continue
+                for frame in decoded:
+                    yield self._frame(frame, count, converter(frame))
+                    count += 1
+        except av.error.FFmpegError as exc:
+            yield Frame(f"after frame {count}", failed(f"the file is cut short or corrupt here ({_reason(exc)})"))
+        finally:
+            self.container.close()
+
+    @staticmethod
+    def _frame(frame, index: int, load) -> Frame:
+        return Frame(f"frame {index} (t={_seconds(frame.pts, frame.time_base)})", load, pts=frame.pts, index=index)
+
+
+def _seconds(pts, time_base) -> str:
+    return f"{float(pts * time_base):.3f}s" if pts is not None and time_base else "?"
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return str(text).splitlines()[0] if text else type(exc).__name__
+
+
+def _check_even(pix_fmt: str, size: tuple[int, int]) -> None:
+    """4:2:0 holds only even heights and widths, 4:2:2 only even widths: say so before any work."""
+    height, width = size
+    if ("420" in pix_fmt and (width % 2 or height % 2)) or ("422" in pix_fmt and width % 2):
+        raise DrcnError(f"{width}x{height} output frames: {pix_fmt} cannot hold odd sizes (its chroma is subsampled); "
+                        "use --pix-fmt yuv444p, or a scale that gives even sizes")
+
+
+class VideoSink:
+    """The output video, written to a temporary file and renamed into place by ``commit()``.
+
+    Frames arrive in order through ``write`` (from the pipeline's writer thread); the other streams' packets
+    through ``queue_packet`` (from the decoding thread) and are muxed between the frames they came between.
+    """
+
+    def __init__(self, path: Path, source: VideoSource, scale: float, options: EncodeOptions,
+                 out_size: tuple[int, int]):
+        av = _av()
+        self.path, self.source = path, source
+        self._context = atomic_output(path)
+        self._tmp = self._context.__enter__()
+        try:
+            self.container = av.open(str(self._tmp), "w")
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            self._context.__exit__(DrcnError, DrcnError("aborted"), None)
+            raise DrcnError(f"{path}: cannot write a '{path.suffix}' video ({_reason(exc)})") from None
+        try:
+            self._setup(av, source, options, out_size)
+        except BaseException:
+            self.abort()
+            raise
+        self._pending: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        self.frames_written = 0
+
+    def _setup(self, av, source: VideoSource, options: EncodeOptions, out_size: tuple[int, int]) -> None:
+        supported = self.container.supported_codecs
+        codec = options.codec or next((c for c in DEFAULT_CODECS if c in supported and c in av.codecs_available),
+                                      None)
+        if codec is None or codec not in av.codecs_available:
+            raise DrcnError(f"--codec {options.codec or 'default'}: not an encoder this FFmpeg has (try libx264, "
+                            "libx265, libsvtav1, ffv1)")
+        if codec not in supported:
+            raise DrcnError(f"--codec {codec}: a '{self.path.suffix}' file cannot hold it (choose another codec or "
+                            "container)")
+        encoder = av.Codec(codec, "w")
+        formats = [f.name for f in encoder.video_formats or []]
+        deep = source.info.bit_depth > 8
+        pix_fmt = options.pix_fmt
+        if pix_fmt is None:
+            pix_fmt = next((f for f in (source.info.pix_fmt, "yuv420p10le" if deep else "yuv420p", "yuv420p")
+                            if f in formats or not formats), formats[0] if formats else "yuv420p")
+        elif formats and pix_fmt not in formats:
+            raise DrcnError(f"--pix-fmt {pix_fmt}: {codec} takes {', '.join(formats[:12])}")
+        self.pix_fmt = pix_fmt
+        _check_even(pix_fmt, out_size)
+        self.deep_output = max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8
+        src = source.stream
+        rate = src.average_rate or src.guessed_rate or 25
+        stream = self.container.add_stream(codec, rate=rate)
+        stream.width, stream.height = out_size[1], out_size[0]
+        stream.pix_fmt = pix_fmt
+        stream.time_base = src.time_base
+        ctx = stream.codec_context
+        ctx.time_base = src.time_base
+        ctx.framerate = rate
+        if src.codec_context.sample_aspect_ratio:
+            ctx.sample_aspect_ratio = src.codec_context.sample_aspect_ratio
+        tags = source.info.colour
+        ctx.colorspace, ctx.color_range = tags.matrix, tags.range
+        ctx.color_primaries, ctx.color_trc = tags.primaries, tags.transfer
+        quality = QUALITY.get(codec)
+        opts = {}
+        if quality:
+            opts[quality[0]] = f"{options.crf if options.crf is not None else quality[1]:g}"
+            if codec == "libvpx-vp9":
+                opts["b"] = "0"  # constant quality mode
+        elif options.crf is not None:
+            raise DrcnError(f"--crf: {codec} is lossless and takes no quality setting")
+        if options.preset:
+            if codec in ("libx264", "libx265") and options.preset not in X26X_PRESETS:
+                raise DrcnError(f"--preset {options.preset}: {codec} presets are {', '.join(X26X_PRESETS)}")
+            opts["preset"] = options.preset
+        ctx.options = opts
+        try:  # open now: an encoder that cannot run here (NVENC without its GPU, a bad option) fails before any work
+            ctx.open()
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            settings = ", ".join(f"{k}={v}" for k, v in opts.items())
+            raise DrcnError(f"--codec {codec}: the encoder cannot start here with {settings or 'its defaults'} "
+                            f"({_reason(exc)})") from None
+        stream.metadata.update({k: v for k, v in src.metadata.items() if k.lower() in ("language", "title")})
+        self.video, self.codec = stream, codec
+        self.copies = {}
+        for other in source.others:
+            if other.codec_context.name not in supported:
+                source.info.dropped.append(_stream_name(other))
+                continue
+            copy = self.container.add_stream_from_template(other)
+            copy.metadata.update(other.metadata)
+            copy.disposition = other.disposition
+            self.copies[other.index] = copy
+        self.container.metadata.update(source.container.metadata)
+        chapters = source.container.chapters()
+        if chapters:
+            self.container.set_chapters(chapters)
+
+    def queue_packet(self, packet, before_frame: int) -> None:
+        """Hold ``packet`` (another stream's) until the frame it came before has been written."""
+        index = packet.stream.index  # read now: the input's streams are gone once its container closes
+        if index in self.copies:
+            with self._lock:
+                self._pending.append((before_frame, index, packet))
+
+    def _mux_pending(self, up_to: int | None) -> None:
+        while True:
+            with self._lock:
+                if not self._pending or (up_to is not None and self._pending[0][0] > up_to):
+                    return
+                _, index, packet = self._pending.popleft()
+            packet.stream = self.copies[index]
+            self.container.mux(packet)
+
+    def write(self, frame: Frame, rgb: np.ndarray) -> None:
+        """Encode one upscaled frame, (H, W, 3) uint8 or uint16 RGB, at the input frame's timestamp."""
+        av = _av()
+        self._mux_pending(frame.index)
+        fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
+        if rgb.dtype == np.uint8 and self.deep_output:
+            rgb, fmt = rgb.astype(np.uint16) * 257, "rgb48le"
+        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
+        tags = self.source.info.colour
+        picture = picture.reformat(format=self.pix_fmt, dst_colorspace=_swscale_colorspace(tags.matrix),
+                                   dst_color_range=tags.range, interpolation="BICUBIC")
+        pts = frame.pts
+        if pts is None:  # some containers carry no timestamps: place the frame by its index and the frame rate
+            pts = round(frame.index / float(self.video.codec_context.framerate) / self.video.time_base)
+        picture.pts, picture.time_base = pts, self.video.time_base
+        try:
+            packets = self.video.encode(picture)
+        except av.error.FFmpegError as exc:
+            raise DrcnError(f"{self.path}: the {self.codec} encoder failed ({_reason(exc)})") from None
+        self.container.mux(packets)
+        self.frames_written += 1
+
+    def commit(self) -> None:
+        if not self.frames_written:
+            self.abort()
+            raise DrcnError(f"{self.source.path}: no frame could be decoded, nothing written")
+        av = _av()
+        try:
+            self.container.mux(self.video.encode(None))
+            self._mux_pending(None)
+            self.container.close()
+        except av.error.FFmpegError as exc:
+            self.abort()
+            raise DrcnError(f"{self.path}: cannot finish the video ({_reason(exc)})") from None
+        self._context.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        try:
+            self.container.close()
+        except Exception:  # already failing: closing a broken muxer must not hide the first error
+            pass
+        try:
+            self._context.__exit__(DrcnError, DrcnError("aborted"), None)
+        except DrcnError:
+            pass
