@@ -7,6 +7,7 @@ replaced only by a complete new one.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -40,6 +41,17 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temps(path: str | os.PathLike) -> int:
+    """Delete temporaries that a killed run left for ``path`` (``.<name>.*.tmp<suffix>``); returns how many."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return 0
+    stale = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp{glob.escape(path.suffix)}"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return len(stale)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from drcn.atomic import remove_stale_temps
 from drcn.errors import DrcnError
 from drcn.images import IMAGE_SUFFIXES, list_images, read_image, write_image
 
@@ -25,6 +26,7 @@ class Frame:
     name: str
     load: Callable[[], np.ndarray]     # -> (H, W[, C]) uint8/uint16, RGB(A) order
     target: Path | None = None         # output file, for image outputs
+    source: Path | None = None         # input file, for image inputs (what a remote worker reads)
     pts: int | None = None             # video: presentation timestamp, in the stream's time base
     index: int | None = None           # video: position in the decoded sequence
 
@@ -60,7 +62,8 @@ def plan_job(source: str | Path, output: str | Path | None, scale: float, overwr
             if target.exists() and not overwrite:
                 job.skipped += 1
                 continue
-            job.frames.append(Frame(f.name, lambda f=f: read_image(f), target))
+            remove_stale_temps(target)  # what a killed run was writing: it is redone now
+            job.frames.append(Frame(f.name, lambda f=f: read_image(f), target, source=f))
         return job
     suffix = source.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
@@ -73,7 +76,7 @@ def plan_job(source: str | Path, output: str | Path | None, scale: float, overwr
         if out.exists() and not overwrite:
             job.skipped = 1
         else:
-            job.frames.append(Frame(source.name, lambda: read_image(source), out))
+            job.frames.append(Frame(source.name, lambda: read_image(source), out, source=source))
         return job
     if suffix in VIDEO_SUFFIXES:
         name = f"{source.stem}{_suffix_tag(scale)}{source.suffix}"

@@ -59,7 +59,7 @@ def _message(exc: BaseException) -> str:
 
 def run_frames(frames: Iterable[Frame], total: int, scale: float, infer: Callable[[np.ndarray], np.ndarray],
                write: Callable[[Frame, np.ndarray], None], ordered_writes: bool = False, workers: int = 2,
-               depth: int = 4, label: str = "drcn-run") -> Summary:
+               depth: int = 4, label: str = "drcn-run", show_progress: bool = True) -> Summary:
     """Upscale every frame and hand the result to ``write``.
 
     Args:
@@ -105,7 +105,7 @@ def run_frames(frames: Iterable[Frame], total: int, scale: float, infer: Callabl
         writes.append((frame, write_pool.submit(finish_and_write, frame, prepared, y)))
 
     try:
-        with Progress(label, total) as progress:
+        with Progress(label, total, enabled=show_progress) as progress:
             for frame in frames:
                 reads.append((frame, prep_pool.submit(load_and_prepare, frame)))
                 if len(reads) >= depth:

@@ -47,6 +47,13 @@ def build_parser() -> ArgumentParser:
                                                           "libsvtav1 30; NVENC: its cq)")
     v.add_argument("--pix-fmt", help="e.g. yuv420p (8 bit) or yuv420p10le (10 bit); default: the input's")
     v.add_argument("--preset", help="encoder preset, e.g. slow (x264/x265) or 6 (SVT-AV1)")
+    r = p.add_argument_group("scale-out (extra 'ray')")
+    r.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run on a Ray cluster: ADDRESS (e.g. ray://head:10001 or auto), or a local Ray on this "
+                        "machine when none is given; outputs are written by the workers (shared storage)")
+    r.add_argument("--workers", type=positive_int,
+                   help="Ray workers (default: one per GPU in the cluster, else one per CPU core, each running "
+                        "--threads threads, default 1)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip)")
     p.add_argument("--make-samples", metavar="DIR",
                    help="write sample low-resolution frames (from scikit-image's bundled photos) to DIR and exit")
@@ -64,6 +71,16 @@ def make_samples(folder: Path) -> int:
         write_image(folder / f"{name}.png", matlab.imresize(image, 0.5))  # LR frames: x2 gives the originals
     print(f"{PROG}: wrote {len(SAMPLE_NAMES)} sample frames to {folder}")
     return 0
+
+
+def log(message: str) -> None:
+    print(f"{PROG}: {message}", flush=True)
+
+
+def _encode_options(args):
+    from drcn.runtime.video import EncodeOptions
+
+    return EncodeOptions(codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt, preset=args.preset)
 
 
 def _report(summary, job) -> int:
@@ -90,47 +107,41 @@ def main(argv: list[str] | None = None) -> int:
     if not args.input:
         raise DrcnError("give a folder of frames, an image or a video (or --make-samples DIR)")
     from drcn.runtime import select
-    from drcn.runtime.backend import create_backend
     from drcn.runtime.media import plan_job, save_frame
     from drcn.runtime.pipeline import run_frames
-    from drcn.runtime.tiling import tiled_plane
+    from drcn.runtime.upscaler import BackendRequest, Upscaler
 
     job = plan_job(args.input, args.output, args.scale, args.overwrite)  # all path checks before any loading
     if not job.frames and job.kind != "video" or (job.kind == "video" and job.skipped):
         print(f"{PROG}: nothing to do: {job.skipped} output(s) exist already (use --overwrite to redo them)")
         return 0
     choice = select.choose(args.engine, args.onnx, args.weights, args.backend)
-    backend = create_backend(choice.backend, str(choice.model), device=args.device, precision=args.precision,
-                             provider=args.provider, threads=args.threads, tile=args.tile, batch=args.batch,
-                             log=lambda message: print(f"{PROG}: {message}", flush=True))
+    request = BackendRequest(choice.backend, str(choice.model), tile=args.tile, batch=args.batch, device=args.device,
+                             precision=args.precision, provider=args.provider, threads=args.threads)
+    options = _encode_options(args)
+    if args.ray is not None:
+        from drcn.runtime.ray_run import RayRequest, run_on_ray
+
+        summary = run_on_ray(job, RayRequest(request, args.scale, address=args.ray or None, workers=args.workers,
+                                             encode=options), log)
+        return _report(summary, job)
+    upscaler = Upscaler(request, log)
     try:
-        spec = backend.spec
-        if spec.max_shape and args.tile:
-            window = args.tile + 2 * spec.halo
-            if window > min(spec.max_shape[2:]) or args.batch > spec.max_shape[0]:
-                raise DrcnError(f"--tile {args.tile} --batch {args.batch} needs windows of {args.batch}x{window}x"
-                                f"{window}, beyond the engine's profile {spec.max_shape}: rebuild it with "
-                                f"drcn-trt build --tile {args.tile} --batch {args.batch}")
-        print(f"{PROG}: {backend.description}; model from {choice.reason}")
+        spec = upscaler.spec
+        print(f"{PROG}: {upscaler.backend.description}; model from {choice.reason}")
         print(f"{PROG}: x{args.scale:g}, " + (f"tiles {args.tile}+2x{spec.halo} halo, batch {args.batch}"
                                               if args.tile else "whole frames"))
         if spec.scales and not min(spec.scales) <= args.scale <= max(spec.scales):
             print(f"{PROG}: note: the model was trained for x{', x'.join(f'{s:g}' for s in spec.scales)}; "
                   f"x{args.scale:g} works but may be less sharp")
-
-        infer = tiled_plane(backend.run, args.tile, spec.halo, args.batch)
-
         if job.kind == "video":
-            from drcn.runtime.video import EncodeOptions
             from drcn.runtime.video_job import upscale_video
 
-            options = EncodeOptions(codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt, preset=args.preset)
-            summary = upscale_video(job.source, job.output, args.scale, infer, options,
-                                    log=lambda message: print(f"{PROG}: {message}", flush=True))
+            summary = upscale_video(job.source, job.output, args.scale, upscaler.infer, options, log=log)
         else:
-            summary = run_frames(job.frames, len(job.frames), args.scale, infer, save_frame)
+            summary = run_frames(job.frames, len(job.frames), args.scale, upscaler.infer, save_frame)
     finally:
-        backend.close()
+        upscaler.close()
     return _report(summary, job)
 
 

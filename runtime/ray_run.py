@@ -1,0 +1,188 @@
+"""``drcn-run --ray``: the same inputs processed by a Ray cluster (a local one on this machine without an address).
+
+One long-lived actor per GPU (or per group of CPU threads) holds one backend, created once; frames go to the
+actors in batches through Ray's ActorPool, each actor upscales its batch with the same overlapped pipeline as a
+local run and writes the outputs itself, atomically, where the driver planned them (shared storage on a real
+cluster). The skip-existing rule is the driver's plan, so a killed run resumes; failures come back by frame name
+and the driver prints progress and the summary. A video goes to one actor whole (exact: timestamps and every
+other stream kept, as in a local run).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from drcn.errors import DrcnError
+from drcn.optional import require
+from drcn.progress import Progress
+from drcn.runtime.media import Job
+from drcn.runtime.pipeline import Summary
+from drcn.runtime.upscaler import BackendRequest
+from drcn.runtime.video import EncodeOptions
+
+INSTALL = "pip install 'drcn[ray]'"
+
+
+@dataclasses.dataclass(frozen=True)
+class RayRequest:
+    backend: BackendRequest
+    scale: float
+    address: str | None = None      # None: start a local Ray on this machine
+    workers: int | None = None      # default: one per GPU in the cluster, else one per CPU / threads
+    encode: EncodeOptions = EncodeOptions()
+    frames_per_task: int = 4        # at most; fewer where there are few frames, so every worker gets some
+
+
+class FrameWorker:
+    """One Ray actor: one backend, created once, upscaling the batches of frames it is sent."""
+
+    def __init__(self, request: BackendRequest, scale: float):
+        from drcn.runtime.upscaler import Upscaler
+
+        self.upscaler = Upscaler(request)
+        self.scale = scale
+
+    def describe(self) -> str:
+        import socket
+
+        return f"{self.upscaler.backend.description} on {socket.gethostname()} (pid {os.getpid()})"
+
+    def frames(self, items: list[tuple[str, str, str]]) -> dict:
+        """Upscale ``(name, source file, target file)`` items; returns the batch's summary as plain data."""
+        from drcn.images import read_image
+        from drcn.runtime.media import Frame, save_frame
+        from drcn.runtime.pipeline import run_frames
+
+        frames = [Frame(name, lambda s=source: read_image(s), Path(target)) for name, source, target in items]
+        summary = run_frames(frames, len(frames), self.scale, self.upscaler.infer, save_frame, show_progress=False)
+        return dataclasses.asdict(summary)
+
+    def video(self, source: str, output: str, encode: EncodeOptions) -> dict:
+        from drcn.runtime.video_job import upscale_video
+
+        messages: list[str] = []
+        summary = upscale_video(Path(source), Path(output), self.scale, self.upscaler.infer, encode,
+                                log=messages.append)
+        return {**dataclasses.asdict(summary), "messages": messages}
+
+
+def _cause(ray, exc: BaseException) -> BaseException:
+    """The user's error inside a Ray failure (a DrcnError raised in an actor), else the failure itself."""
+    cause = getattr(exc, "cause", None)
+    while cause is not None and isinstance(cause, ray.exceptions.RayError):
+        cause = getattr(cause, "cause", None)
+    return cause if isinstance(cause, DrcnError) else exc
+
+
+def _get(ray, refs):
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayError as exc:
+        cause = _cause(ray, exc)
+        if isinstance(cause, DrcnError):
+            raise DrcnError(str(cause)) from None
+        raise DrcnError(f"a Ray worker failed: {str(exc).strip().splitlines()[-1]}") from None
+
+
+def _reachable(address: str) -> None:
+    """Fail in one line, at once, when ``host:port`` does not answer (Ray itself would retry for minutes)."""
+    import socket
+
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return  # 'auto' and the like: Ray resolves those itself
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise DrcnError(f"--ray {address}: nothing answers there ({exc.strerror or exc})") from None
+
+
+def _connect(ray, address: str | None) -> bool:
+    """Join the cluster at ``address``, or start a local one on the loopback address; True if started here."""
+    quiet = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                 configure_logging=True)
+    try:
+        if address:
+            _reachable(address)
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+            return False
+        ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **quiet)
+        return True
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise DrcnError(f"--ray {address or '(local)'}: cannot connect to a Ray cluster "
+                        f"({str(exc).strip().splitlines()[0]})") from None
+
+
+def _actor_options(ray, request: RayRequest) -> tuple[int, dict]:
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
+    gpu_backend = request.backend.backend == "tensorrt" or (gpus and request.backend.device != "cpu"
+                                                            and request.backend.backend == "torch")
+    if gpu_backend and gpus:
+        return request.workers or gpus, {"num_gpus": 1, "num_cpus": 1}
+    threads = request.backend.threads or 1
+    return request.workers or max(1, cpus // threads), {"num_cpus": threads}
+
+
+def run_on_ray(job: Job, request: RayRequest, log: Callable[[str], None] = lambda _: None) -> Summary:
+    """Process ``job`` on Ray; the summary counts every frame the workers finished or failed, by name."""
+    ray = require("ray", "drcn-run --ray", INSTALL)
+    started = _connect(ray, request.address)
+    try:
+        count, options = _actor_options(ray, request)
+        backend = request.backend
+        if not backend.threads and "num_gpus" not in options:
+            backend = dataclasses.replace(backend, threads=options["num_cpus"])
+        worker_class = ray.remote(**options)(FrameWorker)
+        workers = [worker_class.remote(backend, request.scale) for _ in range(count)]
+        for description in _get(ray, [w.describe.remote() for w in workers]):
+            log(f"worker: {description}")
+        start = time.perf_counter()
+        if job.kind == "video":
+            log(f"{job.source.name}: one video, one worker")
+            data = _get(ray, workers[0].video.remote(str(job.source.resolve()), str(job.output.resolve()),
+                                                       request.encode))
+            for message in data.pop("messages"):
+                log(message)
+            summary = Summary(**data)
+        else:
+            per_task = max(1, min(request.frames_per_task, -(-len(job.frames) // (2 * len(workers)))))
+            summary = _run_frames(ray, workers, job, per_task)
+        summary.seconds = time.perf_counter() - start
+        return summary
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run_frames(ray, workers, job: Job, per_task: int) -> Summary:
+    from ray.util import ActorPool
+
+    items = [(f.name, str(f.source.resolve()), str(f.target.resolve())) for f in job.frames]
+    batches = [items[i:i + per_task] for i in range(0, len(items), per_task)]
+    summary = Summary()
+    pool = ActorPool(workers)
+    with Progress("drcn-run (ray)", len(items)) as progress:
+        results = pool.map_unordered(lambda actor, batch: actor.frames.remote(batch), batches)
+        while True:
+            try:
+                data = next(results)
+            except StopIteration:
+                break
+            except ray.exceptions.RayError as exc:
+                cause = _cause(ray, exc)
+                raise DrcnError(str(cause) if isinstance(cause, DrcnError) else
+                                f"a Ray worker failed: {str(exc).strip().splitlines()[-1]}") from None
+            summary.done += data["done"]
+            summary.failed.extend(tuple(f) for f in data["failed"])
+            summary.compute_seconds += data["compute_seconds"]
+            summary.output_pixels += data["output_pixels"]
+            progress.update(data["done"] + len(data["failed"]))
+    summary.failed.sort()
+    return summary

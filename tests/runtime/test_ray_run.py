@@ -1,0 +1,91 @@
+"""drcn-run --ray on a local Ray (2 workers on this machine): same outputs as a local run, skip existing, corrupt
+frames by name, a killed driver leaves no partial file and the next run finishes, Ray stays optional."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray")
+pytest.importorskip("onnxruntime")
+
+from drcn.images import read_image, write_image  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def make_frames(folder, count, size=(40, 56)):
+    import cv2
+
+    rng = np.random.default_rng(5)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        write_image(folder / f"f{i:03d}.png", cv2.GaussianBlur(rng.integers(0, 256, (*size, 3), dtype=np.uint8),
+                                                               (5, 5), 0))
+    return folder
+
+
+def run(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "drcn.runtime.run_cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=600, cwd=cwd, env=env)
+
+
+def test_ray_matches_local_skips_existing_and_reports_corrupt_frames(tmp_path, tiny_model_files):
+    onnx = tiny_model_files[1]
+    frames = make_frames(tmp_path / "frames", 7)
+    (frames / "f003.png").write_bytes(b"\x89PNG broken")
+    common = ("--onnx", onnx, "--backend", "onnxruntime", "--tile", "16", "--threads", "1")
+    local = run(frames, "-o", tmp_path / "local", *common)
+    remote = run(frames, "-o", tmp_path / "ray", "--ray", "--workers", "2", *common)
+    for result in (local, remote):
+        assert result.returncode == 1, result.stderr
+        assert "failed: f003.png: " in result.stderr and "1 frame(s) failed" in result.stderr
+    assert remote.stdout.count("worker: ONNX Runtime") == 2
+    names = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "ray").iterdir()) and len(names) == 6
+    for name in names:  # the same backend with the same settings: byte-identical
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes()
+    again = run(frames, "-o", tmp_path / "ray", "--ray", "--workers", "2", *common)
+    assert "skipped 6 existing output(s)" in again.stdout
+
+
+def test_killed_driver_leaves_no_partial_file_and_the_next_run_finishes(tmp_path):
+    frames = make_frames(tmp_path / "frames", 10, size=(96, 128))
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "drcn.runtime.run_cli", str(frames), "-o", str(out), "--ray", "--workers", "2",
+            "--backend", "onnxruntime", "--tile", "64", "--threads", "1"]
+    driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out.is_dir() and any(p.suffix == ".png" and not p.name.startswith(".")
+                                                              for p in out.iterdir())):
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)   # the driver and what it started: as a crash or Ctrl-\ would
+    driver.wait()
+    written = [p for p in out.iterdir() if not p.name.startswith(".")]
+    assert 0 < len(written) < 10, "killed mid-run"
+    for path in written:   # every file under its final name is complete
+        assert read_image(path).shape == (192, 256, 3)
+    result = run(frames, "-o", out, "--ray", "--workers", "2", "--backend", "onnxruntime", "--tile", "64",
+                 "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"f{i:03d}.png" for i in range(10)]   # no temporaries left
+    assert f"skipped {len(written)} existing" in result.stdout
+
+
+def test_ray_is_not_imported_without_ray(tmp_path, tiny_model_files):
+    frames = make_frames(tmp_path / "frames", 1)
+    code = ("import sys; from drcn.runtime import run_cli; "
+            f"run_cli.main([{str(frames)!r}, '--onnx', {str(tiny_model_files[1])!r}, '--tile', '16']); "
+            "assert 'ray' not in sys.modules, 'ray was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
+
+
+def test_bad_address_is_one_line(tmp_path, tiny_model_files):
+    frames = make_frames(tmp_path / "frames", 1)
+    result = run(frames, "--ray", "127.0.0.1:1", "--onnx", tiny_model_files[1], "--tile", "16")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1 and "--ray 127.0.0.1:1" in lines[-1], result.stderr
