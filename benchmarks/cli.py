@@ -94,6 +94,8 @@ def _add_latency_parser(sub) -> None:
                      help="frame for the tiled-vs-whole overhead check, or 'none' (default none; --full 640x360)")
     lat.add_argument("--pipeline", type=non_negative_int,
                      help="frames for the drcn-run pipeline efficiency check, 0 = skip (default 0; --full 8)")
+    lat.add_argument("--ray", action="store_true",
+                     help="with the pipeline check: also drcn-run --ray on a local Ray with 1 and 2 workers")
     lat.add_argument("--unfolded", action="store_true",
                      help="onnxruntime: also time the graph exported with --no-fold (the folding's speed-up)")
     lat.add_argument("--quality", metavar="DIR", help="also measure x2 PSNR on DIR per variant (for the plot)")
@@ -221,11 +223,13 @@ def latency_request(args: argparse.Namespace):
         values["frames"] = tuple(args.frames)
     if args.overhead is not None:  # [] is 'none'
         values["overhead"] = args.overhead[0] if args.overhead else None
+    if args.ray and not values.get("pipeline"):
+        values["pipeline"] = 8  # the Ray path is measured on the pipeline's frames
     if args.plot and not args.quality:
         raise DrcnError("--plot draws PSNR against latency: give --quality DIR too")
     return dataclasses.replace(
         LatencyRequest(), methods=tuple(args.method), precisions=tuple(args.precision), tiles=tuple(args.tile),
-        batch=args.batch, frame_repeat=args.frame_repeat, unfolded=args.unfolded, quality=args.quality,
+        batch=args.batch, frame_repeat=args.frame_repeat, unfolded=args.unfolded, quality=args.quality, ray=args.ray,
         weights=args.weights, device=args.device, **values)
 
 

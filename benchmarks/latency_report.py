@@ -30,6 +30,7 @@ class LatencyRequest:
     frame_repeat: int = 3
     overhead: tuple[int, int] | None = None         # (H, W) frame for the tiled-vs-whole check
     pipeline: int = 0                               # frames for the drcn-run pipeline check, 0 = skip
+    ray: bool = False                               # with pipeline: also drcn-run --ray with 1 and 2 workers
     unfolded: bool = False
     quality: str | None = None                      # HR folder: also the x2 PSNR of every variant
     weights: str | None = None
@@ -68,6 +69,14 @@ def measure_latency(request: LatencyRequest, log: Callable[[str], None] = lambda
                             frames_dir = make_frames(Path(tmp) / "frames", request.pipeline, 320, 180)
                         log("  pipeline")
                         record["pipeline"] = pipeline_efficiency(backend, frames_dir, 2.0, tile, request.batch)
+                        if request.ray:
+                            from drcn.benchmarks.pipeline_bench import ray_pipeline
+                            from drcn.runtime.upscaler import BackendRequest
+
+                            log("  pipeline on a local Ray, 1 and 2 workers")
+                            ray_request = BackendRequest(method, backend.spec.source, tile, request.batch,
+                                                         device=request.device, precision=precision)
+                            record["pipeline"]["ray"] = ray_pipeline(ray_request, frames_dir, 2.0)
                     if request.quality:
                         from drcn.benchmarks.methods import BackendMethod
 
@@ -121,6 +130,8 @@ def summary_line(r: dict) -> str:
         text += f"; folding x{r['fold_speedup']:.2f} faster than unfolded"
     if "pipeline" in r:
         text += f"; pipeline {100 * r['pipeline']['efficiency']:.0f}% of compute"
+        for workers, ray in r["pipeline"].get("ray", {}).items():
+            text += f"; ray x{workers} {ray['fps'] / r['pipeline']['pipeline_fps']:.2f} of the plain pipeline"
     return text
 
 
@@ -128,7 +139,7 @@ def latency_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
     reference = {r["tile"]: r["median_ms"] for r in records if r["backend"] == "torch" and r["precision"] == "fp32"}
     headers = ["backend", "precision", "tile", "batch", "ms/tile (median)", "p90", "Mpx/s", "vs torch fp32",
                *(f"frame {f['frame']} ms" for f in records[0]["per_frame"]), "tiling measured/theory",
-               "pipeline/compute", "PSNR"]
+               "pipeline/compute", "pipeline frames/s: plain / ray x1 / ray x2", "PSNR"]
     rows = []
     for r in records:
         ref = reference.get(r["tile"])
@@ -138,5 +149,7 @@ def latency_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
                      *(f"{f['median_ms']:.0f}" for f in r["per_frame"]),
                      f"{o['measured_ratio']:.3f}/{o['theoretical_ratio']:.3f}" if o else "-",
                      f"{100 * p['efficiency']:.0f}%" if p else "-",
+                     " / ".join([f"{p['pipeline_fps']:.2f}", *(f"{v['fps']:.2f}" for v in p.get("ray", {}).values())])
+                     if p else "-",
                      f"{r['psnr']:.3f}" if r.get("psnr") is not None else "-"])
     return headers, rows

@@ -51,3 +51,27 @@ def pipeline_efficiency(backend, frames_dir: Path, scale: float, tile: int, batc
     compute_fps, pipeline_fps = len(files) / compute_s, summary.fps
     return {"frames": len(files), "compute_only_fps": compute_fps, "pipeline_fps": pipeline_fps,
             "efficiency": pipeline_fps / compute_fps, "pipeline_s": summary.seconds, "compute_only_s": compute_s}
+
+
+def ray_pipeline(request, frames_dir: Path, scale: float, workers: tuple[int, ...] = (1, 2)) -> dict:
+    """Frames/s of ``drcn-run --ray`` (a local Ray on this machine) with each number of ``workers``, for the same
+    frames as :func:`pipeline_efficiency`; timed from the moment the workers hold their backends (Ray's start-up
+    and the backends' creation are reported apart, as ``startup_s``)."""
+    import dataclasses as dc
+    import time as clock
+
+    from drcn.runtime.ray_run import RayRequest, run_on_ray
+
+    results = {}
+    for count in workers:
+        with tempfile.TemporaryDirectory() as out:
+            job = plan_job(frames_dir, out, scale, overwrite=True)
+            start = clock.perf_counter()
+            summary = run_on_ray(job, RayRequest(dc.replace(request, threads=request.threads or 1), scale,
+                                                 workers=count))
+            total = clock.perf_counter() - start
+        if summary.failed:
+            name, why = summary.failed[0]
+            raise DrcnError(f"ray pipeline benchmark: frame {name} failed: {why}")
+        results[str(count)] = {"fps": summary.fps, "seconds": summary.seconds, "startup_s": total - summary.seconds}
+    return results

@@ -92,3 +92,18 @@ def test_latency_rejects_bad_options_in_one_line(option, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(("drcn-bench: error:", "drcn-bench latency: error:"))
+
+
+@pytest.mark.slow
+def test_latency_pipeline_on_ray(tiny_model_files, tmp_path, cache):
+    pytest.importorskip("ray")
+    out = tmp_path / "ray.json"
+    assert cli.main(["latency", "--method", "onnxruntime", "--weights", str(tiny_model_files[0]), "--tile", "16",
+                     "--batch", "2", "--repeat", "1", "--warmup", "0", "--pipeline", "4", "--ray",
+                     "--json", str(out), "--md", str(tmp_path / "ray.md")]) == 0
+    import json as json_
+
+    (record,) = json_.loads(out.read_text())
+    ray = record["pipeline"]["ray"]
+    assert set(ray) == {"1", "2"} and all(v["fps"] > 0 and v["startup_s"] >= 0 for v in ray.values())
+    assert "ray x1" in (tmp_path / "ray.md").read_text()
