@@ -25,8 +25,9 @@ class Summary:
     done: int = 0
     failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
-    compute_seconds: float = 0.0      # time inside the network (inference thread)
+    compute_seconds: float = 0.0      # time inside the network (inference thread; summed over workers)
     output_pixels: int = 0
+    workers: int = 1                  # processes that ran the network side by side (Ray)
 
     @property
     def fps(self) -> float:

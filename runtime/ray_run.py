@@ -122,9 +122,10 @@ def _connect(ray, address: str | None) -> bool:
 def _actor_options(ray, request: RayRequest) -> tuple[int, dict]:
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
-    gpu_backend = request.backend.backend == "tensorrt" or (gpus and request.backend.device != "cpu"
-                                                            and request.backend.backend == "torch")
-    if gpu_backend and gpus:
+    b = request.backend
+    on_gpu = (b.backend == "tensorrt" or (b.backend == "torch" and b.device != "cpu")
+              or (b.backend == "onnxruntime" and b.provider in ("cuda", "tensorrt")))
+    if on_gpu and gpus:
         return request.workers or gpus, {"num_gpus": 1, "num_cpus": 1}
     threads = request.backend.threads or 1
     return request.workers or max(1, cpus // threads), {"num_cpus": threads}
@@ -136,6 +137,8 @@ def run_on_ray(job: Job, request: RayRequest, log: Callable[[str], None] = lambd
     started = _connect(ray, request.address)
     try:
         count, options = _actor_options(ray, request)
+        if job.kind == "video":
+            count = 1  # one video, one worker: the stream is decoded and encoded in order
         backend = request.backend
         if not backend.threads and "num_gpus" not in options:
             backend = dataclasses.replace(backend, threads=options["num_cpus"])
@@ -155,6 +158,7 @@ def run_on_ray(job: Job, request: RayRequest, log: Callable[[str], None] = lambd
             per_task = max(1, min(request.frames_per_task, -(-len(job.frames) // (2 * len(workers)))))
             summary = _run_frames(ray, workers, job, per_task)
         summary.seconds = time.perf_counter() - start
+        summary.workers = count
         return summary
     finally:
         if started:

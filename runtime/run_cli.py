@@ -87,7 +87,8 @@ def _report(summary, job) -> int:
     seconds = max(summary.seconds, 1e-9)
     line = (f"{PROG}: {summary.done} frame(s) in {summary.seconds:.1f} s ({summary.fps:.2f} frames/s, "
             f"{summary.output_pixels / seconds / 1e6:.2f} output Mpx/s; network busy "
-            f"{100 * summary.compute_seconds / seconds:.0f}% of the time) -> {job.output}")
+            f"{100 * summary.compute_seconds / seconds / summary.workers:.0f}% of the time"
+            + (f" on each of {summary.workers} workers" if summary.workers > 1 else "") + f") -> {job.output}")
     print(line)
     if job.skipped:
         print(f"{PROG}: skipped {job.skipped} existing output(s) (use --overwrite to redo them)")

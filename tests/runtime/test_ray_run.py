@@ -89,3 +89,17 @@ def test_bad_address_is_one_line(tmp_path, tiny_model_files):
     result = run(frames, "--ray", "127.0.0.1:1", "--onnx", tiny_model_files[1], "--tile", "16")
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1 and "--ray 127.0.0.1:1" in lines[-1], result.stderr
+
+
+def test_a_video_goes_to_one_worker_whole(tmp_path, tiny_model_files):
+    pytest.importorskip("av")
+    from test_video import frame_times, make_clip, packets
+
+    clip = tmp_path / "clip.mp4"
+    times = make_clip(clip, frames=8)
+    result = run(clip, "--ray", "--onnx", tiny_model_files[1], "--backend", "onnxruntime", "--tile", "32")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("worker: ") == 1 and "copying #1 audio" in result.stdout
+    out = tmp_path / "clip_x2.mp4"
+    assert max(abs(a - b) for a, b in zip(frame_times(out), times)) <= 0.001 and len(frame_times(out)) == 8
+    assert packets(out, "audio") == packets(clip, "audio")
