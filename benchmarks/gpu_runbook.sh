@@ -3,7 +3,8 @@
 #   benchmarks/gpu_runbook.sh [OUT_DIR] [DATASETS_DIR]      (from the repository root; ~5-7 minutes)
 # Smaller settings for a smoke test: TILES=32 FRAMES=64x48 REPEAT=2 PIPELINE=2 benchmarks/gpu_runbook.sh /tmp/x
 # Installs nothing it cannot have: drcn itself offline (no dependencies) if it is not importable yet.
-# PyTorch fp32 and fp16 always; TensorRT when `tensorrt` imports; ONNX Runtime when it has the CUDA provider.
+# PyTorch fp32 and fp16 always; TensorRT when a flavour that targets this GPU imports (standard `tensorrt`, or
+# `tensorrt_rtx` on RTX-class GPUs); ONNX Runtime when it has the CUDA provider.
 set -euo pipefail
 OUT=${1:-benchmarks/results/gpu}
 DATA=${2:-${DRCN_DATASETS:-../shared/datasets}}
@@ -15,7 +16,10 @@ $PY -c "import drcn.benchmarks.cli" 2>/dev/null || $PY -m pip install -q --no-de
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$OUT/gpu.csv" 2>&1 || true
 methods=torch
-$PY -c "import tensorrt" 2>/dev/null && methods="$methods,tensorrt"
+$PY -c "from drcn.runtime.engine_build import resolve_flavour, visible_gpu, import_flavour as i; import sys
+g = visible_gpu(); f = resolve_flavour('auto', g); i(f)
+from drcn.runtime.tensorrt_flavour import rtx_runs_on
+sys.exit(g is None or (f.name == 'rtx' and not rtx_runs_on(g.compute_capability)))" 2>/dev/null && methods="$methods,tensorrt"
 $PY -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())" \
   2>/dev/null && methods="$methods,onnxruntime"
 echo "backends: $methods" | tee "$OUT/backends.txt"
