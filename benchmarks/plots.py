@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from drcn.atomic import atomic_output
-from drcn.optional import require
-
-
-def _pyplot():
-    matplotlib = require("matplotlib", "drawing plots", "pip install matplotlib")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from drcn.plotting import pyplot, save_figure
 
 
 def recursion_figure(records: list[dict], path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     depths = [r["depth"] for r in records]
     ax.plot(depths, [r["psnr"] for r in records], "o-", color="tab:blue")
@@ -28,15 +19,13 @@ def recursion_figure(records: list[dict], path: Path) -> None:
     ax2.plot(depths, [r["median_ms"] for r in records], "s--", color="tab:orange")
     ax2.set_ylabel(f"latency per {records[0]['tile']}² tile (ms)", color="tab:orange")
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def psnr_latency_figure(records: list[dict], path: Path) -> None:
     """One point per backend/precision: x = ms per tile, y = PSNR (axis at least 0.2 dB tall, no offset
     notation, so equal PSNRs look equal)."""
-    plt = _pyplot()
+    plt = pyplot()
     points = [r for r in records if r.get("psnr") is not None]
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for i, r in enumerate(points):
@@ -52,6 +41,4 @@ def psnr_latency_figure(records: list[dict], path: Path) -> None:
     ax.set(xlabel=f"latency per {records[0]['tile']}² tile (ms, median)", ylabel="Y-PSNR (dB)",
            title="Quality versus latency by backend")
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

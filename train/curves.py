@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from drcn.atomic import atomic_output
+from drcn.plotting import pyplot, save_figure
 
 
 def _smooth(values: list[float], window: int = 0) -> list[float]:
@@ -23,11 +23,7 @@ def _smooth(values: list[float], window: int = 0) -> list[float]:
 def plot_curves(log_path: Path, png_path: Path) -> None:
     if not log_path.is_file():
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     records = [json.loads(line) for line in log_path.read_text().splitlines() if line]
     train = [r for r in records if "loss" in r]
     val = [r for r in records if "val_psnr" in r]
@@ -47,6 +43,4 @@ def plot_curves(log_path: Path, png_path: Path) -> None:
         ax_psnr.legend()
     ax_psnr.set(xlabel="step", ylabel="Y-PSNR (dB)", title="validation")
     fig.tight_layout()
-    with atomic_output(png_path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
+    save_figure(fig, png_path, dpi=100)
