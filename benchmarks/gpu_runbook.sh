@@ -16,7 +16,7 @@ $PY -c "import drcn.benchmarks.cli" 2>/dev/null || $PY -m pip install -q --no-de
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$OUT/gpu.csv" 2>&1 || true
 methods=torch
-$PY -c "from drcn.runtime.engine_build import resolve_flavour, visible_gpu, import_flavour as i; import sys
+$PY -c "from drcn.runtime.cuda_memory import visible_gpu; from drcn.runtime.engine_build import resolve_flavour, import_flavour as i; import sys
 g = visible_gpu(); f = resolve_flavour('auto', g); i(f)
 from drcn.runtime.tensorrt_flavour import rtx_runs_on
 sys.exit(g is None or (f.name == 'rtx' and not rtx_runs_on(g.compute_capability)))" 2>/dev/null && methods="$methods,tensorrt"

@@ -144,13 +144,16 @@ def open_cuda_memory() -> CudaMemory:
     return CudaPythonMemory()
 
 
-def gpu_available() -> bool:
-    """True when CUDA bindings, a driver and a GPU are all usable here (never raises)."""
+def visible_gpu() -> GpuInfo | None:
+    """GPU 0, or None without CUDA bindings, driver or GPU (never raises)."""
     try:
-        query_gpu()
+        return query_gpu()
     except DrcnError:
-        return False
-    return True
+        return None
+
+
+def gpu_available() -> bool:
+    return visible_gpu() is not None
 
 
 def query_gpu(device: int = 0) -> GpuInfo:

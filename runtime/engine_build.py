@@ -16,6 +16,7 @@ from drcn import __version__, atomic
 from drcn.checksums import bytes_sha256, file_sha256
 from drcn.errors import DrcnError
 from drcn.onnx_meta import read_onnx_info
+from drcn.runtime.cuda_memory import visible_gpu
 from drcn.runtime.engine_sidecar import EngineSidecar, GpuInfo, plan_profile, write_sidecar
 from drcn.runtime.tensorrt_flavour import (RTX_COMPUTE_CAPABILITIES, RTX_DEFAULT_TARGETS, Flavour, choose_flavour,
                                            import_flavour, installed_flavours, make_logger, plan_precision)
@@ -39,16 +40,6 @@ class BuildRequest:
 
 def default_timing_cache(engine: Path) -> Path:
     return engine.with_name(engine.name + ".timing-cache")
-
-
-def visible_gpu() -> GpuInfo | None:
-    """The GPU the build would see, or None without CUDA bindings, driver or GPU."""
-    from drcn.runtime.cuda_memory import query_gpu
-
-    try:
-        return query_gpu()
-    except DrcnError:
-        return None
 
 
 def resolve_flavour(requested: str, gpu: GpuInfo | None) -> Flavour:

@@ -208,8 +208,7 @@ class VideoSink:
     through ``queue_packet`` (from the decoding thread) and are muxed between the frames they came between.
     """
 
-    def __init__(self, path: Path, source: VideoSource, scale: float, options: EncodeOptions,
-                 out_size: tuple[int, int]):
+    def __init__(self, path: Path, source: VideoSource, options: EncodeOptions, out_size: tuple[int, int]):
         av = _av()
         self.path, self.source = path, source
         self._context = atomic_output(path)

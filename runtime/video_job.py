@@ -19,7 +19,7 @@ def upscale_video(source: Path, output: Path, scale: float, infer: Callable[[np.
     src = VideoSource(source)
     info = src.info
     size = colour.output_size(info.height, info.width, scale)
-    sink = VideoSink(output, src, scale, options, size)
+    sink = VideoSink(output, src, options, size)
     count = f"{info.frames} frames" if info.frames else "frame count unknown"
     log(f"{source.name}: {info.width}x{info.height} {info.codec} {info.pix_fmt} ({info.bit_depth}-bit), {count}; "
         f"RGB via {info.colour.described}")

@@ -1,5 +1,6 @@
 """A plain (non-editable) install carries the shipped model as package data."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,8 +13,11 @@ from conftest import REPO
 @pytest.mark.slow
 def test_wheel_contains_the_shipped_model(tmp_path):
     pytest.importorskip("setuptools")
+    source = tmp_path / "src"   # a copy: the build leaves build/ and *.egg-info where it runs
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "__pycache__",
+                                                                ".pytest_cache", ".hypothesis", "runs", "tests"))
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                             "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=600)
+                             "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     wheel = next(tmp_path.glob("drcn-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
