@@ -57,7 +57,6 @@ def ray_pipeline(request, frames_dir: Path, scale: float, workers: tuple[int, ..
     """Frames/s of ``drcn-run --ray`` (a local Ray on this machine) with each number of ``workers``, for the same
     frames as :func:`pipeline_efficiency`; timed from the moment the workers hold their backends (Ray's start-up
     and the backends' creation are reported apart, as ``startup_s``)."""
-    import dataclasses as dc
     import time as clock
 
     from drcn.runtime.ray_run import RayRequest, run_on_ray
@@ -67,7 +66,7 @@ def ray_pipeline(request, frames_dir: Path, scale: float, workers: tuple[int, ..
         with tempfile.TemporaryDirectory() as out:
             job = plan_job(frames_dir, out, scale, overwrite=True)
             start = clock.perf_counter()
-            summary = run_on_ray(job, RayRequest(dc.replace(request, threads=request.threads or 1), scale,
+            summary = run_on_ray(job, RayRequest(request, scale,
                                                  workers=count))
             total = clock.perf_counter() - start
         if summary.failed:

@@ -7,14 +7,13 @@ precision or the profile.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import Callable
 
 from drcn import __version__, atomic
 from drcn.cache import cache_dir
-from drcn.checksums import file_sha256
+from drcn.checksums import bytes_sha256, file_sha256
 from drcn.errors import DrcnError
 from drcn.runtime.cuda_memory import visible_gpu
 from drcn.runtime.engine_build import BuildRequest, build_engine, resolve_flavour
@@ -37,7 +36,7 @@ class EngineKey:
     drcn_version: str
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:20]
+        return bytes_sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode())[:20]
 
     @classmethod
     def read(cls, path: Path) -> "EngineKey | None":
@@ -73,7 +72,7 @@ def cached_engine(onnx: Path, precision: str, tile: int, batch: int, max_size: t
     key = engine_key(onnx, precision, tile, batch, max_size, flavour)
     folder = cache_dir("engines")
     engine = folder / f"{onnx.stem}-{key.digest()}.engine"
-    last = folder / f"{onnx.stem}-{hashlib.sha256(str(onnx).encode()).hexdigest()[:12]}.last.json"
+    last = folder / f"{onnx.stem}-{bytes_sha256(str(onnx).encode())[:12]}.last.json"
     if engine.is_file():
         try:
             if read_sidecar(engine).engine_sha256 == file_sha256(engine):

@@ -71,22 +71,21 @@ class FrameWorker:
         return {**dataclasses.asdict(summary), "messages": messages}
 
 
-def _cause(ray, exc: BaseException) -> BaseException:
-    """The user's error inside a Ray failure (a DrcnError raised in an actor), else the failure itself."""
+def _user_error(ray, exc: BaseException) -> DrcnError:
+    """A Ray failure as one line: the DrcnError an actor raised, else the failure's last line."""
     cause = getattr(exc, "cause", None)
     while cause is not None and isinstance(cause, ray.exceptions.RayError):
         cause = getattr(cause, "cause", None)
-    return cause if isinstance(cause, DrcnError) else exc
+    if isinstance(cause, DrcnError):
+        return DrcnError(str(cause))
+    return DrcnError(f"a Ray worker failed: {str(exc).strip().splitlines()[-1]}")
 
 
 def _get(ray, refs):
     try:
         return ray.get(refs)
     except ray.exceptions.RayError as exc:
-        cause = _cause(ray, exc)
-        if isinstance(cause, DrcnError):
-            raise DrcnError(str(cause)) from None
-        raise DrcnError(f"a Ray worker failed: {str(exc).strip().splitlines()[-1]}") from None
+        raise _user_error(ray, exc) from None
 
 
 def _reachable(address: str) -> None:
@@ -180,9 +179,7 @@ def _run_frames(ray, workers, job: Job, per_task: int) -> Summary:
             except StopIteration:
                 break
             except ray.exceptions.RayError as exc:
-                cause = _cause(ray, exc)
-                raise DrcnError(str(cause) if isinstance(cause, DrcnError) else
-                                f"a Ray worker failed: {str(exc).strip().splitlines()[-1]}") from None
+                raise _user_error(ray, exc) from None
             summary.done += data["done"]
             summary.failed.extend(tuple(f) for f in data["failed"])
             summary.compute_seconds += data["compute_seconds"]

@@ -10,14 +10,13 @@ TensorRT-RTX's JIT kernels are kept in a runtime cache beside the engine, keyed 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from drcn import atomic
-from drcn.checksums import file_sha256
+from drcn.checksums import bytes_sha256, file_sha256
 from drcn.errors import DrcnError
 from drcn.runtime.backend import ModelSpec
 from drcn.runtime.cuda_memory import open_cuda_memory, query_gpu
@@ -27,8 +26,8 @@ from drcn.runtime.tensorrt_flavour import FLAVOURS, import_flavour, make_logger
 
 def runtime_cache_path(engine: Path, sidecar: EngineSidecar, version: str, gpu: GpuInfo) -> Path:
     """Where the JIT kernels of ``engine`` on this GPU and TensorRT-RTX version are kept."""
-    key = hashlib.sha256(f"{sidecar.engine_sha256}|{version}|{gpu.name}|{gpu.compute_capability}".encode())
-    return engine.with_name(f"{engine.name}.{key.hexdigest()[:12]}.rtxcache")
+    key = bytes_sha256(f"{sidecar.engine_sha256}|{version}|{gpu.name}|{gpu.compute_capability}".encode())
+    return engine.with_name(f"{engine.name}.{key[:12]}.rtxcache")
 
 
 def engine_for(model_path: Path, precision: str, tile: int, batch: int, flavour: str,
