@@ -10,7 +10,7 @@ from typing import Callable
 from drcn import evaluation
 from drcn.benchmarks import latency, variants
 from drcn.benchmarks.environment import environment
-from drcn.benchmarks.pipeline_bench import make_frames, pipeline_efficiency
+from drcn.benchmarks.pipeline_bench import make_frames, pipeline_efficiency, ray_pipeline
 from drcn.errors import DrcnError
 from drcn.runtime.backend import BACKENDS, create_backend
 
@@ -18,7 +18,7 @@ from drcn.runtime.backend import BACKENDS, create_backend
 @dataclasses.dataclass(frozen=True)
 class LatencyRequest:
     """What to measure. The defaults are the quick report (about a minute on a 2-core CPU): per-tile latency
-    only; ``full()`` adds frames, the tiling overhead and the pipeline check (many minutes on a CPU)."""
+    only; :data:`FULL_REPORT` adds frames, the tiling overhead and the pipeline check (many minutes on a CPU)."""
 
     methods: tuple[str, ...] = ("onnxruntime", "torch")
     precisions: tuple[str, ...] = ("fp32",)
@@ -70,7 +70,6 @@ def measure_latency(request: LatencyRequest, log: Callable[[str], None] = lambda
                         log("  pipeline")
                         record["pipeline"] = pipeline_efficiency(backend, frames_dir, 2.0, tile, request.batch)
                         if request.ray:
-                            from drcn.benchmarks.pipeline_bench import ray_pipeline
                             from drcn.runtime.upscaler import BackendRequest
 
                             log("  pipeline on a local Ray, 1 and 2 workers")

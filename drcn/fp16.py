@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable
 
 import numpy as np
 
 from drcn import metrics
 from drcn.errors import DrcnError
+from drcn.evaluation import shave_border
 from drcn.matlab import quantize
 
 FP16_MAX = 65504.0
@@ -57,7 +57,7 @@ def psnr_change(run_fp32: Run, run_fp16: Run, pairs) -> tuple[float, float]:
     p32, p16 = [], []
     for hr, up, scale in pairs:
         x = (up.astype(np.float32) / 255.0)[None, None]
-        border = int(math.ceil(scale))
+        border = shave_border(scale)
         p32.append(metrics.psnr(hr, quantize(run_fp32(x)[0, 0]), border))
         p16.append(metrics.psnr(hr, quantize(run_fp16(x)[0, 0]), border))
     return float(np.mean(p32)), float(np.mean(p16))
