@@ -27,11 +27,8 @@ def non_negative_int(text: str) -> int:
 
 
 def scale(text: str) -> float:
-    """An upscaling factor > 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    """An upscaling factor > 1 (finite)."""
+    value = _finite(text)
     if not value > 1.0:
         raise argparse.ArgumentTypeError(f"scale must be greater than 1, got {text}")
     return value
@@ -94,10 +91,33 @@ def frame_sizes(text: str) -> list[tuple[int, int]]:
 
 def non_negative_float(text: str) -> float:
     """A finite number >= 0."""
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _finite(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (a learning rate, a size in GiB)."""
+    value = _finite(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def opset(text: str) -> int:
+    """An ONNX opset that PyTorch's exporter writes: 18 or newer."""
+    value = _int(text)
+    if value < 18:
+        raise argparse.ArgumentTypeError(f"PyTorch's ONNX exporter writes opset 18 or newer, got {text}")
     return value

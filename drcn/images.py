@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -14,13 +15,16 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name; a clear error if there are none."""
+    """Image files directly inside ``folder``, sorted by name; a clear error if there are none.
+
+    Every entry named like an image that is not a folder is listed, also a dangling or looping symbolic link, so
+    that reading it reports it by name instead of it being skipped without a word."""
     folder = Path(folder)
     if not folder.exists():
         raise DrcnError(f"{folder}: no such folder")
     if not folder.is_dir():
         raise DrcnError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
     if not files:
         raise DrcnError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
     return files
@@ -35,9 +39,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     import cv2
 
     path = Path(path)
-    if not path.is_file():
-        raise DrcnError(f"{path}: no such file")
-    data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    except OSError as exc:
+        raise DrcnError(f"{path}: cannot read it ({_unreadable(path, exc)})") from None
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise DrcnError(f"{path}: cannot decode this file as an image")
@@ -49,6 +54,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if image.dtype not in (np.uint8, np.uint16):
         raise DrcnError(f"{path}: unsupported pixel type {image.dtype} (expected 8- or 16-bit)")
     return image
+
+
+def _unreadable(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop"
+    if path.is_symlink() and not path.exists():
+        return f"a symbolic link to {os.readlink(path)}, which does not exist"
+    if isinstance(exc, IsADirectoryError):
+        return "a folder, not an image file"
+    return exc.strerror or str(exc)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:

@@ -51,9 +51,25 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
             if size <= 0 or size > 100_000_000:
                 raise ValueError("bad header size")
             header = json.loads(fh.read(size))
+            file_size = os.fstat(fh.fileno()).st_size
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
     except (OSError, ValueError) as exc:
         raise DrcnError(f"{path}: not a safetensors weights file ({exc})") from None
+    _check_complete(path, header, file_size - 8 - size)
     return dict(header.get("__metadata__") or {})
+
+
+def _check_complete(path: Path, header: dict, data_bytes: int) -> None:
+    """A file cut short (a half-copied download) keeps its header: compare what the header promises with what is
+    there, so the error is drcn's one line rather than safetensors' 'incomplete metadata'."""
+    try:
+        needed = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise DrcnError(f"{path}: not a safetensors weights file (its tensor table is malformed)") from None
+    if data_bytes < needed:
+        raise DrcnError(f"{path}: the weights file is cut short ({data_bytes:,} of {needed:,} tensor bytes); "
+                        "copy or download it again")
 
 
 def read_config(path: str | os.PathLike) -> ModelConfig:
@@ -84,7 +100,12 @@ def load_model(path: str | os.PathLike | None = None, device: str = "cpu"):
     path = resolve_weights(path)
     config = read_config(path)
     model = DRCN(config)
-    state = st.load_file(str(path), device="cpu")
+    from safetensors import SafetensorError
+
+    try:
+        state = st.load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        raise DrcnError(f"{path}: cannot read the weights ({str(exc).splitlines()[0]})") from None
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:
         raise DrcnError(f"{path}: tensors do not match the DRCN model "

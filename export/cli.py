@@ -12,7 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from drcn.argtypes import dims, positive_int
+from drcn.argtypes import dims, opset, positive_int
+from drcn.atomic import check_destination
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 from drcn.optional import require
 
@@ -36,7 +37,7 @@ def build_parser() -> ArgumentParser:
                    help="gpu: KIND_GPU with the TensorRT accelerator (FP16 unless --triton-fp32); cpu: KIND_CPU")
     t.add_argument("--triton-fp32", action="store_true", help="the TensorRT accelerator in FP32")
     p.add_argument("--weights", help="safetensors weights (default: the shipped model)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--opset", type=opset, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--fp16", action="store_true",
                    help="FP16 weights and arithmetic (TensorRT 11 strongly typed, GPU ONNX Runtime); I/O stays "
                         "float32")
@@ -57,23 +58,28 @@ def main(argv: list[str] | None = None) -> int:
     require("onnxscript", "the ONNX exporter of PyTorch", "pip install onnxscript")
     from drcn.export.exporter import export_model
 
-    if args.opset < 18:
-        raise DrcnError(f"--opset {args.opset}: PyTorch's ONNX exporter writes opset 18 or newer")
     if not args.onnx and not args.triton:
         raise DrcnError("give --onnx FILE, --triton DIR, or both")
     if args.triton and args.shape:
         raise DrcnError("--shape: the Triton repository needs the dynamic graph (its window comes from --triton-tile)")
+    triton = None
+    if args.triton:  # every destination checked before the export's seconds of work
+        from drcn.export.triton import TritonRequest, check_repository
+
+        triton = TritonRequest(Path(args.triton), args.triton_name, args.triton_tile, args.triton_max_batch,
+                               args.triton_instances, args.triton_device, fp16=not args.triton_fp32)
+        check_repository(triton)
+    if args.onnx:
+        check_destination(args.onnx, "--onnx")
     with tempfile.TemporaryDirectory() as scratch:
         result = export_model(args.onnx or Path(scratch) / "model.onnx", weights=args.weights, opset=args.opset,
                               fp16=args.fp16, depth=args.depth, calib=args.calib, static_shape=args.shape,
                               fold_output=not args.no_fold)
         _report(result, printed_path=bool(args.onnx))
-        if args.triton:
-            from drcn.export.triton import TritonRequest, write_repository
+        if triton:
+            from drcn.export.triton import write_repository
 
-            request = TritonRequest(Path(args.triton), args.triton_name, args.triton_tile, args.triton_max_batch,
-                                    args.triton_instances, args.triton_device, fp16=not args.triton_fp32)
-            model_dir = write_repository(result.path, result.info, request)
+            model_dir = write_repository(result.path, result.info, triton)
             window = args.triton_tile + 2 * result.info.halo
             print(f"{PROG}: wrote the Triton model repository {args.triton} ({model_dir.name}/config.pbtxt, "
                   f"{model_dir.name}/1/model.onnx; windows {window}x{window}, batches up to {args.triton_max_batch}, "

@@ -92,14 +92,25 @@ instance_group [
 
 def write_repository(onnx_path: Path, info: OnnxModelInfo, request: TritonRequest) -> Path:
     """Write the model repository for the verified ``onnx_path``; returns the model's folder."""
+    model_dir = check_repository(request)
+    # One artefact: both files complete before either is renamed, the model first and the config that makes
+    # Triton load it last; a failure leaves the repository as it was.
+    with atomic.atomic_outputs(model_dir / "1" / "model.onnx", model_dir / "config.pbtxt") as (model_tmp, config_tmp):
+        shutil.copyfile(onnx_path, model_tmp)
+        config_tmp.write_text(config_text(info, request))
+    return model_dir
+
+
+def check_repository(request: TritonRequest) -> Path:
+    """The model's folder in the repository, after checking (creating nothing) that it can be written."""
     if request.device not in ("gpu", "cpu"):
         raise DrcnError(f"--triton-device {request.device}: gpu or cpu")
     if not request.model_name or "/" in request.model_name:
         raise DrcnError(f"--triton-name {request.model_name!r}: a plain folder name")
+    atomic.check_destination(request.folder, "--triton", folder=True)
     model_dir = request.folder / request.model_name
     if model_dir.exists() and not model_dir.is_dir():
         raise DrcnError(f"--triton {request.folder}: {model_dir} exists and is not a folder")
-    with atomic.atomic_output(model_dir / "1" / "model.onnx") as tmp:
-        shutil.copyfile(onnx_path, tmp)
-    atomic.write_text(model_dir / "config.pbtxt", config_text(info, request))
+    for path in (model_dir / "1" / "model.onnx", model_dir / "config.pbtxt"):
+        atomic.check_destination(path, "--triton")
     return model_dir

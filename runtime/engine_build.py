@@ -17,7 +17,7 @@ from drcn.checksums import bytes_sha256, file_sha256
 from drcn.errors import DrcnError
 from drcn.onnx_meta import read_onnx_info
 from drcn.runtime.cuda_memory import visible_gpu
-from drcn.runtime.engine_sidecar import EngineSidecar, GpuInfo, plan_profile, write_sidecar
+from drcn.runtime.engine_sidecar import EngineSidecar, GpuInfo, plan_profile, sidecar_path
 from drcn.runtime.tensorrt_flavour import (RTX_COMPUTE_CAPABILITIES, RTX_DEFAULT_TARGETS, Flavour, choose_flavour,
                                            import_flavour, installed_flavours, make_logger, plan_precision)
 
@@ -47,7 +47,9 @@ def resolve_flavour(requested: str, gpu: GpuInfo | None) -> Flavour:
 
 
 def build_engine(request: BuildRequest, log: Callable[[str], None] = lambda _: None) -> EngineSidecar:
-    """Build, check and write ``request.engine`` and its sidecar (atomically: a failure leaves neither)."""
+    """Build, check and write ``request.engine`` and its sidecar as one artefact: a failure (a full disk
+    included) leaves what was there before untouched, and nothing new."""
+    atomic.check_destination(request.engine, "--engine")
     gpu = visible_gpu()
     flavour = resolve_flavour(request.flavour, gpu)
     trt = import_flavour(flavour)
@@ -113,9 +115,11 @@ def build_engine(request: BuildRequest, log: Callable[[str], None] = lambda _: N
         precision=plan.precision, profile=profile_plan, tile=request.tile, batch=request.batch, halo=info.halo,
         channels=info.config.channels, scales=info.config.scales, tensorrt_version=trt.__version__, gpu=gpu,
         drcn_version=__version__, flavour=flavour.name, targets=targets, fp16_source=fp16_source)
-    # The sidecar first: an engine file never exists without the record that says what it is.
-    write_sidecar(request.engine, sidecar)
-    atomic.write_bytes(request.engine, engine_bytes)
+    # Both complete before either is renamed; the engine first, the sidecar that vouches for it last. Between the two
+    # renames the old sidecar's checksum does not match the new engine, so that instant is refused, never run.
+    with atomic.atomic_outputs(request.engine, sidecar_path(request.engine)) as (engine_tmp, sidecar_tmp):
+        engine_tmp.write_bytes(engine_bytes)
+        sidecar_tmp.write_text(sidecar.to_json())
     if cache_path is not None:
         atomic.write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
     return sidecar

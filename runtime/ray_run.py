@@ -88,18 +88,52 @@ def _get(ray, refs):
         raise _user_error(ray, exc) from None
 
 
-def _reachable(address: str) -> None:
-    """Fail in one line, at once, when ``host:port`` does not answer (Ray itself would retry for minutes)."""
+# The HTTP/2 connection preface and an empty SETTINGS frame: every gRPC server (Ray's GCS and its client server
+# alike) answers it at once with a SETTINGS frame of its own.
+_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+PROBE_SECONDS = 5.0
+
+
+def probe_address(address: str, timeout: float = PROBE_SECONDS) -> None:
+    """Fail in one line within ``timeout`` seconds unless a gRPC (Ray) server answers at ``host:port``, naming what
+    happened: refused, timed out, or answered by something that is not Ray. Ray itself would retry for minutes."""
     import socket
 
     target = address.split("://", 1)[-1]
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         return  # 'auto' and the like: Ray resolves those itself
+    host = host.strip("[]")
     try:
-        socket.create_connection((host, int(port)), timeout=10).close()
+        connection = socket.create_connection((host, int(port)), timeout=timeout)
+    except socket.timeout:
+        raise DrcnError(f"--ray {address}: timed out after {timeout:g} s connecting (nothing answers there)") from None
     except OSError as exc:
         raise DrcnError(f"--ray {address}: nothing answers there ({exc.strerror or exc})") from None
+    try:
+        connection.settimeout(timeout)
+        connection.sendall(_HTTP2_HELLO)
+        reply = connection.recv(9)
+    except socket.timeout:
+        raise DrcnError(f"--ray {address}: something accepts connections there but did not answer within "
+                        f"{timeout:g} s; it is not a Ray cluster (a Ray head answers at once)") from None
+    except OSError as exc:
+        raise DrcnError(f"--ray {address}: the connection failed ({exc.strerror or exc}); is it a Ray head?") from None
+    finally:
+        connection.close()
+    if len(reply) < 4 or reply[3] != 4:  # byte 3 of a frame header is its type; 4 = SETTINGS
+        seen = reply[:16].decode("latin-1").strip() or "closed the connection"
+        raise DrcnError(f"--ray {address}: what answers there is not Ray (no gRPC: it said {seen!r})")
+
+
+def ray_address_or_input(value: str | None, given_input: str | None) -> tuple[str | None, str | None, str | None]:
+    """``--ray`` takes an optional address, so ``drcn-run --ray in -o out`` reads the folder ``in`` as one. An
+    address never names an existing file or folder: such a value is the input (and a local Ray runs it).
+
+    Returns (address or None for a local Ray, the input, a note to print or None)."""
+    if value and given_input is None and Path(value).exists():
+        return None, value, f"--ray: '{value}' is an existing file or folder, so it is the input (local Ray)"
+    return value or None, given_input, None
 
 
 def _connect(ray, address: str | None) -> bool:
@@ -108,7 +142,7 @@ def _connect(ray, address: str | None) -> bool:
                  configure_logging=True)
     try:
         if address:
-            _reachable(address)
+            probe_address(address)
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
             return False
         ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **quiet)

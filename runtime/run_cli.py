@@ -105,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.make_samples:
         return make_samples(Path(args.make_samples))
+    if args.ray:
+        from drcn.runtime.ray_run import ray_address_or_input
+
+        args.ray, args.input, note = ray_address_or_input(args.ray, args.input)
+        args.ray = args.ray or ""
+        if note:
+            log(note)
     if not args.input:
         raise DrcnError("give a folder of frames, an image or a video (or --make-samples DIR)")
     from drcn.runtime import select

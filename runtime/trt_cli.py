@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from drcn.argtypes import dims, non_negative_int, positive_int
+from drcn.argtypes import dims, non_negative_int, positive_float, positive_int
+from drcn.atomic import check_destination
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 
 PROG = "drcn-trt"
@@ -45,7 +46,7 @@ def build_parser() -> ArgumentParser:
                    help="RTX: GPUs to build for, e.g. 8.6,8.9 (default: the library's, 8.0, 8.6, 8.9, 12.0+)")
     b.add_argument("--calib", nargs="+", metavar="DIR",
                    help="image folders for the FP16 conversion check (default: bundled sample photos)")
-    b.add_argument("--workspace", type=float, default=4.0, help="builder workspace in GiB (default 4)")
+    b.add_argument("--workspace", type=positive_float, default=4.0, help="builder workspace in GiB (default 4)")
     b.add_argument("--timing-cache", help="standard TensorRT: timing cache file (default: beside the engine)")
     b.add_argument("--verbose", action="store_true", help="TensorRT's verbose log")
     b.set_defaults(run=run_build)
@@ -63,6 +64,7 @@ def run_build(args) -> int:
     if not onnx.is_file():
         raise DrcnError(f"--onnx {onnx}: no such file (export one with: drcn-export --onnx {onnx})")
     engine = Path(args.engine) if args.engine else onnx.with_suffix(".engine")
+    check_destination(engine, "--engine")
     request = BuildRequest(onnx=onnx, engine=engine, fp16=args.fp16, tile=args.tile, batch=args.batch,
                            max_size=args.max_size, flavour=args.flavour,
                            compute_capabilities=args.compute_capability or (), workspace_gib=args.workspace,
@@ -78,12 +80,20 @@ def run_build(args) -> int:
 
 
 def run_info(args) -> int:
+    from drcn.checksums import file_sha256
     from drcn.runtime.engine_sidecar import read_sidecar
 
     engine = Path(args.engine)
     if not engine.is_file():
         raise DrcnError(f"{engine}: no such engine file")
-    print(read_sidecar(engine).to_json(), end="")
+    sidecar = read_sidecar(engine)
+    print(sidecar.to_json(), end="")
+    actual = file_sha256(engine)
+    if actual != sidecar.engine_sha256:
+        raise DrcnError(f"{engine}: does not match its sidecar (sha256 {actual[:12]}..., the sidecar says "
+                        f"{sidecar.engine_sha256[:12]}...): the file was changed or cut short after the build. "
+                        f"Rebuild it: {sidecar.rebuild_command()}")
+    print(f"{PROG}: {engine}: checksum matches the sidecar", file=sys.stderr)  # stdout stays pure JSON
     return 0
 
 

@@ -159,6 +159,7 @@ class VideoSource:
                 raise DrcnError(why)
             return load
 
+        end = None   # (pts, duration) of the last decoded frame, for the short-read check
         try:
             for packet in self.container.demux(self.stream, *self.others):
                 if packet.stream.index != self.stream.index:
@@ -174,10 +175,60 @@ class VideoSource:
                 for frame in decoded:
                     yield self._frame(frame, count, converter(frame))
                     count += 1
+                    if frame.pts is not None:
+                        end = (frame.pts, getattr(frame, "duration", 0) or 0)
         except av.error.FFmpegError as exc:
             yield Frame(f"after frame {count}", failed(f"the file is cut short or corrupt here ({_reason(exc)})"))
+            return
         finally:
             self.container.close()
+        missing = self.short_read(count, end)
+        if missing:
+            yield Frame(f"after frame {count}", failed(missing))
+
+    def short_read(self, decoded: int, end: tuple[int, int] | None) -> str | None:
+        """What the container declares and was not decoded, as a sentence; None when nothing is missing.
+
+        A container that indexes its frames (MP4, MOV) says how many there are: compare counts. Others (Matroska,
+        WebM) say how long the video stream lasts: compare that with the end of the last decoded frame, allowing
+        1.5 frame intervals so that a variable frame rate is not taken for a loss."""
+        declared = int(self.stream.frames or 0)
+        if declared:
+            if decoded >= declared:
+                return None
+            rate = float(self.stream.average_rate or self.stream.guessed_rate or 0)
+            seconds = f" (about {(declared - decoded) / rate:.2f} s)" if rate else ""
+            return (f"the file is cut short: {decoded} of the {declared} frames it declares could be read, "
+                    f"{declared - decoded} missing{seconds}; the frames that decoded are written")
+        length = self._declared_seconds()
+        if length is None:
+            return None
+        time_base = float(self.stream.time_base or 0)
+        start = float((self.stream.start_time or 0) * time_base) if time_base else 0.0
+        reached = start
+        if end is not None and time_base:
+            reached = (end[0] + end[1]) * time_base
+        rate = float(self.stream.average_rate or self.stream.guessed_rate or 25)
+        lost = start + length - reached
+        if lost <= 1.5 / rate:
+            return None
+        return (f"the file is cut short: {decoded} frames decoded, the last {lost:.2f} s of its {length:.2f} s "
+                f"of video (about {round(lost * rate)} frames) could not be read; the frames that decoded are written")
+
+    def _declared_seconds(self) -> float | None:
+        """The video stream's declared length in seconds: its duration, else Matroska's DURATION tag."""
+        if self.stream.duration and self.stream.time_base:
+            return float(self.stream.duration * self.stream.time_base)
+        tag = self.stream.metadata.get("DURATION") or self.stream.metadata.get("duration")
+        if tag:
+            try:
+                hours, minutes, seconds = tag.split(":")
+                return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+            except ValueError:
+                return None
+        if not self.others and self.container.duration:  # with other streams it may be the audio's length
+            return self.container.duration / 1e6
+        return None
 
     @staticmethod
     def _frame(frame, index: int, load) -> Frame:

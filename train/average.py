@@ -31,7 +31,7 @@ def _read_state(path: Path):
         return model.config, model.state_dict()
     from drcn.train.checkpoint import read_checkpoint
 
-    state = read_checkpoint(path, option="")
+    state = read_checkpoint(path, option="", needs=("model_config", "model"))
     return ModelConfig.from_dict(state["model_config"]), state["model"]
 
 

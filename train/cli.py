@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from drcn.argtypes import positive_int, scales, weights
+from drcn.argtypes import non_negative_float, non_negative_int, positive_int, scales, weights
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 from drcn.optional import require
 
@@ -39,16 +39,16 @@ def build_parser() -> ArgumentParser:
     o.add_argument("--steps", type=positive_int, help="total optimiser steps (default 100000)")
     o.add_argument("--batch", type=positive_int, help="patches per step and process (default 64)")
     o.add_argument("--optimizer", choices=["sgd", "adam"], help="sgd (paper, momentum 0.9) or adam")
-    o.add_argument("--lr", type=float, help="learning rate (default 0.01)")
+    o.add_argument("--lr", type=non_negative_float, help="learning rate (default 0.01)")
     o.add_argument("--lr-schedule", choices=["plateau", "cosine", "constant"],
                    help="plateau: ÷10 when validation PSNR stalls (paper); cosine; constant")
-    o.add_argument("--weight-decay", type=float, help="β (default 1e-4)")
-    o.add_argument("--alpha-steps", type=int, help="steps over which α decays 1 -> 0 (default steps/2)")
-    o.add_argument("--clip-grad", type=float, help="max gradient norm (default off)")
+    o.add_argument("--weight-decay", type=non_negative_float, help="β (default 1e-4)")
+    o.add_argument("--alpha-steps", type=non_negative_int, help="steps over which α decays 1 -> 0 (default steps/2)")
+    o.add_argument("--clip-grad", type=non_negative_float, help="max gradient norm (default off)")
     o.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto: bf16 on CUDA and on CPUs with native bf16, else fp32")
     o.add_argument("--device", help="auto (default), cpu, cuda")
-    o.add_argument("--seed", type=int)
+    o.add_argument("--seed", type=non_negative_int)
     r = p.add_argument_group("run")
     r.add_argument("--out", help="output folder (default runs/drcn)")
     r.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint.pt")

@@ -103,3 +103,72 @@ def test_a_video_goes_to_one_worker_whole(tmp_path, tiny_model_files):
     out = tmp_path / "clip_x2.mp4"
     assert max(abs(a - b) for a, b in zip(frame_times(out), times)) <= 0.001 and len(frame_times(out)) == 8
     assert packets(out, "audio") == packets(clip, "audio")
+
+
+def test_an_address_that_accepts_and_never_answers_fails_in_one_line_within_15_s(tmp_path, tiny_model_files):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)   # accepts (the kernel completes the handshake) and never says a word
+    port = listener.getsockname()[1]
+    frames = make_frames(tmp_path / "frames", 1)
+    try:
+        start = time.time()
+        result = run("--ray", f"127.0.0.1:{port}", frames, "--onnx", tiny_model_files[1])
+        elapsed = time.time() - start
+    finally:
+        listener.close()
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "did not answer" in lines[0], result.stderr
+    assert elapsed < 15, elapsed
+    assert not (tmp_path / "frames_x2").exists()
+
+
+def test_the_probe_names_what_answers():
+    """gRPC (what a Ray head speaks) passes; an HTTP/1 server is 'not Ray'; a closed port is 'nothing answers'."""
+    import socket
+    import threading
+    from concurrent import futures
+
+    grpc = pytest.importorskip("grpc")
+    from drcn.errors import DrcnError
+    from drcn.runtime.ray_run import probe_address
+
+    server = grpc.server(futures.ThreadPoolExecutor(1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        probe_address(f"127.0.0.1:{port}", timeout=5)
+    finally:
+        server.stop(0)
+    web = socket.socket()
+    web.bind(("127.0.0.1", 0))
+    web.listen(1)
+
+    def answer():
+        connection, _ = web.accept()
+        connection.recv(64)
+        connection.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        connection.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    with pytest.raises(DrcnError, match="is not Ray"):
+        probe_address(f"127.0.0.1:{web.getsockname()[1]}", timeout=5)
+    web.close()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(DrcnError, match="nothing answers there"):
+        probe_address(f"127.0.0.1:{closed_port}", timeout=5)
+
+
+def test_an_existing_folder_after_ray_is_the_input(tmp_path):
+    from drcn.runtime.ray_run import ray_address_or_input
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    assert ray_address_or_input(str(folder), None)[:2] == (None, str(folder))
+    assert ray_address_or_input("ray://head:10001", str(folder))[:2] == ("ray://head:10001", str(folder))
+    assert ray_address_or_input("127.0.0.1:6379", None)[:2] == ("127.0.0.1:6379", None)

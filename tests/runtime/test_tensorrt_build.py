@@ -155,3 +155,67 @@ def test_engine_cache_reuses_and_rebuilds_saying_why(tmp_path, tiny_model_files,
     rebuilt = cached_engine(onnx_path, "fp32", 48, 2, flavour="rtx", log=messages.append)
     assert rebuilt != other and any("onnx_sha256" in m for m in messages)
     assert read_sidecar(rebuilt).onnx_sha256 != read_sidecar(other).onnx_sha256
+
+
+def _trt(*args, cwd, preexec_fn=None):
+    return subprocess.run([sys.executable, "-m", "drcn.runtime.trt_cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, preexec_fn=preexec_fn)
+
+
+def test_full_disk_over_an_existing_engine_keeps_the_old_pair(tmp_path, tiny_model_files):
+    """A build that cannot write (file size limit, as a full disk) says so in one line and leaves the old engine and
+    sidecar exactly as they were, still accepted by drcn-trt info; nothing else is left in the folder."""
+    import resource
+
+    shutil.copy(tiny_model_files[1], tmp_path / "model.onnx")
+    assert _trt("build", "--tile", "32", "--flavour", "rtx", cwd=tmp_path).returncode == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    engine_size = (tmp_path / "model.engine").stat().st_size
+
+    def limit():  # smaller than the engine, larger than a sidecar: the engine write fails, the sidecar's would not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (engine_size // 2, engine_size // 2))
+
+    result = _trt("build", "--tile", "48", "--flavour", "rtx", cwd=tmp_path, preexec_fn=limit)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1 and "disk is full" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert _trt("info", "model.engine", cwd=tmp_path).returncode == 0
+
+
+def test_engine_path_that_is_a_folder_writes_nothing(tmp_path, tiny_model_files):
+    shutil.copy(tiny_model_files[1], tmp_path / "model.onnx")
+    (tmp_path / "m.engine").mkdir()
+    result = _trt("build", "--engine", "m.engine", "--flavour", "rtx", cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "--engine m.engine: is a folder" in lines[0], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "model.onnx"]
+    assert not list((tmp_path / "m.engine").iterdir())
+
+
+def test_info_refuses_an_engine_cut_short(tmp_path, tiny_model_files):
+    shutil.copy(tiny_model_files[1], tmp_path / "model.onnx")
+    assert _trt("build", "--tile", "32", "--flavour", "rtx", cwd=tmp_path).returncode == 0
+    ok = _trt("info", "model.engine", cwd=tmp_path)
+    assert ok.returncode == 0 and "checksum matches" in ok.stderr
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(engine.read_bytes()[: engine.stat().st_size // 2])
+    cut = _trt("info", "model.engine", cwd=tmp_path)
+    lines = cut.stderr.strip().splitlines()
+    assert cut.returncode != 0 and len(lines) == 1 and "does not match its sidecar" in lines[0], cut.stderr
+    assert "drcn-trt build --onnx model.onnx" in lines[0]
+
+
+def test_a_killed_build_leaves_temporaries_that_the_next_build_sweeps(tmp_path, tiny_model_files):
+    """What a killed build left (``.model.engine.<host>-<dead pid>.*.tmp.engine``) goes with the next build."""
+    from drcn import atomic
+
+    shutil.copy(tiny_model_files[1], tmp_path / "model.onnx")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = [tmp_path / f".model.engine.{atomic._host()}-{dead.pid}.abcdefgh.tmp.engine",
+             tmp_path / f".model.engine.json.{atomic._host()}-{dead.pid}.abcdefgh.tmp.json"]
+    for path in stale:
+        path.write_bytes(b"half")
+    assert _trt("build", "--tile", "32", "--flavour", "rtx", cwd=tmp_path).returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.engine", "model.engine.json", "model.onnx"]

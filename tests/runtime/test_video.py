@@ -220,21 +220,74 @@ def test_bad_videos_fail_in_one_line_with_nothing_written(tmp_path, onnx):
     assert leftovers == ["good.mp4", "notes.mp4", "voice.mp4"], leftovers
 
 
-def test_truncated_clip_reports_and_keeps_what_decodes(tmp_path, onnx):
-    clip = tmp_path / "long.mkv"
-    make_clip(clip, frames=30, audio=False)
+def _faststart(source: Path, target: Path) -> None:
+    """Remux ``source`` with the MP4 index (moov) at the front, as web videos are."""
+    with av.open(str(source)) as src, av.open(str(target), "w", options={"movflags": "faststart"}) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+
+
+@pytest.mark.parametrize("container", ["mkv", "mp4"])
+def test_a_clip_cut_short_is_reported_and_what_decodes_is_kept(tmp_path, onnx, container):
+    """The first half of a 20-frame clip (Matroska; MP4 with its index at the front): exit 1, a line saying how
+    much could not be read, and the frames that decoded written at their timestamps with the audio read."""
+    clip = tmp_path / f"long.{container}"
+    times = make_clip(clip, frames=20, audio=True)
+    if container == "mp4":
+        _faststart(clip, tmp_path / "fs.mp4")
+        clip = tmp_path / "fs.mp4"
+    cut = tmp_path / f"cut.{container}"
     data = clip.read_bytes()
-    cut = tmp_path / "cut.mkv"
-    cut.write_bytes(data[: int(len(data) * 0.6)])
+    cut.write_bytes(data[: len(data) // 2])
     result = run(cut, "--onnx", onnx, "--tile", "32", "--backend", "onnxruntime")
-    out = tmp_path / "cut_x2.mkv"
-    # Either FFmpeg notices the cut (a failure by name, exit 1) or it quietly ends early (exit 0); both keep
-    # every frame that decodes, and never more frames than the input has.
-    assert result.returncode in (0, 1), result.stderr
-    kept = len(frame_times(out))
-    assert 0 < kept < 30
-    if result.returncode == 1:
-        assert "failed:" in result.stderr
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "cut short" in result.stderr and ("missing" in result.stderr or "could not be read" in result.stderr)
+    out = tmp_path / f"cut_x2.{container}"
+    kept = frame_times(out)
+    assert 0 < len(kept) < 20
+    # exactly the frames the input's decoder gives (in a cut MP4, B-frames whose references are lost do not decode)
+    assert kept == pytest.approx(frame_times(cut), abs=1e-3)
+    assert set(np.round(kept, 3)) <= set(np.round(times, 3))
+    assert packets(out, "audio"), "the audio that was read is kept"
+
+
+def test_a_killed_video_run_leaves_nothing_after_the_next_run(tmp_path, onnx):
+    """SIGKILL in the middle of a video: only a hidden temporary remains, and the next run removes it."""
+    import os
+    import signal
+    import time
+
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=60, size=(96, 128), audio=False)
+    command = [sys.executable, "-m", "drcn.runtime.run_cli", str(clip), "--onnx", str(onnx), "--tile", "16",
+               "--backend", "onnxruntime", "--threads", "1"]
+    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob(".clip_x2.mp4.*")):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers, "the run was killed before it started writing"
+    assert not (tmp_path / "clip_x2.mp4").exists()
+    result = run(clip, "--onnx", onnx, "--tile", "32", "--backend", "onnxruntime")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "clip_x2.mp4"]
+    assert len(frame_times(tmp_path / "clip_x2.mp4")) == 60
+
+
+def test_a_failed_video_run_creates_no_output_folder(tmp_path, onnx):
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=3, audio=False)
+    result = run(clip, "-o", tmp_path / "new" / "deeper", "--preset", "nosuch", "--onnx", onnx, "--tile", "32",
+                 "--backend", "onnxruntime")
+    assert result.returncode == 2 and "--preset nosuch" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
 def test_an_encoder_that_cannot_start_fails_before_any_work(tmp_path, onnx):

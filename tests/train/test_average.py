@@ -46,7 +46,7 @@ def test_bad_input(tmp_path):
     out = str(tmp_path / "o.safetensors")
     cases = [((str(tmp_path / "d2.safetensors"), str(tmp_path / "d3.safetensors"), "--out", out), "differs from"),
              ((str(tmp_path / "nope.pt"), "--out", out), "no such file"),
-             ((str(tmp_path / "junk.pt"), "--out", out), "junk.pt: not a readable drcn checkpoint"),
+             ((str(tmp_path / "junk.pt"), "--out", out), "junk.pt: not a drcn checkpoint"),
              ((str(tmp_path / "d2.safetensors"), "--out", str(tmp_path / "o.bin")), "written as .safetensors")]
     for args, message in cases:
         result = run(*args)
