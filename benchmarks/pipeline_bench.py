@@ -12,7 +12,7 @@ from drcn.errors import DrcnError
 from drcn.images import list_images, read_image, write_image
 from drcn.runtime import colour
 from drcn.runtime.media import plan_job, save_frame
-from drcn.runtime.pipeline import run_frames
+from drcn.runtime.pipeline import HostStages, run_frames
 from drcn.runtime.tiling import tiled_plane
 from drcn.samples import SAMPLE_NAMES, load_sample
 
@@ -44,7 +44,7 @@ def pipeline_efficiency(backend, frames_dir: Path, scale: float, tile: int, batc
     compute_s = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as out:
         job = plan_job(frames_dir, out, scale, overwrite=True)
-        summary = run_frames(job.frames, len(job.frames), scale, infer, save_frame)
+        summary = run_frames(job.frames, len(job.frames), HostStages(scale, infer), save_frame)
     if summary.failed:
         name, why = summary.failed[0]
         raise DrcnError(f"pipeline benchmark: frame {name} failed: {why}")

@@ -23,11 +23,11 @@ import numpy as np
 from drcn.errors import DrcnError
 
 # MATLAB rgb2ycbcr: rows give Y, Cb, Cr from R, G, B in [0, 1]; results in [0, 255] units before the offset.
-_YCBCR_MATRIX = np.array(
+YCBCR_MATRIX = np.array(
     [[65.481, 128.553, 24.966],
      [-37.797, -74.203, 112.0],
      [112.0, -93.786, -18.214]], dtype=np.float64)
-_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0], dtype=np.float64)
+YCBCR_OFFSET = np.array([16.0, 128.0, 128.0], dtype=np.float64)
 
 
 def cubic_kernel(x: np.ndarray) -> np.ndarray:
@@ -165,7 +165,7 @@ def rgb2ycbcr(rgb: np.ndarray) -> np.ndarray:
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise DrcnError(f"rgb2ycbcr expects an (H, W, 3) image, got shape {rgb.shape}")
     unit = _unit(rgb.dtype)
-    ycbcr = (rgb.astype(np.float64) / unit) @ _YCBCR_MATRIX.T + _YCBCR_OFFSET
+    ycbcr = (rgb.astype(np.float64) / unit) @ YCBCR_MATRIX.T + YCBCR_OFFSET
     return _cast_like(ycbcr * (unit / 255.0), rgb.dtype)
 
 
@@ -187,7 +187,7 @@ def ycbcr2rgb(ycbcr: np.ndarray) -> np.ndarray:
     if ycbcr.ndim != 3 or ycbcr.shape[2] != 3:
         raise DrcnError(f"ycbcr2rgb expects an (H, W, 3) image, got shape {ycbcr.shape}")
     unit = _unit(ycbcr.dtype)
-    rgb = (ycbcr.astype(np.float64) * (255.0 / unit) - _YCBCR_OFFSET) @ np.linalg.inv(_YCBCR_MATRIX).T
+    rgb = (ycbcr.astype(np.float64) * (255.0 / unit) - YCBCR_OFFSET) @ np.linalg.inv(YCBCR_MATRIX).T
     return _cast_like(rgb * unit, ycbcr.dtype)
 
 

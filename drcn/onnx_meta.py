@@ -18,6 +18,10 @@ from drcn.optional import require
 FORMAT = "1"
 COLOUR = "Y of BT.601 YCbCr (MATLAB rgb2ycbcr), float32 in [0, 1]; input is the bicubic-upscaled image"
 INPUT_NAME, OUTPUT_NAME = "input", "output"
+FRAME_COLOUR = {
+    "rgb": "RGB float32 in [0, 1], (N, 3, h, w) low resolution in, (N, 3, s*h, s*w) out; the network runs on Y of "
+           "BT.601 YCbCr (MATLAB rgb2ycbcr), Cb and Cr enlarged with MATLAB bicubic",
+    "gray": "one plane float32 in [0, 1] (e.g. luma), (N, 1, h, w) low resolution in, (N, 1, s*h, s*w) out"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +30,9 @@ class OnnxModelInfo:
 
     ``depth`` is the number of recursions in the graph (≤ config.recursions with ``--depth``); the halo
     follows the graph, not the training config: depth + 4.
+
+    ``kind`` (:data:`drcn.frame.KINDS`): "y" takes the bicubic-upscaled Y plane and returns the same size; "rgb"
+    and "gray" take the low-resolution frame and return it ``scale`` times larger (the whole job in the graph).
     """
 
     config: ModelConfig
@@ -35,16 +42,36 @@ class OnnxModelInfo:
     weights_sha256: str
     version: str
     opset: int
+    kind: str = "y"
+    scale: int | None = None     # frame graphs: their fixed integer scale
 
     @property
     def halo(self) -> int:
+        """The network's halo, in the pixels it sees (the enlarged Y plane)."""
         return self.depth + 4
+
+    @property
+    def input_halo(self) -> int:
+        """Context pixels per side in the graph's own input pixels: what exact tiling of its input needs."""
+        if self.kind == "y":
+            return self.halo
+        from drcn.frame import lr_halo
+
+        return lr_halo(self.halo, self.scale)
+
+    @property
+    def channels(self) -> int:
+        """Channels of the graph's input and output."""
+        return 3 if self.kind == "rgb" else self.config.channels
 
     @property
     def receptive_field(self) -> int:
         return 2 * self.halo + 1
 
     def to_props(self) -> dict[str, str]:
+        frame = {} if self.kind == "y" else {
+            "drcn.scale": str(self.scale), "drcn.lr_halo": str(self.input_halo),
+            "drcn.colour": FRAME_COLOUR[self.kind]}
         return {
             "drcn.format": FORMAT,
             "drcn.config": self.config.to_json(),
@@ -61,6 +88,8 @@ class OnnxModelInfo:
             "drcn.opset": str(self.opset),
             "drcn.input": INPUT_NAME,
             "drcn.output": OUTPUT_NAME,
+            "drcn.kind": self.kind,
+            **frame,
         }
 
     @classmethod
@@ -71,7 +100,10 @@ class OnnxModelInfo:
             info = cls(config=ModelConfig.from_json(props["drcn.config"]), depth=int(props["drcn.depth"]),
                        precision=props["drcn.precision"], ensemble=tuple(json.loads(props["drcn.ensemble"])),
                        weights_sha256=props["drcn.weights_sha256"], version=props["drcn.version"],
-                       opset=int(props["drcn.opset"]))
+                       opset=int(props["drcn.opset"]), kind=props.get("drcn.kind", "y"),
+                       scale=int(props["drcn.scale"]) if "drcn.scale" in props else None)
+            if info.kind not in ("y", "rgb", "gray") or (info.kind != "y" and not (info.scale or 0) >= 2):
+                raise ValueError(f"kind {info.kind!r} with scale {info.scale!r}")
         except (KeyError, ValueError) as exc:
             raise DrcnError(f"{source}: incomplete or invalid drcn metadata ({exc})") from None
         if int(props.get("drcn.halo", -1)) != info.halo:

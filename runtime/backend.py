@@ -21,21 +21,32 @@ from drcn.optional import installed
 class ModelSpec:
     """What the runtime needs to know about a model, from ONNX metadata, an engine sidecar or a weights file."""
 
-    halo: int                        # context pixels each output pixel needs on every side
-    channels: int                    # 1: the Y channel
+    halo: int                        # context pixels each output pixel needs on every side, in input pixels
+    channels: int                    # of the input and output: 1 (Y or grey) or 3 (RGB)
     scales: tuple[float, ...]        # scales it was trained for
     precision: str                   # fp32 | fp16 | bf16
     source: str                      # the file it came from
     max_shape: tuple[int, int, int, int] | None = None   # (N, C, H, W) limit, e.g. a TensorRT profile
+    kind: str = "y"                  # y: enlarged Y in, same size out; rgb | gray: the whole frame (drcn.frame)
+    scale: int = 1                   # output pixels per input pixel: 1 for a Y graph, the frame graph's scale
+
+    @classmethod
+    def of_onnx(cls, info, source: str, precision: str | None = None, **extra) -> "ModelSpec":
+        """The spec of an exported graph, from its :class:`drcn.onnx_meta.OnnxModelInfo`."""
+        return cls(halo=info.input_halo, channels=info.channels, scales=info.config.scales,
+                   precision=precision or info.precision, source=source, kind=info.kind, scale=info.scale or 1,
+                   **extra)
 
 
 class Backend(Protocol):
     name: str
     spec: ModelSpec
     description: str   # printed to the user: library, version, device, precision
+    runs_on_gpu: bool  # where the host would otherwise set the speed (the device path's default)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) float32 in [0, 1] -> (N, C, H, W) float32 (not clipped)."""
+        """(N, C, H, W) float32 in [0, 1] -> (N, C, s·H, s·W) float32, s = ``spec.scale`` (1 for a Y graph; not
+        clipped there, clipped to [0, 1] by a frame graph)."""
 
     def close(self) -> None:
         """Release devices and sessions."""

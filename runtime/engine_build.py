@@ -15,6 +15,7 @@ from typing import Callable
 from drcn import __version__, atomic
 from drcn.checksums import bytes_sha256, file_sha256
 from drcn.errors import DrcnError
+from drcn.frame import input_tile
 from drcn.onnx_meta import read_onnx_info
 from drcn.runtime.cuda_memory import visible_gpu
 from drcn.runtime.engine_sidecar import EngineSidecar, GpuInfo, plan_profile, sidecar_path
@@ -61,7 +62,9 @@ def build_engine(request: BuildRequest, log: Callable[[str], None] = lambda _: N
                         "targets need TensorRT for RTX (--flavour rtx)")
     info = read_onnx_info(request.onnx)
     plan = plan_precision(flavour, trt.__version__, request.fp16, info.precision, str(request.onnx))
-    profile_plan = plan_profile(request.tile, request.batch, info.halo, info.config.channels, request.max_size)
+    scale = info.scale or 1
+    profile_plan = plan_profile(input_tile(request.tile, scale), request.batch, info.input_halo, info.channels,
+                                request.max_size)
 
     if plan.convert_fp16:
         from drcn.runtime.fp16_convert import convert_to_fp16
@@ -112,9 +115,10 @@ def build_engine(request: BuildRequest, log: Callable[[str], None] = lambda _: N
     engine_bytes = bytes(serialized)
     sidecar = EngineSidecar(
         engine_sha256=bytes_sha256(engine_bytes), onnx_file=str(request.onnx), onnx_sha256=file_sha256(request.onnx),
-        precision=plan.precision, profile=profile_plan, tile=request.tile, batch=request.batch, halo=info.halo,
-        channels=info.config.channels, scales=info.config.scales, tensorrt_version=trt.__version__, gpu=gpu,
-        drcn_version=__version__, flavour=flavour.name, targets=targets, fp16_source=fp16_source)
+        precision=plan.precision, profile=profile_plan, tile=request.tile, batch=request.batch, halo=info.input_halo,
+        channels=info.channels, scales=info.config.scales, tensorrt_version=trt.__version__, gpu=gpu,
+        drcn_version=__version__, flavour=flavour.name, targets=targets, fp16_source=fp16_source, kind=info.kind,
+        scale=scale)
     # Both complete before either is renamed; the engine first, the sidecar that vouches for it last. Between the two
     # renames the old sidecar's checksum does not match the new engine, so that instant is refused, never run.
     with atomic.atomic_outputs(request.engine, sidecar_path(request.engine)) as (engine_tmp, sidecar_tmp):

@@ -64,8 +64,8 @@ class EngineSidecar:
     profile: Profile
     tile: int
     batch: int
-    halo: int
-    channels: int
+    halo: int                 # in the graph's input pixels (low-resolution ones for a frame graph)
+    channels: int             # of the input
     scales: tuple[float, ...]
     tensorrt_version: str
     gpu: GpuInfo | None       # the GPU the build ran on; None for a GPU-free (TensorRT-RTX) build
@@ -73,6 +73,8 @@ class EngineSidecar:
     flavour: str = "standard"           # standard | rtx
     targets: tuple[str, ...] = ()       # compute capabilities the engine runs on (rtx); () = the build GPU only
     fp16_source: str | None = None      # fp16 engines: "graph" (an FP16 ONNX), "converted", "builder-flag"
+    kind: str = "y"                     # the graph's kind (drcn.frame.KINDS); rgb/gray: whole frames, LR in
+    scale: int = 1                      # output pixels per input pixel (the frame graph's scale)
     format: int = FORMAT
 
     def rebuild_command(self) -> str:

@@ -61,25 +61,39 @@ def activation_peak(model, inputs: list[np.ndarray]) -> float:
     return peak
 
 
+def read_onnx_info_of(model) -> OnnxModelInfo:
+    return OnnxModelInfo.from_props({p.key: p.value for p in model.metadata_props}, "converted graph")
+
+
 def convert_to_fp16(onnx_path: Path, info: OnnxModelInfo, calib: list[str] | None = None) -> Converted:
     """The FP16 form of the FP32 graph at ``onnx_path``, checked; a one-line error when it is not safe."""
     onnx = require("onnx", "converting a graph to FP16", INSTALL)
     require("onnxruntime", "converting a graph to FP16", INSTALL)
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
+    from drcn.runtime.frame_graph import build_frame_graph, network_part
+
     model = onnx.load(str(onnx_path))
-    fp16 = convert_float_to_float16(model, keep_io_types=True)
+    # A frame graph's colour conversion, enlargement and rounding stay float32 (fp16 cannot hold the 0..255 grid):
+    # the network is converted alone and wrapped again. (The converter's node_block_list is no help: it casts every
+    # blocked node's output to fp16 and back.)
+    network = model if info.kind == "y" else network_part(model)
+    fp16 = convert_float_to_float16(network, keep_io_types=True)
     for prop in fp16.metadata_props:
         if prop.key == "drcn.precision":
             prop.value = "fp16"
     fp16.doc_string = f"{model.doc_string} (converted to fp16 by drcn-trt)"
+    checked32, checked16 = network, fp16
+    if info.kind != "y":
+        fp16 = build_frame_graph(fp16, read_onnx_info_of(fp16), info.kind, info.scale)
+        fp16.doc_string = checked16.doc_string
     fp16_bytes = fp16.SerializeToString()
 
     pairs = calibration_pairs(calib, info.config.scales)
     inputs = [(up.astype(np.float32) / 255.0)[None, None] for _, up, _ in pairs]
-    peak = activation_peak(model, inputs)
-    psnr32, psnr16 = psnr_change(_runner(_session(model.SerializeToString())), _runner(_session(fp16_bytes)),
-                                 pairs)
+    peak = activation_peak(checked32, inputs)
+    psnr32, psnr16 = psnr_change(_runner(_session(checked32.SerializeToString())),
+                                 _runner(_session(checked16.SerializeToString())), pairs)
     report = Fp16Report(peak, psnr32, psnr16)
     check_fp16(report, "--fp16", f"build an fp32 engine instead (drcn-trt build --onnx {onnx_path})")
     return Converted(fp16_bytes, report)

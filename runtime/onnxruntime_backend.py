@@ -44,9 +44,9 @@ class OnnxRuntimeBackend:
         except Exception as exc:  # ORT reports bad graphs and provider failures with many exception types
             raise DrcnError(f"{model_path}: ONNX Runtime cannot load it: {str(exc).splitlines()[0]}") from None
         used = self.session.get_providers()[0]
+        self.runs_on_gpu = used != "CPUExecutionProvider"
         self.input_name = self.session.get_inputs()[0].name
-        self.spec = ModelSpec(halo=info.halo, channels=info.config.channels, scales=info.config.scales,
-                              precision=info.precision, source=str(model_path))
+        self.spec = ModelSpec.of_onnx(info, str(model_path))
         self.description = (f"ONNX Runtime {ort.__version__} on {used.replace('ExecutionProvider', '')}, "
                             f"{info.precision} graph ({model_path})")
 

@@ -66,26 +66,73 @@ class OpenVINOBackend:
             self.model = self.core.read_model(str(model_path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line text
             raise DrcnError(f"{model_path}: OpenVINO cannot read it: {str(exc).splitlines()[0]}") from None
+        self.parts = None
+        self.runs_on_gpu = False  # the CPU plugin only
+        if info.kind != "y" and self.precision != "fp32":
+            # bf16 would lower the colour conversion and the enlargement too (the 0..255 grid needs float32):
+            # those parts compile apart, in f32.
+            self.parts = self._compile_parts(model_path)
         self._requests: dict[tuple[int, ...], object] = {}
-        self.spec = ModelSpec(halo=info.halo, channels=info.config.channels, scales=info.config.scales,
-                              precision=self.precision, source=str(model_path))
+        self.spec = ModelSpec.of_onnx(info, str(model_path), precision=self.precision)
         self.description = (f"OpenVINO {ov.__version__.split('-')[0]} on CPU ({cpu_name()}), {self.precision} "
                             f"({why}), {mode} mode ({model_path})")
+
+    def _compile_parts(self, model_path: str):
+        import onnx
+
+        from drcn.runtime.frame_graph import split_frame_graph
+
+        parts = split_frame_graph(onnx.load(str(model_path)))
+        f32 = {**self.config, "INFERENCE_PRECISION_HINT": "f32"}
+        return [(self.core.read_model(part.SerializeToString(), b""), config)
+                for part, config in ((parts.pre, f32), (parts.network, self.config), (parts.post, f32))]
+
+    def _compiled(self, model, config: dict, shape: tuple[int, ...]):
+        model = model.clone()
+        model.reshape({model.inputs[0].get_any_name(): list(shape)})  # static shapes compile faster code
+        return self.core.compile_model(model, "CPU", config)
 
     def _request(self, shape: tuple[int, ...]):
         request = self._requests.get(shape)
         if request is None:
-            model = self.model.clone()
-            model.reshape({model.inputs[0].get_any_name(): list(shape)})  # static shapes compile faster code
-            compiled = self.core.compile_model(model, "CPU", self.config)
-            request = self._requests[shape] = compiled.create_infer_request()
+            if self.parts is None:
+                request = self._compiled(self.model, self.config, shape).create_infer_request()
+            else:
+                request = _PartsRequest(self, shape)
+            self._requests[shape] = request
         return request
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         request = self._request(tuple(batch.shape))
+        if isinstance(request, _PartsRequest):
+            return request.run(batch)
         request.infer({0: batch})
         return np.array(request.get_output_tensor(0).data, copy=True)
 
     def close(self) -> None:
         self._requests.clear()
+
+
+class _PartsRequest:
+    """A frame graph run as pre (f32) -> network (bf16) -> post (f32), compiled for one input shape."""
+
+    def __init__(self, backend: OpenVINOBackend, shape: tuple[int, ...]):
+        (pre, pre_config), (net, net_config), (post, post_config) = backend.parts
+        self.pre = backend._compiled(pre, pre_config, shape)
+        n, _, h, w = shape
+        scale = backend.spec.scale
+        self.net = backend._compiled(net, net_config, (n, 1, h * scale, w * scale))
+        post = post.clone()
+        post.reshape({port.get_any_name(): [n, 1 if i == 0 else 2, h * scale, w * scale]
+                      for i, port in enumerate(post.inputs)})
+        self.post = backend.core.compile_model(post, "CPU", post_config)
+        self.requests = [c.create_infer_request() for c in (self.pre, self.net, self.post)]
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        pre, net, post = self.requests
+        pre.infer({0: batch})
+        carried = [np.array(pre.get_output_tensor(i).data) for i in range(1, len(self.pre.outputs))]
+        net.infer({0: np.array(pre.get_output_tensor(0).data)})
+        post.infer([np.array(net.get_output_tensor(0).data), *carried])
+        return np.array(post.get_output_tensor(0).data, copy=True)

@@ -1,5 +1,6 @@
-"""Overlapped frame processing: decode + colour prep in worker threads, inference in the calling thread,
-colour finish + encode + write in writer threads. Heavy numpy, OpenCV and inference libraries release the GIL,
+"""Overlapped frame processing: decode + preparation in worker threads, inference in the calling thread,
+finishing + encode + write in writer threads (an :class:`FrameStages` says what each stage does: the host or
+the device path of :class:`drcn.runtime.upscaler.Upscaler`). Heavy numpy, OpenCV and inference libraries release the GIL,
 so the stages really run side by side. A frame that fails is reported by name; the rest carry on."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
@@ -18,6 +19,35 @@ from drcn.errors import DrcnError
 from drcn.progress import Progress
 from drcn.runtime import colour
 from drcn.runtime.media import Frame
+
+
+class FrameStages(Protocol):
+    """How one decoded frame becomes an output frame, in three stages that may run on different threads."""
+
+    def prepare(self, image: np.ndarray) -> object:
+        """(H, W[, C]) uint8/uint16 -> what ``infer`` takes (any thread)."""
+
+    def infer(self, prepared: object) -> np.ndarray:
+        """The network (the calling thread only)."""
+
+    def finish(self, prepared: object, result: np.ndarray) -> np.ndarray:
+        """-> the output image, same kind as the input (any thread)."""
+
+
+class HostStages:
+    """The host path around a Y-plane function: colour and bicubic in numpy (:mod:`drcn.runtime.colour`)."""
+
+    def __init__(self, scale: float, infer_y: Callable[[np.ndarray], np.ndarray]):
+        self.scale, self.infer_y = scale, infer_y
+
+    def prepare(self, image: np.ndarray) -> colour.Prepared:
+        return colour.prepare(image, self.scale)
+
+    def infer(self, prepared: colour.Prepared) -> np.ndarray:
+        return self.infer_y(prepared.y)
+
+    def finish(self, prepared: colour.Prepared, result: np.ndarray) -> np.ndarray:
+        return colour.finish(prepared, result)
 
 
 @dataclasses.dataclass
@@ -58,13 +88,13 @@ def _message(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, DrcnError) else f"{type(exc).__name__}: {exc}"
 
 
-def run_frames(frames: Iterable[Frame], total: int, scale: float, infer: Callable[[np.ndarray], np.ndarray],
+def run_frames(frames: Iterable[Frame], total: int, stages: FrameStages,
                write: Callable[[Frame, np.ndarray], None], ordered_writes: bool = False, workers: int = 2,
                depth: int = 4, label: str = "drcn-run", show_progress: bool = True) -> Summary:
     """Upscale every frame and hand the result to ``write``.
 
     Args:
-        infer: (H, W) float32 Y plane -> (H, W) float32 (the tiled network).
+        stages: what turns a decoded frame into an output frame (an Upscaler, or :class:`HostStages`).
         write: called with each finished image (in input order when ``ordered_writes``, e.g. for video).
     """
     summary = Summary()
@@ -74,11 +104,11 @@ def run_frames(frames: Iterable[Frame], total: int, scale: float, infer: Callabl
     reads: collections.deque[tuple[Frame, Future]] = collections.deque()
     writes: collections.deque[tuple[Frame, Future]] = collections.deque()
 
-    def load_and_prepare(frame: Frame) -> colour.Prepared:
-        return colour.prepare(frame.load(), scale)
+    def load_and_prepare(frame: Frame) -> object:
+        return stages.prepare(frame.load())
 
-    def finish_and_write(frame: Frame, prepared: colour.Prepared, y: np.ndarray) -> int:
-        image = colour.finish(prepared, y)
+    def finish_and_write(frame: Frame, prepared: object, result: np.ndarray) -> int:
+        image = stages.finish(prepared, result)
         write(frame, image)
         return image.shape[0] * image.shape[1]
 
@@ -101,9 +131,9 @@ def run_frames(frames: Iterable[Frame], total: int, scale: float, infer: Callabl
             progress.update(extra=frame.name)
             return
         t0 = time.perf_counter()
-        y = infer(prepared.y)  # a backend failure is not about one frame: it stops the run
+        result = stages.infer(prepared)  # a backend failure is not about one frame: it stops the run
         summary.compute_seconds += time.perf_counter() - t0
-        writes.append((frame, write_pool.submit(finish_and_write, frame, prepared, y)))
+        writes.append((frame, write_pool.submit(finish_and_write, frame, prepared, result)))
 
     try:
         with Progress(label, total, enabled=show_progress) as progress:

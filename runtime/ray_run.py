@@ -44,13 +44,13 @@ class FrameWorker:
     def __init__(self, request: BackendRequest, scale: float):
         from drcn.runtime.upscaler import Upscaler
 
-        self.upscaler = Upscaler(request)
+        self.upscaler = Upscaler(request, scale)
         self.scale = scale
 
     def describe(self) -> str:
         import socket
 
-        return f"{self.upscaler.backend.description} on {socket.gethostname()} (pid {os.getpid()})"
+        return f"{self.upscaler.description} on {socket.gethostname()} (pid {os.getpid()})"
 
     def frames(self, items: list[tuple[str, str, str]]) -> dict:
         """Upscale ``(name, source file, target file)`` items; returns the batch's summary as plain data."""
@@ -59,14 +59,14 @@ class FrameWorker:
         from drcn.runtime.pipeline import run_frames
 
         frames = [Frame(name, lambda s=source: read_image(s), Path(target)) for name, source, target in items]
-        summary = run_frames(frames, len(frames), self.scale, self.upscaler.infer, save_frame, show_progress=False)
+        summary = run_frames(frames, len(frames), self.upscaler, save_frame, show_progress=False)
         return dataclasses.asdict(summary)
 
     def video(self, source: str, output: str, encode: EncodeOptions) -> dict:
         from drcn.runtime.video_job import upscale_video
 
         messages: list[str] = []
-        summary = upscale_video(Path(source), Path(output), self.scale, self.upscaler.infer, encode,
+        summary = upscale_video(Path(source), Path(output), self.scale, self.upscaler, encode,
                                 log=messages.append)
         return {**dataclasses.asdict(summary), "messages": messages}
 

@@ -40,6 +40,10 @@ def build_parser() -> ArgumentParser:
                         "TensorRT engines built from an ONNX file: fp16 (auto), fp32")
     m.add_argument("--provider", default="auto", help="ONNX Runtime provider: auto, cpu, cuda, tensorrt")
     m.add_argument("--threads", type=positive_int, help="CPU threads for inference (default: the library's)")
+    m.add_argument("--path", default="auto", choices=["auto", "host", "device"],
+                   help="device: the whole frame runs on the backend (8-bit RGB/grey, integer scales); host: colour "
+                        "and bicubic in numpy, the Y network on the backend; auto (default): device where a frame "
+                        "allows")
     v = p.add_argument_group("video output (other streams are copied as they are)")
     v.add_argument("--codec", help="video encoder: libx264 (default), libx265, libsvtav1, libvpx-vp9, ffv1 (lossless), "
                                    "h264_nvenc/hevc_nvenc where the GPU allows")
@@ -125,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     choice = select.choose(args.engine, args.onnx, args.weights, args.backend)
     request = BackendRequest(choice.backend, str(choice.model), tile=args.tile, batch=args.batch, device=args.device,
-                             precision=args.precision, provider=args.provider, threads=args.threads)
+                             precision=args.precision, provider=args.provider, threads=args.threads, path=args.path)
     options = _encode_options(args)
     if args.ray is not None:
         from drcn.runtime.ray_run import RayRequest, run_on_ray
@@ -133,21 +137,20 @@ def main(argv: list[str] | None = None) -> int:
         summary = run_on_ray(job, RayRequest(request, args.scale, address=args.ray or None, workers=args.workers,
                                              encode=options), log)
         return _report(summary, job)
-    upscaler = Upscaler(request, log)
+    upscaler = Upscaler(request, args.scale, log)
     try:
         spec = upscaler.spec
-        print(f"{PROG}: {upscaler.backend.description}; model from {choice.reason}")
-        print(f"{PROG}: x{args.scale:g}, " + (f"tiles {args.tile}+2x{spec.halo} halo, batch {args.batch}"
-                                              if args.tile else "whole frames"))
+        print(f"{PROG}: {upscaler.description}; model from {choice.reason}")
+        print(f"{PROG}: x{args.scale:g}, {upscaler.tiling()}" + (f", batch {args.batch}" if args.tile else ""))
         if spec.scales and not min(spec.scales) <= args.scale <= max(spec.scales):
             print(f"{PROG}: note: the model was trained for x{', x'.join(f'{s:g}' for s in spec.scales)}; "
                   f"x{args.scale:g} works but may be less sharp")
         if job.kind == "video":
             from drcn.runtime.video_job import upscale_video
 
-            summary = upscale_video(job.source, job.output, args.scale, upscaler.infer, options, log=log)
+            summary = upscale_video(job.source, job.output, args.scale, upscaler, options, log=log)
         else:
-            summary = run_frames(job.frames, len(job.frames), args.scale, upscaler.infer, save_frame)
+            summary = run_frames(job.frames, len(job.frames), upscaler, save_frame)
     finally:
         upscaler.close()
     return _report(summary, job)

@@ -51,6 +51,7 @@ class TensorRTBackend:
     def __init__(self, model_path: str, precision: str = "auto", tile: int = 256, batch: int = 4,
                  flavour: str = "auto", log: Callable[[str], None] = lambda _: None, **_):
         self.memory = self.runtime_cache = None
+        self.runs_on_gpu = True
         engine_path = engine_for(Path(model_path), precision, tile, batch, flavour, log)
         sidecar = read_sidecar(engine_path)  # plain Python: says what the engine is even where TensorRT is absent
         self.flavour = FLAVOURS[sidecar.flavour]
@@ -91,14 +92,17 @@ class TensorRTBackend:
         self.input_name, self.output_name = inputs[0], outputs[0]
         self.profile = sidecar.profile
         largest = int(np.prod(self.profile.max))
-        nbytes = largest * 4  # float32 I/O, also for FP16 engines (the graph casts inside)
-        self.d_input, self.d_output = self.memory.device_alloc(nbytes), self.memory.device_alloc(nbytes)
+        self.scale = sidecar.scale
+        largest_out = largest * self.scale * self.scale   # a frame graph's output is scale² times its input
+        # float32 I/O, also for FP16 engines (the graph casts inside)
+        self.d_input, self.d_output = self.memory.device_alloc(largest * 4), self.memory.device_alloc(largest_out * 4)
         self.h_input = self.memory.host_alloc((largest,), np.float32)
-        self.h_output = self.memory.host_alloc((largest,), np.float32)
+        self.h_output = self.memory.host_alloc((largest_out,), np.float32)
         self.context.set_tensor_address(self.input_name, self.d_input)
         self.context.set_tensor_address(self.output_name, self.d_output)
         self.spec = ModelSpec(halo=sidecar.halo, channels=sidecar.channels, scales=sidecar.scales,
-                              precision=sidecar.precision, source=str(engine_path), max_shape=self.profile.max)
+                              precision=sidecar.precision, source=str(engine_path), max_shape=self.profile.max,
+                              kind=sidecar.kind, scale=sidecar.scale)
         self.description = (f"{self.flavour.label} {trt.__version__} on {gpu.name}, {sidecar.precision} "
                             f"engine ({engine_path}; memory via {self.memory.name})")
 
@@ -108,16 +112,17 @@ class TensorRTBackend:
             raise DrcnError(f"input {shape} is outside the engine's profile {self.profile.min}..{self.profile.max}:"
                             " rebuild with drcn-trt build --tile/--batch (or --max-size) matching drcn-run")
         count = batch.size
-        nbytes = count * 4
         np.copyto(self.h_input[:count], batch.reshape(-1))
-        self.memory.htod_async(self.d_input, self.h_input, nbytes)
+        self.memory.htod_async(self.d_input, self.h_input, count * 4)
         if not self.context.set_input_shape(self.input_name, shape):
             raise DrcnError(f"TensorRT rejected the input shape {shape}")
         if not self.context.execute_async_v3(self.memory.stream_handle):
             raise DrcnError("TensorRT execution failed (execute_async_v3 returned False)")
-        self.memory.dtoh_async(self.h_output, self.d_output, nbytes)
+        out_shape = (shape[0], shape[1], shape[2] * self.scale, shape[3] * self.scale)
+        out_count = count * self.scale * self.scale
+        self.memory.dtoh_async(self.h_output, self.d_output, out_count * 4)
         self.memory.synchronize()
-        return self.h_output[:count].reshape(shape).copy()
+        return self.h_output[:out_count].reshape(out_shape).copy()
 
     def close(self) -> None:
         if self.runtime_cache is not None:

@@ -55,27 +55,33 @@ def _batches(items: list, size: int) -> Iterator[list]:
 
 
 def run_tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, tile: int, halo: int,
-              batch: int = 4) -> np.ndarray:
-    """Apply a size-preserving network to ``image`` through windows.
+              batch: int = 4, scale: int = 1) -> np.ndarray:
+    """Apply a network to ``image`` through windows.
 
     Args:
-        run: (N, C, h, w) float32 -> (N, C, h, w) float32, e.g. a backend's ``run``.
+        run: (N, C, h, w) float32 -> (N, C', s·h, s·w) float32, e.g. a backend's ``run`` (s = ``scale``: 1 for the
+            size-preserving Y network, the frame graph's scale for a whole-frame graph).
         image: (C, H, W) float32.
-        tile: output pixels per window side; 0 = the whole image at once.
-        halo: context pixels per side (the model's D + 4).
+        tile: input pixels per window side kept; 0 = the whole image at once.
+        halo: context pixels per side, in input pixels (the Y network's D + 4; a frame graph's LR halo).
         batch: windows per call of ``run``.
+        scale: output pixels per input pixel.
 
     Returns:
-        (C, H, W) float32, equal to ``run(image[None])[0]`` up to float rounding.
+        (C', s·H, s·W) float32, equal to ``run(image[None])[0]`` up to float rounding.
     """
-    channels, height, width = image.shape
+    _, height, width = image.shape
     (wh, ww), windows = plan(height, width, tile, halo)
-    out = np.empty_like(image, dtype=np.float32)
+    out = None
+    s = scale
     for group in _batches(windows, max(1, batch)):
         stack = np.stack([image[:, w.y0:w.y0 + wh, w.x0:w.x0 + ww] for w in group]).astype(np.float32, copy=False)
         result = run(np.ascontiguousarray(stack))
+        if out is None:
+            out = np.empty((result.shape[1], s * height, s * width), dtype=np.float32)
         for w, tile_out in zip(group, result):
-            out[:, w.oy0:w.oy1, w.ox0:w.ox1] = tile_out[:, w.oy0 - w.y0:w.oy1 - w.y0, w.ox0 - w.x0:w.ox1 - w.x0]
+            out[:, s * w.oy0:s * w.oy1, s * w.ox0:s * w.ox1] = tile_out[:, s * (w.oy0 - w.y0):s * (w.oy1 - w.y0),
+                                                                        s * (w.ox0 - w.x0):s * (w.ox1 - w.x0)]
     return out
 
 

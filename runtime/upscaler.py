@@ -1,49 +1,198 @@
-"""A backend opened with ``drcn-run``'s settings: the one place that turns a typed request into a running
-network (``infer``: a Y plane through exact tiling). Used by the local run and by every Ray worker alike."""
+"""A model opened with ``drcn-run``'s settings: the one place that turns a typed request into something that
+upscales decoded frames. Used by the local run, every Ray worker and the Python API (:class:`drcn.Upscaler`).
+
+Two interchangeable ways turn a decoded frame into an output frame, and :class:`Upscaler` picks one per frame:
+
+- the **device path** (8-bit RGB or grey at an integer scale): the whole job runs on the backend, in a frame graph
+  (``drcn.runtime.frame_graph``; ``drcn.frame_model`` on PyTorch), tiled in low-resolution pixels; the host only
+  converts uint8 <-> float32;
+- the **host path** (alpha, 16-bit, deep video, fractional scales, or ``--path host``): colour conversion and the
+  MATLAB bicubic enlargement in numpy (:mod:`drcn.runtime.colour`), the Y network tiled on the backend.
+
+Both give the same pixels (within float32 rounding flips: a grey level where a value lies on a rounding edge).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from drcn import frame
 from drcn.errors import DrcnError
-from drcn.runtime.backend import create_backend
-from drcn.runtime.tiling import tiled_plane
+from drcn.runtime import colour
+from drcn.runtime.backend import Backend, create_backend
+from drcn.runtime.tiling import run_tiled, tiled_plane
+
+PATHS = ("auto", "host", "device")
 
 
 @dataclasses.dataclass(frozen=True)
 class BackendRequest:
     backend: str                 # a name in drcn.runtime.backend.BACKENDS
     model: str                   # the engine, ONNX or weights file it runs
-    tile: int = 256
+    tile: int = 256              # output pixels per tile side; 0 = whole frames
     batch: int = 4
     device: str = "auto"
     precision: str = "auto"
     provider: str = "auto"
     threads: int | None = None
+    path: str = "auto"           # auto (device where a frame allows), host, device
+
+
+def model_kind(backend: str, model: str) -> tuple[str, int]:
+    """(kind, scale) of the model file: a Y graph/engine/weights is ("y", 1); a frame graph says its own."""
+    path = Path(model)
+    if backend == "torch" or path.suffix == ".safetensors":
+        return "y", 1
+    if path.suffix.lower() == ".onnx":
+        from drcn.onnx_meta import read_onnx_info
+
+        info = read_onnx_info(path)
+        return info.kind, info.scale or 1
+    from drcn.runtime.engine_sidecar import read_sidecar
+
+    sidecar = read_sidecar(path)
+    return sidecar.kind, sidecar.scale
+
+
+@dataclasses.dataclass
+class _Prepared:
+    path: str                    # "host" | "device"
+    data: object                 # colour.Prepared, or (C, h, w) float32 in [0, 1]
+    kind: str = "y"              # device path: rgb | gray
 
 
 class Upscaler:
-    """``infer``: (H, W) float32 in [0, 1] -> (H, W) float32, through the backend in tiles; ``close()`` ends it."""
+    """Upscale decoded frames by ``scale``: ``prepare`` (any thread) -> ``infer`` (one thread) -> ``finish`` (any
+    thread), or ``upscale_image`` for all three. Frames are (H, W[, C]) uint8/uint16, RGB(A) order."""
 
-    def __init__(self, request: BackendRequest, log: Callable[[str], None] = lambda _: None):
-        self.request = request
-        self.backend = create_backend(request.backend, request.model, device=request.device,
-                                      precision=request.precision, provider=request.provider,
-                                      threads=request.threads, tile=request.tile, batch=request.batch, log=log)
-        spec = self.backend.spec
-        if spec.max_shape and request.tile:
-            window = request.tile + 2 * spec.halo
-            if window > min(spec.max_shape[2:]) or request.batch > spec.max_shape[0]:
-                self.backend.close()
-                raise DrcnError(f"--tile {request.tile} --batch {request.batch} needs windows of {request.batch}x"
-                                f"{window}x{window}, beyond the engine's profile {spec.max_shape}: rebuild it with "
-                                f"drcn-trt build --tile {request.tile} --batch {request.batch}")
-        self.spec = spec
-        self.infer: Callable[[np.ndarray], np.ndarray] = tiled_plane(self.backend.run, request.tile, spec.halo,
-                                                                     request.batch)
+    def __init__(self, request: BackendRequest, scale: float, log: Callable[[str], None] = lambda _: None):
+        if request.path not in PATHS:
+            raise DrcnError(f"--path {request.path}: choose auto, host or device")
+        self.request, self.scale, self.log = request, scale, log
+        self.kind, model_scale = model_kind(request.backend, request.model)
+        self.integer_scale = frame.integer_scale(scale)
+        self._backends: dict[str, Backend] = {}
+        self.host_reason = "--path host"
+        if self.kind != "y":
+            # A frame graph holds its scale and kind: only the device path, only that scale.
+            if request.path == "host":
+                raise DrcnError(f"--path host: {request.model} is a whole-frame ({self.kind}) graph; the host path "
+                                "needs the Y graph (drcn-export --onnx without --rgb/--gray)")
+            if self.integer_scale != model_scale:
+                raise DrcnError(f"--scale {scale:g}: {request.model} is a x{model_scale} {self.kind} graph")
+            self.device_kinds = (self.kind,)
+        else:
+            self.device_kinds = self._device_kinds()
+        first = self.device_kinds[0] if self.device_kinds else "y"
+        self.primary = self._backend(first)
+        self.spec = self.primary.spec
+
+    def _device_kinds(self) -> tuple[str, ...]:
+        """The frame kinds the device path can take with this Y model and request (empty: host path only)."""
+        request = self.request
+        if request.path == "host":
+            return ()
+        why = None
+        if self.integer_scale is None:
+            why = f"x{self.scale:g} is not an integer scale"
+        elif request.backend == "tensorrt" and Path(request.model).suffix.lower() != ".onnx":
+            why = f"{request.model} is an engine of the Y graph (build one from drcn-export --rgb for the device path)"
+        if why:
+            if request.path == "device":
+                raise DrcnError(f"--path device: {why}")
+            self.host_reason = why
+            return ()
+        if request.path == "auto" and request.backend != "tensorrt" and not self._backend("y").runs_on_gpu:
+            # Measured on 2 cores: the host path is 10-25% faster there (its numpy colour work overlaps the network
+            # in other threads, and its halo is smaller); on a GPU the host would set the speed.
+            self.host_reason = "the backend runs on the CPU, where it is faster; --path device changes it"
+            return ()
+        return ("rgb", "gray")
+
+    def _backend(self, kind: str) -> Backend:
+        """The backend for the host path ("y") or for the device path of ``kind``, opened on first use."""
+        backend = self._backends.get(kind)
+        if backend is not None:
+            return backend
+        request = self.request
+        model, options = request.model, {}
+        if kind != "y" and self.kind == "y":
+            if request.backend == "torch":
+                options = {"kind": kind, "scale": self.integer_scale}
+            else:
+                from drcn.runtime.frame_graph import cached_frame_graph
+
+                model = str(cached_frame_graph(request.model, kind, self.integer_scale))
+        backend = create_backend(request.backend, model, device=request.device, precision=request.precision,
+                                 provider=request.provider, threads=request.threads, tile=request.tile,
+                                 batch=request.batch, log=self.log, **options)
+        self._check_profile(backend)
+        self._backends[kind] = backend
+        return backend
+
+    def _check_profile(self, backend: Backend) -> None:
+        spec, request = backend.spec, self.request
+        if not (spec.max_shape and request.tile):
+            return
+        window = frame.input_tile(request.tile, spec.scale) + 2 * spec.halo
+        if window > min(spec.max_shape[2:]) or request.batch > spec.max_shape[0]:
+            backend.close()
+            raise DrcnError(f"--tile {request.tile} --batch {request.batch} needs windows of {request.batch}x"
+                            f"{window}x{window}, beyond the engine's profile {spec.max_shape}: rebuild it with "
+                            f"drcn-trt build --tile {request.tile} --batch {request.batch}")
+
+    @property
+    def description(self) -> str:
+        """What runs, and which path frames take, for the line that names the backend."""
+        if self.device_kinds:
+            others = ("; frames it cannot take (alpha, 16-bit) take the host path" if self.kind == "y" else "")
+            return (f"{self.primary.description}; device path: the whole frame on the backend (colour, bicubic, "
+                    f"network){others}")
+        return (f"{self.primary.description}; host path ({self.host_reason}): colour and bicubic in numpy, the Y "
+                f"network on the backend")
+
+    def tiling(self) -> str:
+        spec = self.spec
+        if not self.request.tile:
+            return "whole frames"
+        if spec.kind == "y":
+            return f"tiles {self.request.tile}+2x{spec.halo} halo"
+        return (f"tiles of {frame.input_tile(self.request.tile, spec.scale)}+2x{spec.halo} low-resolution pixels "
+                f"({self.request.tile} output)")
+
+    # -- the three stages ------------------------------------------------------------------------------------------
+    def prepare(self, image: np.ndarray) -> _Prepared:
+        kind = "gray" if image.ndim == 2 else "rgb"
+        if kind in self.device_kinds and frame.device_path_reason(image.shape, image.dtype, self.scale) is None:
+            return _Prepared("device", frame.to_input(image)[0], kind)
+        if self.kind != "y":
+            why = frame.device_path_reason(image.shape, image.dtype, self.scale) or f"a {kind} frame"
+            raise DrcnError(f"this {self.kind} graph cannot take it ({why}); use the Y graph (drcn-export --onnx)")
+        return _Prepared("host", colour.prepare(image, self.scale))
+
+    def infer(self, prepared: _Prepared) -> np.ndarray:
+        if prepared.path == "host":
+            backend = self._backend("y")
+            return tiled_plane(backend.run, self.request.tile, backend.spec.halo, self.request.batch)(prepared.data.y)
+        backend = self._backend(prepared.kind)
+        spec = backend.spec
+        return run_tiled(backend.run, prepared.data, frame.input_tile(self.request.tile, spec.scale), spec.halo,
+                         self.request.batch, spec.scale)
+
+    def finish(self, prepared: _Prepared, result: np.ndarray) -> np.ndarray:
+        if prepared.path == "host":
+            return colour.finish(prepared.data, result)
+        return frame.from_output(result[None])
+
+    def upscale_image(self, image: np.ndarray) -> np.ndarray:
+        prepared = self.prepare(image)
+        return self.finish(prepared, self.infer(prepared))
 
     def close(self) -> None:
-        self.backend.close()
+        for backend in self._backends.values():
+            backend.close()
+        self._backends.clear()

@@ -6,15 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from drcn.runtime import colour
-from drcn.runtime.pipeline import Summary, prefetch, run_frames
+from drcn.runtime.pipeline import FrameStages, Summary, prefetch, run_frames
 from drcn.runtime.video import EncodeOptions, VideoSink, VideoSource
 
 
-def upscale_video(source: Path, output: Path, scale: float, infer: Callable[[np.ndarray], np.ndarray],
-                  options: EncodeOptions, log: Callable[[str], None] = lambda _: None) -> Summary:
+def upscale_video(source: Path, output: Path, scale: float, stages: FrameStages, options: EncodeOptions,
+                  log: Callable[[str], None] = lambda _: None) -> Summary:
     """Upscale ``source`` into ``output``; returns the run's summary (failed frames by name)."""
     src = VideoSource(source)
     info = src.info
@@ -28,7 +26,7 @@ def upscale_video(source: Path, output: Path, scale: float, infer: Callable[[np.
     for name in info.dropped:
         log(f"warning: stream {name} cannot go into a '{output.suffix}' file and is left out (choose .mkv to keep it)")
     try:
-        summary = run_frames(prefetch(src.frames(sink.queue_packet), 8), info.frames, scale, infer, sink.write,
+        summary = run_frames(prefetch(src.frames(sink.queue_packet), 8), info.frames, stages, sink.write,
                              ordered_writes=True)
     except BaseException:
         sink.abort()

@@ -20,7 +20,7 @@ ALLOWED = {"core": {"core"}, "runtime": {"core", "runtime"}, "train": {"core", "
            "export": {"core", "runtime", "export"}, "benchmarks": {"core", "runtime", "train", "export", "benchmarks"}}
 # torch is a heavy optional library: in the core only the model and the code that loads/places it may import it,
 # and the deployment layer only in its PyTorch backend.
-TORCH_ALLOWED = {"drcn/model.py", "drcn/weights.py", "drcn/devices.py", "runtime/torch_backend.py"}
+TORCH_ALLOWED = {"drcn/model.py", "drcn/frame_model.py", "drcn/weights.py", "drcn/devices.py", "runtime/torch_backend.py"}
 
 
 def layer_of_module(name: str) -> str | None:

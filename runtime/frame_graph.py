@@ -1,0 +1,241 @@
+"""The whole-frame ONNX graph: the exported Y network wrapped in the pre- and post-processing of
+:mod:`drcn.frame`, so that low-resolution RGB (or grey) goes in and the upscaled frame comes out.
+
+Built with the onnx helper API around any ``drcn-export`` Y graph (fp32 or fp16, any depth), by ``drcn-export
+--rgb/--gray`` and by ``drcn-run`` itself (cached under ``$DRCN_CACHE/frame-graphs``) when it runs a Y graph on
+the device path. Every shape stays inferable from the input's (no crop sized from ``Shape``), which chaiNNer's and
+vs-mlrt's strict shape inference need. The nodes around the network are named ``drcn_pre/...`` and
+``drcn_post/...``: :func:`float32_nodes` lists them for every reduced-precision build (FP16 conversion, TensorRT,
+OpenVINO bf16), because 8-bit-mantissa formats cannot even hold the 0..255 grid they compute on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from drcn import __version__, atomic, frame
+from drcn.cache import cache_dir
+from drcn.checksums import file_sha256
+from drcn.errors import DrcnError
+from drcn.onnx_meta import INPUT_NAME, OUTPUT_NAME, OnnxModelInfo, read_onnx_info
+from drcn.optional import require
+
+PRE, POST, NET = "drcn_pre/", "drcn_post/", "drcn_net/"
+FLOAT32_PREFIXES = (PRE, POST)
+# What the network sees, exposed by ``debug_outputs=True`` so tests can compare it across precisions.
+ENLARGED_Y = PRE + "y_up"
+INT64_MAX = np.iinfo(np.int64).max
+
+
+def float32_nodes(model) -> list[str]:
+    """Names of the nodes that must compute in float32 whatever the network's precision."""
+    return [n.name for n in model.graph.node if n.name.startswith(FLOAT32_PREFIXES)]
+
+
+class _Builder:
+    def __init__(self, prefix: str):
+        from onnx import helper, numpy_helper
+
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.prefix = prefix
+        self.nodes, self.initializers = [], []
+        self.count = 0
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        full = self.prefix + name
+        self.initializers.append(self.numpy_helper.from_array(np.asarray(value), full))
+        return full
+
+    def op(self, op_type: str, inputs: list[str], name: str | None = None, **attributes) -> str:
+        self.count += 1
+        out = self.prefix + (name or f"{op_type.lower()}_{self.count}")
+        self.nodes.append(self.helper.make_node(op_type, inputs, [out], name=out, **attributes))
+        return out
+
+    def round_half_up(self, x: str) -> str:
+        """MATLAB's rounding of values >= 0: floor(x + 0.5) (ONNX Round is half to even)."""
+        half = self.const(f"half_{self.count}", np.float32(0.5))
+        return self.op("Floor", [self.op("Add", [x, half])])
+
+    def clip(self, x: str, low: float, high: float) -> str:
+        lo = self.const(f"lo_{self.count}", np.float32(low))
+        hi = self.const(f"hi_{self.count}", np.float32(high))
+        return self.op("Clip", [x, lo, hi])
+
+    def symmetric_pad(self, x: str, axis: int) -> str:
+        """Mirror PAD (2) pixels at both ends of ``axis``, edge pixel included (MATLAB imresize's borders)."""
+        def take(start: int, end: int) -> str:
+            return self.op("Slice", [x, self.const(f"s{self.count}", np.array([start], np.int64)),
+                                     self.const(f"e{self.count}", np.array([end], np.int64)),
+                                     self.const(f"a{self.count}", np.array([axis], np.int64))])
+        parts = [take(1, 2), take(0, 1), x, take(-1, INT64_MAX), take(-2, -1)]
+        return self.op("Concat", parts, axis=axis)
+
+    def enlarge(self, x: str, channels: int, scale: int) -> str:
+        """(N, C, h, w) on the 0..255 grid -> (N, C, s·h, s·w), MATLAB bicubic, before rounding."""
+        padded = self.symmetric_pad(self.symmetric_pad(x, 2), 3)
+        filters = frame.phase_filters(scale).astype(np.float32)                   # (s², 5, 5)
+        weight = np.tile(filters[:, None], (channels, 1, 1, 1))                    # (C·s², 1, 5, 5)
+        phases = self.op("Conv", [padded, self.const("phase_filters", weight)], name="phases", group=channels,
+                         kernel_shape=[frame.TAPS, frame.TAPS])
+        return self.op("DepthToSpace", [phases], name="enlarged", blocksize=scale, mode="CRD")
+
+    def conv1x1(self, x: str, matrix: np.ndarray, bias: np.ndarray, name: str) -> str:
+        weight = self.const(f"{name}_w", matrix.astype(np.float32)[:, :, None, None])
+        return self.op("Conv", [x, weight, self.const(f"{name}_b", bias.astype(np.float32))], name=name,
+                       kernel_shape=[1, 1])
+
+
+def _topological(graph) -> list:
+    """The graph's nodes in an order where every input is made before it is read (converters append casts)."""
+    ready = {v.name for v in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        left = []
+        for node in pending:
+            if all(name in ready for name in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+            else:
+                left.append(node)
+        if len(left) == len(pending):
+            raise DrcnError(f"the Y graph has a cycle or a missing tensor at node {left[0].name}")
+        pending = left
+    return ordered
+
+
+def build_frame_graph(y_model, info: OnnxModelInfo, kind: str, scale: int, debug_outputs: bool = False):
+    """The whole-frame graph for ``y_model`` (a drcn-export Y graph, ModelProto) as a new ModelProto.
+
+    ``input`` (N, 3, h, w) RGB (``kind`` "rgb") or (N, 1, h, w) one plane ("gray"), float32 in [0, 1] ->
+    ``output`` (N, C, s·h, s·w) float32 in [0, 1]; N, h, w dynamic (h, w >= 2).
+    """
+    onnx = require("onnx", "building a whole-frame graph", "pip install 'drcn[onnx]'")
+    from onnx import TensorProto, helper
+
+    if info.kind != "y":
+        raise DrcnError(f"a whole-frame graph is built around a Y graph; this one is already '{info.kind}'")
+    if kind not in ("rgb", "gray"):
+        raise DrcnError(f"whole-frame graph kind '{kind}': rgb or gray")
+    if scale < 2:
+        raise DrcnError(f"--scale {scale}: a whole-frame graph needs an integer scale >= 2")
+    channels = 3 if kind == "rgb" else 1
+    pre, post = _Builder(PRE), _Builder(POST)
+
+    if kind == "rgb":
+        matrix, offset = frame.ycbcr_matrix()
+        ycbcr = pre.round_half_up(pre.clip(pre.conv1x1(INPUT_NAME, matrix, offset, "rgb2ycbcr"), 0.0, 255.0))
+        grid = ycbcr
+    else:
+        grid = pre.round_half_up(pre.op("Mul", [INPUT_NAME, pre.const("to_255", np.float32(255.0))]))
+    enlarged = pre.round_half_up(pre.clip(pre.enlarge(grid, channels, scale), 0.0, 255.0))
+    unit = pre.op("Div", [enlarged, pre.const("from_255", np.float32(255.0))], name="unit")   # exact k/255
+    if kind == "rgb":
+        split = pre.const("split", np.array([1, 2], np.int64))
+        pre.nodes.append(helper.make_node("Split", [unit, split], [ENLARGED_Y, PRE + "cbcr"], name=PRE + "split",
+                                          axis=1))
+    else:
+        pre.nodes.append(helper.make_node("Identity", [unit], [ENLARGED_Y], name=PRE + "y_up"))
+
+    net_nodes = []
+    rename = {INPUT_NAME: ENLARGED_Y, OUTPUT_NAME: NET + "y_sr"}
+    for node in _topological(y_model.graph):
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        copy.input[:] = [rename.get(t, t) for t in copy.input]
+        copy.output[:] = [rename.get(t, t) for t in copy.output]
+        if not copy.name.startswith(NET):
+            copy.name = NET + copy.name
+        net_nodes.append(copy)
+    y_sr = NET + "y_sr"
+
+    if kind == "rgb":
+        planes = post.op("Concat", [y_sr, PRE + "cbcr"], name="ycbcr", axis=1)
+        weight, bias = frame.rgb_matrix()
+        result = post.clip(post.conv1x1(planes, weight, bias, "ycbcr2rgb"), 0.0, 1.0)
+    else:
+        result = post.clip(y_sr, 0.0, 1.0)
+    post.nodes.append(helper.make_node("Identity", [result], [OUTPUT_NAME], name=POST + "output"))
+
+    dims_in = ["batch", channels, "height", "width"]
+    dims_out = ["batch", channels, f"height_x{scale}", f"width_x{scale}"]
+    inputs = [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, dims_in)]
+    outputs = [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, dims_out)]
+    if debug_outputs:
+        outputs.append(helper.make_tensor_value_info(ENLARGED_Y, TensorProto.FLOAT,
+                                                     ["batch", 1, f"height_x{scale}", f"width_x{scale}"]))
+    graph = helper.make_graph(pre.nodes + net_nodes + post.nodes, f"drcn_{kind}_x{scale}", inputs, outputs,
+                              initializer=pre.initializers + list(y_model.graph.initializer) + post.initializers)
+    model = helper.make_model(graph, opset_imports=list(y_model.opset_import), producer_name="drcn",
+                              producer_version=__version__)
+    model.ir_version = y_model.ir_version
+    frame_info = dataclasses.replace(info, kind=kind, scale=scale)
+    helper.set_model_props(model, frame_info.to_props())
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def write_frame_graph(y_onnx: str | Path, target: str | Path, kind: str, scale: int) -> OnnxModelInfo:
+    """Build the frame graph of the Y graph file ``y_onnx`` and write it to ``target`` (atomically)."""
+    onnx = require("onnx", "building a whole-frame graph", "pip install 'drcn[onnx]'")
+    info = read_onnx_info(y_onnx)
+    model = build_frame_graph(onnx.load(str(y_onnx)), info, kind, scale)
+    with atomic.atomic_output(target) as tmp:
+        onnx.save(model, str(tmp))
+    return dataclasses.replace(info, kind=kind, scale=scale)
+
+
+def cached_frame_graph(y_onnx: str | Path, kind: str, scale: int) -> Path:
+    """The frame graph of ``y_onnx`` under ``$DRCN_CACHE/frame-graphs``, built on first use and keyed by the Y
+    graph's checksum, the kind, the scale and drcn's version (the builder is drcn's code)."""
+    key = hashlib.sha256(f"{file_sha256(y_onnx)}|{kind}|{scale}|{__version__}".encode()).hexdigest()[:24]
+    target = cache_dir("frame-graphs") / f"{Path(y_onnx).stem}_{kind}_x{scale}_{key}.onnx"
+    if not target.is_file():
+        write_frame_graph(y_onnx, target, kind, scale)
+    return target
+
+
+def network_part(model):
+    """The Y network inside a frame graph (ModelProto) as a Y graph of its own (``input`` the enlarged Y,
+    ``output`` the network's prediction, Y metadata): what the FP16 conversion converts and its checks measure,
+    before :func:`build_frame_graph` wraps the result again, so the frame's steps never leave float32."""
+    onnx = require("onnx", "reading a whole-frame graph", "pip install 'drcn[onnx]'")
+    from onnx import helper
+
+    info = OnnxModelInfo.from_props({p.key: p.value for p in model.metadata_props}, "frame graph")
+    inferred = onnx.shape_inference.infer_shapes(model)
+    part = onnx.utils.Extractor(inferred).extract_model([ENLARGED_Y], [NET + "y_sr"])
+    rename = {ENLARGED_Y: INPUT_NAME, NET + "y_sr": OUTPUT_NAME}
+    for node in part.graph.node:
+        node.input[:] = [rename.get(t, t) for t in node.input]
+        node.output[:] = [rename.get(t, t) for t in node.output]
+    for value in (*part.graph.input, *part.graph.output):
+        value.name = rename.get(value.name, value.name)
+    del part.metadata_props[:]
+    helper.set_model_props(part, dataclasses.replace(info, kind="y", scale=None).to_props())
+    return part
+
+
+@dataclasses.dataclass
+class FrameParts:
+    """A frame graph cut in three at the network's edges, for a backend that cannot keep some nodes in float32
+    while the rest runs in bf16 (OpenVINO's CPU plugin lowers every convolution): ``pre`` and ``post`` compile in
+    float32, ``network`` in the reduced precision."""
+
+    pre: object        # input -> (enlarged Y[, Cb Cr])
+    network: object    # enlarged Y -> the network's Y (a Y graph)
+    post: object       # (network Y[, Cb Cr]) -> output
+
+
+def split_frame_graph(model) -> FrameParts:
+    onnx = require("onnx", "reading a whole-frame graph", "pip install 'drcn[onnx]'")
+    info = OnnxModelInfo.from_props({p.key: p.value for p in model.metadata_props}, "frame graph")
+    carried = [PRE + "cbcr"] if info.kind == "rgb" else []
+    extractor = onnx.utils.Extractor(onnx.shape_inference.infer_shapes(model))
+    return FrameParts(pre=extractor.extract_model([INPUT_NAME], [ENLARGED_Y, *carried]),
+                      network=network_part(model),
+                      post=extractor.extract_model([NET + "y_sr", *carried], [OUTPUT_NAME]))
