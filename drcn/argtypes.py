@@ -121,3 +121,11 @@ def opset(text: str) -> int:
     if value < 18:
         raise argparse.ArgumentTypeError(f"PyTorch's ONNX exporter writes opset 18 or newer, got {text}")
     return value
+
+
+def frame_scale(text: str) -> int:
+    """The integer scale of a whole-frame graph: 2, 3 or 4."""
+    value = _int(text)
+    if value not in (2, 3, 4):
+        raise argparse.ArgumentTypeError(f"a whole-frame graph upscales by 2, 3 or 4, got {text}")
+    return value

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from drcn.argtypes import dims, opset, positive_int
+from drcn.argtypes import dims, frame_scale, opset, positive_int
 from drcn.atomic import check_destination
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 from drcn.optional import require
@@ -26,9 +26,20 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog=PROG, description="Export DRCN to ONNX with the recursion unrolled and its weights "
                                               "tied; the written graph is checked and verified against PyTorch.")
     p.add_argument("--onnx", metavar="FILE", help="output .onnx file (one self-contained file)")
+    k = p.add_mutually_exclusive_group()
+    k.add_argument("--rgb", action="store_true",
+                   help="the whole-frame graph: (N, 3, h, w) RGB in [0, 1] in, (N, 3, s*h, s*w) out (chaiNNer, "
+                        "vs-mlrt, Triton clients); colour and MATLAB bicubic inside, in float32")
+    k.add_argument("--gray", action="store_true",
+                   help="the same for one plane (LR luma in, HR luma out; vs-mlrt GRAY clips)")
+    p.add_argument("--scale", type=frame_scale, default=2, help="scale of --rgb/--gray graphs and of the Triton "
+                                                               "repository's (2, 3 or 4; default 2)")
     t = p.add_argument_group("Triton Inference Server model repository")
     t.add_argument("--triton", metavar="DIR", help="write DIR/<name>/config.pbtxt and DIR/<name>/1/model.onnx")
     t.add_argument("--triton-name", default="drcn", help="model name (default drcn)")
+    t.add_argument("--triton-kind", choices=["rgb", "gray", "y"], default="rgb",
+                   help="what the server takes: rgb (default; LR RGB in, upscaled RGB out, any size), gray, or y "
+                        "(the bicubic-upscaled Y plane in fixed windows, tiled by the client)")
     t.add_argument("--triton-tile", type=positive_int, default=256,
                    help="output tile the clients will use; the served window is tile + 2 x halo (default 256)")
     t.add_argument("--triton-max-batch", type=positive_int, default=8, help="windows per batch (default 8)")
@@ -62,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         raise DrcnError("give --onnx FILE, --triton DIR, or both")
     if args.triton and args.shape:
         raise DrcnError("--shape: the Triton repository needs the dynamic graph (its window comes from --triton-tile)")
+    kind = "rgb" if args.rgb else "gray" if args.gray else "y"
+    if kind != "y" and not args.onnx:
+        raise DrcnError(f"--{kind} writes the --onnx FILE; give --onnx (the Triton repository takes --triton-kind)")
+    if kind != "y" and (args.shape or args.fp16):
+        raise DrcnError(f"--{kind}: {'--shape' if args.shape else '--fp16'} applies to the Y graph; a whole-frame "
+                        "graph stays dynamic and float32 (drcn-trt build --fp16 converts its network alone)")
     triton = None
     if args.triton:  # every destination checked before the export's seconds of work
         from drcn.export.triton import TritonRequest, check_repository
@@ -72,17 +89,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.onnx:
         check_destination(args.onnx, "--onnx")
     with tempfile.TemporaryDirectory() as scratch:
-        result = export_model(args.onnx or Path(scratch) / "model.onnx", weights=args.weights, opset=args.opset,
+        y_path = Path(args.onnx) if args.onnx and kind == "y" else Path(scratch) / "model.onnx"
+        result = export_model(y_path, weights=args.weights, opset=args.opset,
                               fp16=args.fp16, depth=args.depth, calib=args.calib, static_shape=args.shape,
                               fold_output=not args.no_fold)
-        _report(result, printed_path=bool(args.onnx))
+        _report(result, printed_path=bool(args.onnx) and kind == "y")
+        if kind != "y":
+            from drcn.export.frame_export import export_frame_graph
+
+            made = export_frame_graph(y_path, Path(args.onnx), kind, args.scale)
+            print(f"{PROG}: wrote {made.path} ({made.path.stat().st_size / 1e3:.1f} kB): the whole frame, {kind} x"
+                  f"{args.scale}, input (N, {made.info.channels}, h, w) -> output (N, {made.info.channels}, "
+                  f"{args.scale}h, {args.scale}w), LR halo {made.info.input_halo}")
+            print(f"  checked: ONNX Runtime vs drcn-run's host path on {made.images} sample photos: "
+                  f"{100 * made.differing:.4f}% of values differ, by at most {made.max_levels} grey level(s)")
         if triton:
             from drcn.export.triton import write_repository
 
-            model_dir = write_repository(result.path, result.info, triton)
+            served, served_info = result.path, result.info
+            if args.triton_kind != "y":
+                from drcn.runtime.frame_graph import write_frame_graph
+
+                served = Path(scratch) / "frame.onnx"
+                served_info = write_frame_graph(result.path, served, args.triton_kind, args.scale)
+            model_dir = write_repository(served, served_info, triton)
             window = args.triton_tile + 2 * result.info.halo
+            takes = (f"windows {window}x{window}" if args.triton_kind == "y" else
+                     f"{args.triton_kind} frames of any size, x{args.scale}")
             print(f"{PROG}: wrote the Triton model repository {args.triton} ({model_dir.name}/config.pbtxt, "
-                  f"{model_dir.name}/1/model.onnx; windows {window}x{window}, batches up to {args.triton_max_batch}, "
+                  f"{model_dir.name}/1/model.onnx; {takes}, batches up to {args.triton_max_batch}, "
                   f"{args.triton_device})")
     return 0
 

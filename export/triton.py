@@ -17,7 +17,7 @@ from pathlib import Path
 
 from drcn import atomic
 from drcn.errors import DrcnError
-from drcn.onnx_meta import INPUT_NAME, OUTPUT_NAME, OnnxModelInfo
+from drcn.onnx_meta import FRAME_COLOUR, INPUT_NAME, OUTPUT_NAME, OnnxModelInfo
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +34,8 @@ class TritonRequest:
 def config_text(info: OnnxModelInfo, request: TritonRequest) -> str:
     """config.pbtxt for ``info``'s model, as protobuf text (Triton's ModelConfig)."""
     window = request.tile + 2 * info.halo
-    channels = info.config.channels
+    channels = info.channels
+    frame_graph = info.kind != "y"
     preferred = sorted({b for b in (request.max_batch // 2, request.max_batch) if b >= 1})
     accelerator = ""
     if request.device == "gpu":
@@ -51,14 +52,27 @@ optimization {{
     ]
   }}
 }}"""
-    parameters = {"drcn.halo": info.halo, "drcn.tile": request.tile, "drcn.window": window,
-                  "drcn.scales": ",".join(f"{s:g}" for s in info.config.scales), "drcn.precision": info.precision,
-                  "drcn.colour": "Y of BT.601 YCbCr, float32 in [0, 1], bicubic-upscaled input",
-                  "drcn.weights_sha256": info.weights_sha256}
+    if frame_graph:
+        parameters = {"drcn.kind": info.kind, "drcn.scale": info.scale, "drcn.lr_halo": info.input_halo,
+                      "drcn.precision": info.precision, "drcn.colour": FRAME_COLOUR[info.kind],
+                      "drcn.weights_sha256": info.weights_sha256}
+        header = (f"# Written by drcn-export {info.version}. A client sends a low-resolution {info.kind} image as "
+                  f"float32 in [0, 1],\n# [N, {channels}, h, w], and gets it back upscaled x{info.scale}: colour "
+                  "conversion and MATLAB bicubic are in the model.\n# For frames too large for one request, tile "
+                  f"in LR pixels with a halo of {info.input_halo} (drcn.runtime.tiling, scale={info.scale}).")
+        dims_in = dims_out = f"{channels}, -1, -1"
+    else:
+        parameters = {"drcn.kind": "y", "drcn.halo": info.halo, "drcn.tile": request.tile, "drcn.window": window,
+                      "drcn.scales": ",".join(f"{s:g}" for s in info.config.scales), "drcn.precision": info.precision,
+                      "drcn.colour": "Y of BT.601 YCbCr, float32 in [0, 1], bicubic-upscaled input",
+                      "drcn.weights_sha256": info.weights_sha256}
+        header = (f"# Written by drcn-export {info.version}. A client cuts each bicubic-upscaled Y plane into windows "
+                  f"of\n# {window}x{window} pixels (tile {request.tile} + 2 x halo {info.halo}), shifted inward at the "
+                  "borders, and keeps\n# each window's central tile: exactly the full-image result (see "
+                  "drcn.runtime.tiling).")
+        dims_in = dims_out = f"{channels}, {window}, {window}"
     params = "\n".join(f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}' for k, v in parameters.items())
-    return f"""# Written by drcn-export {info.version}. A client cuts each bicubic-upscaled Y plane into windows of
-# {window}x{window} pixels (tile {request.tile} + 2 x halo {info.halo}), shifted inward at the borders, and keeps
-# each window's central tile: exactly the full-image result (see drcn.runtime.tiling).
+    return f"""{header}
 name: "{request.model_name}"
 platform: "onnxruntime_onnx"
 max_batch_size: {request.max_batch}
@@ -66,14 +80,14 @@ input [
   {{
     name: "{INPUT_NAME}"
     data_type: TYPE_FP32
-    dims: [ {channels}, {window}, {window} ]
+    dims: [ {dims_in} ]
   }}
 ]
 output [
   {{
     name: "{OUTPUT_NAME}"
     data_type: TYPE_FP32
-    dims: [ {channels}, {window}, {window} ]
+    dims: [ {dims_out} ]
   }}
 ]
 dynamic_batching {{

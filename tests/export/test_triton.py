@@ -23,7 +23,7 @@ def test_repository_matches_the_onnx_and_parses_with_tritons_schema(tiny_model_f
 
     weights = tiny_model_files[0]
     assert cli.main(["--weights", str(weights), "--triton", str(tmp_path / "models"), "--triton-tile", "32",
-                     "--triton-max-batch", "6", "--triton-instances", "2"]) == 0
+                     "--triton-max-batch", "6", "--triton-instances", "2", "--triton-kind", "y"]) == 0
     assert "wrote the Triton model repository" in capsys.readouterr().out
     model_dir = tmp_path / "models" / "drcn"
     config = parse(model_dir / "config.pbtxt")
@@ -63,3 +63,35 @@ def test_cpu_repository_and_bad_options(tiny_model_files, tmp_path, capsys):
         with pytest.raises(SystemExit):
             cli.main(argv)
         assert words in capsys.readouterr().err
+
+
+def test_the_default_repository_serves_whole_rgb_frames(tiny_model_files, tmp_path, capsys):
+    """What a client without drcn sends: a low-resolution RGB image, [N, 3, h, w] float32; what it gets: the image
+    upscaled, as drcn-run writes it (the model is run here with ONNX Runtime, as Triton's backend would)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from drcn import frame
+    from drcn.runtime.colour import upscale_image
+    from drcn.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+    assert cli.main(["--weights", str(tiny_model_files[0]), "--triton", str(tmp_path / "models"),
+                     "--scale", "3"]) == 0
+    assert "rgb frames of any size, x3" in capsys.readouterr().out
+    model_dir = tmp_path / "models" / "drcn"
+    config = parse(model_dir / "config.pbtxt")
+    assert list(config.input[0].dims) == [3, -1, -1] and list(config.output[0].dims) == [3, -1, -1]
+    assert config.parameters["drcn.kind"].string_value == "rgb"
+    assert config.parameters["drcn.scale"].string_value == "3"
+    info = read_onnx_info(model_dir / "1" / "model.onnx")
+    assert (info.kind, info.scale) == ("rgb", 3)
+    rng = np.random.default_rng(1)
+    lr = rng.integers(0, 256, (2, 21, 30, 3), dtype=np.uint8)
+    batch = np.concatenate([frame.to_input(image) for image in lr])         # (2, 3, 21, 30): what the client sends
+    out = ort.InferenceSession(str(model_dir / "1" / "model.onnx")).run(None, {"input": batch})[0]
+    assert out.shape == (2, 3, 63, 90)
+    y_graph = OnnxRuntimeBackend(str(tiny_model_files[1]))
+    for image, result in zip(lr, out):
+        want = upscale_image(image, 3, lambda y: y_graph.run(y[None, None])[0, 0])
+        diff = np.abs(frame.from_output(result[None]).astype(int) - want.astype(int))
+        assert (diff > 0).mean() < 1e-3 and diff.max() <= 3
