@@ -4,6 +4,7 @@
     drcn-bench latency --method onnxruntime,torch --tile 256 [--full] [--json FILE] [--md FILE]
     drcn-bench sweep DIR --scale 2                      # PSNR and latency for --depth d = 1..D
     drcn-bench recursions [DIR ...] --scale 2           # PSNR of each intermediate prediction
+    drcn-bench compare photo_lr.png --hr photo.png      # one PNG: nearest | bicubic | drcn | original
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def _add_latency_parser(sub) -> None:
                      help="with the pipeline check: also drcn-run --ray on a local Ray with 1 and 2 workers")
     lat.add_argument("--unfolded", action="store_true",
                      help="onnxruntime: also time the graph exported with --no-fold (the folding's speed-up)")
+    lat.add_argument("--host", type=frame_sizes, metavar="WxH",
+                     help="instead of backends: what drcn-run's host does per output frame of WxH besides the "
+                          "network (host path vs device path, x2), and the PNG read/write of that frame")
     lat.add_argument("--quality", metavar="DIR", help="also measure x2 PSNR on DIR per variant (for the plot)")
     lat.add_argument("--weights", help="safetensors weights (default: the shipped model)")
     lat.add_argument("--device", default="auto", help="PyTorch device (auto, cpu, cuda)")
@@ -121,10 +125,58 @@ def _add_sweep_parser(sub) -> None:
     s.set_defaults(run=run_sweep)
 
 
+def _crop(text: str) -> tuple[int, int, int]:
+    try:
+        x, y, size = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not X,Y,SIZE, e.g. 100,40,128") from None
+    if x < 0 or y < 0 or size < 1:
+        raise argparse.ArgumentTypeError(f"'{text}': X and Y must be >= 0 and SIZE >= 1")
+    return x, y, size
+
+
+def _add_compare_parser(sub) -> None:
+    c = sub.add_parser("compare", help="one PNG of a crop side by side: nearest, bicubic, drcn (and the HR original)",
+                       description="Upscale IMAGE (a low-resolution image) and write the same crop of nearest, "
+                                   "MATLAB bicubic and drcn side by side, labelled; with --hr also the original, "
+                                   "with each method's Y-PSNR against it.")
+    c.add_argument("image", metavar="IMAGE", help="the low-resolution image")
+    c.add_argument("--hr", metavar="HR", help="the high-resolution original (IMAGE x scale in size)")
+    c.add_argument("-o", "--output", help="the PNG to write (default: IMAGE_compare.png beside it)")
+    c.add_argument("--scale", type=scale, default=2.0, help="upscaling factor > 1 (default 2)")
+    c.add_argument("--crop", type=_crop, metavar="X,Y,SIZE", help="the square to show, in output pixels "
+                                                                  "(default: the most detailed one)")
+    c.add_argument("--size", type=positive_int, default=128, help="crop side when chosen automatically (default 128)")
+    c.add_argument("--zoom", type=positive_int, default=2, help="nearest-neighbour enlargement of the panels")
+    c.add_argument("--model", help="an .engine, .onnx or .safetensors file (default: as drcn-run)")
+    c.add_argument("--backend", default="auto", help="as drcn-run's --backend")
+    c.set_defaults(run=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from drcn.atomic import check_destination
+    from drcn.benchmarks.compare import CompareRequest, compare
+
+    image = Path(args.image)
+    if not image.is_file():
+        raise DrcnError(f"{image}: no such image")
+    if args.hr and not Path(args.hr).is_file():
+        raise DrcnError(f"--hr {args.hr}: no such image")
+    output = Path(args.output) if args.output else image.with_name(f"{image.stem}_compare.png")
+    check_destination(output, "-o")
+    shown = compare(CompareRequest(image, output, args.scale, Path(args.hr) if args.hr else None, args.crop,
+                                   args.size, args.zoom, args.model, args.backend), _log)
+    x, y, size = shown["crop"]
+    scores = "".join(f"; {name} {value:.2f} dB" for name, value in shown["psnr"].items())
+    print(f"{PROG}: wrote {output}: {', '.join(shown['panels'])}, crop {size}x{size} at ({x}, {y}){scores}")
+    return 0
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description="Quality and speed measurements for DRCN.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_quality_parser, _add_recursions_parser, _add_latency_parser, _add_sweep_parser):
+    for add in (_add_quality_parser, _add_recursions_parser, _add_latency_parser, _add_sweep_parser,
+                _add_compare_parser):
         add(sub)
     return parser
 
@@ -237,6 +289,8 @@ def run_latency(args: argparse.Namespace) -> int:
     from drcn.benchmarks import tables
     from drcn.benchmarks.latency_report import latency_rows, measure_latency
 
+    if args.host is not None:
+        return run_host(args)
     request = latency_request(args)
     if request.quality:
         _datasets([request.quality])
@@ -253,6 +307,27 @@ def run_latency(args: argparse.Namespace) -> int:
         from drcn.benchmarks.plots import psnr_latency_figure
 
         psnr_latency_figure(records, Path(args.plot))
+    return 0
+
+
+def run_host(args: argparse.Namespace) -> int:
+    from drcn.benchmarks import tables
+    from drcn.benchmarks.host_bench import host_rows, measure_host
+
+    if len(args.host) != 1:
+        raise DrcnError("--host: give one output frame size, e.g. 1920x1080")
+    height, width = args.host[0]
+    if height % 2 or width % 2:
+        raise DrcnError(f"--host {width}x{height}: the x2 output frame needs even sides")
+    _log(f"{PROG} latency: host work per {width}x{height} frame, host path and device path (x2, tile "
+         f"{args.tile[0]})")
+    records = measure_host((height, width), 2, args.tile[0], repeat=args.repeat or 3)
+    headers, rows = host_rows(records)
+    print(tables.plain(headers, rows), end="", file=sys.stderr if args.json == "-" else sys.stdout)
+    if args.md:
+        atomic.write_text(Path(args.md), tables.markdown(headers, rows))
+    if args.json:
+        write_json(args.json, records)
     return 0
 
 

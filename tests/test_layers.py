@@ -52,6 +52,11 @@ def source_files():
         yield from sorted((REPO / folder).glob("*.py"))
 
 
+# The one import that points up: the package's front door names the application API (drcn.Upscaler, drcn.upscale)
+# lazily, in a module __getattr__; no core code uses it.
+FRONT_DOOR = {("drcn/__init__.py", "drcn.runtime.api")}
+
+
 def violations() -> list[str]:
     found = []
     for path in source_files():
@@ -59,6 +64,8 @@ def violations() -> list[str]:
         layer = FOLDERS[rel.split("/")[0]]
         for line, module in imports(path):
             target = layer_of_module(module)
+            if (rel, module) in FRONT_DOOR:
+                continue
             if target is not None and target not in ALLOWED[layer]:
                 found.append(f"{rel}:{line}: {layer} imports {module} ({target})")
             if module.split(".")[0] == "torch" and rel not in TORCH_ALLOWED and layer in ("core", "runtime"):

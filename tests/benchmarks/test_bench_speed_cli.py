@@ -107,3 +107,40 @@ def test_latency_pipeline_on_ray(tiny_model_files, tmp_path, cache):
     ray = record["pipeline"]["ray"]
     assert set(ray) == {"1", "2"} and all(v["fps"] > 0 and v["startup_s"] >= 0 for v in ray.values())
     assert "ray x1" in (tmp_path / "ray.md").read_text()
+
+
+def test_host_work_per_frame_is_measured_for_both_paths(tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    out = tmp_path / "host.json"
+    result = run_cli("drcn.benchmarks.cli", "latency", "--host", "320x180", "--repeat", "1", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    records = json.loads(out.read_text())
+    assert [r["path"] for r in records] == ["host", "device"]
+    for r in records:
+        assert r["frame"] == "320x180" and r["host_ms"] > 0 and r["io_ms"] > 0
+    assert "vs host path" in result.stdout
+    bad = run_cli("drcn.benchmarks.cli", "latency", "--host", "321x180")
+    assert bad.returncode == 2 and "even sides" in bad.stderr
+
+
+def test_compare_writes_labelled_panels(tmp_path, tiny_model_files):
+    from conftest import run_cli
+    from drcn import matlab
+    from drcn.images import read_image, write_image
+    from drcn.samples import load_sample
+
+    hr = matlab.modcrop(load_sample("chelsea"), 2)[:120, :160]
+    write_image(tmp_path / "hr.png", hr)
+    write_image(tmp_path / "lr.png", matlab.imresize(hr, 0.5))
+    result = run_cli("drcn.benchmarks.cli", "compare", str(tmp_path / "lr.png"), "--hr", str(tmp_path / "hr.png"),
+                     "--model", str(tiny_model_files[1]), "--backend", "onnxruntime", "--size", "64", "--zoom", "1")
+    assert result.returncode == 0, result.stderr
+    assert "nearest, bicubic, drcn, HR original" in result.stdout and "bicubic" in result.stdout
+    picture = read_image(tmp_path / "lr_compare.png")
+    assert picture.shape == (64 + 26, 4 * 64 + 3 * 4, 3)
+    wrong = run_cli("drcn.benchmarks.cli", "compare", str(tmp_path / "lr.png"), "--hr", str(tmp_path / "lr.png"),
+                    "--model", str(tiny_model_files[1]), "--backend", "onnxruntime")
+    assert wrong.returncode == 2 and "--hr" in wrong.stderr

@@ -200,3 +200,25 @@ def test_verification_shape_is_not_the_export_sample_shape():
     from drcn.export.onnx_writer import EXPORT_SAMPLE_SHAPE
 
     assert all(v != e for v, e in zip(VERIFY_SHAPE, EXPORT_SAMPLE_SHAPE) if e != 1)
+
+
+def test_export_rgb_and_gray_frame_graphs(tmp_path, tiny_model_files):
+    from conftest import run_cli
+    from drcn.onnx_meta import read_onnx_info
+
+    weights = str(tiny_model_files[0])
+    for kind, scale in (("rgb", "2"), ("gray", "3")):
+        target = tmp_path / f"m_x{scale}_{kind}.onnx"
+        result = run_cli("drcn.export.cli", "--onnx", str(target), f"--{kind}", "--scale", scale, "--weights", weights)
+        assert result.returncode == 0, result.stderr
+        assert f"the whole frame, {kind} x{scale}" in result.stdout and "checked: ONNX Runtime vs drcn-run" in result.stdout
+        info = read_onnx_info(target)
+        assert (info.kind, info.scale, info.channels) == (kind, int(scale), 3 if kind == "rgb" else 1)
+        assert info.input_halo == 2 + -(-info.halo // int(scale))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m_x2_rgb.onnx", "m_x3_gray.onnx"]
+    for argv, words in ((["--rgb", "--triton", str(tmp_path / "t")], "--rgb writes the --onnx FILE"),
+                        (["--rgb", "--onnx", str(tmp_path / "x.onnx"), "--fp16"], "--fp16 applies to the Y graph"),
+                        (["--gray", "--onnx", str(tmp_path / "x.onnx"), "--scale", "5"], "--scale")):
+        result = run_cli("drcn.export.cli", *argv, "--weights", weights)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and words in lines[0], result.stderr

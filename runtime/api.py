@@ -1,0 +1,104 @@
+"""The Python API for applications: ``drcn.Upscaler`` and ``drcn.upscale`` (re-exported lazily by ``drcn``).
+
+    import drcn
+    with drcn.Upscaler(scale=2) as up:            # the shipped model; backend, precision and tile as drcn-run
+        big = up.upscale(image)                   # numpy (H, W[, C]) uint8/uint16, or a PIL image
+    big = drcn.upscale(image, scale=2)            # one-off
+
+The same :class:`drcn.runtime.upscaler.Upscaler` that ``drcn-run`` uses turns the image into the output, so an
+image read from a file gives exactly the pixels ``drcn-run`` writes for that file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from drcn.errors import DrcnError
+
+
+def _model_arguments(model: str | Path | None) -> dict[str, str | None]:
+    """``model`` as drcn-run's --engine / --onnx / --weights, by its suffix."""
+    if model is None:
+        return {}
+    suffix = Path(model).suffix.lower()
+    kind = {".engine": "engine", ".plan": "engine", ".onnx": "onnx", ".safetensors": "weights"}.get(suffix)
+    if kind is None:
+        raise DrcnError(f"{model}: a model is an .engine, .onnx or .safetensors file")
+    return {kind: str(model)}
+
+
+def _to_array(image: Any) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
+    """(H, W[, C]) uint8/uint16 RGB(A) array, and how to give the result back in the caller's type."""
+    if isinstance(image, np.ndarray):
+        return image, lambda out: out
+    try:
+        from PIL import Image
+    except ImportError:
+        Image = None
+    if Image is not None and isinstance(image, Image.Image):
+        mode = image.mode
+        if mode in ("I;16", "I;16B", "I;16L", "I"):
+            array = np.asarray(image).astype(np.uint16)
+            return array, lambda out: Image.fromarray(out)
+        if mode not in ("L", "RGB", "RGBA"):
+            image = image.convert("RGBA" if "A" in mode else "RGB")
+        return np.asarray(image), lambda out: Image.fromarray(out)
+    raise DrcnError(f"upscale() takes a numpy array (H, W[, C]) or a PIL image, not {type(image).__name__}")
+
+
+class Upscaler:
+    """A model held open for many images; a context manager (``close()`` releases the backend).
+
+    Args:
+        model: an ``.engine``, ``.onnx`` or ``.safetensors`` file; None: ``model.engine`` / ``model.onnx`` in the
+            working directory, else the shipped model (as drcn-run).
+        scale: the upscaling factor (> 1).
+        backend, precision, tile, batch, device, provider, threads, path: as drcn-run's options.
+        log: where the backend's messages go (default: nowhere).
+    """
+
+    def __init__(self, model: str | Path | None = None, *, scale: float = 2.0, backend: str = "auto",
+                 precision: str = "auto", tile: int = 256, batch: int = 4, device: str = "auto",
+                 provider: str = "auto", threads: int | None = None, path: str = "auto",
+                 log: Callable[[str], None] = lambda _: None):
+        from drcn.runtime import select
+        from drcn.runtime.upscaler import BackendRequest, Upscaler as Stages
+
+        if not scale > 1:
+            raise DrcnError(f"scale must be greater than 1, got {scale}")
+        if tile < 0 or batch < 1:
+            raise DrcnError(f"tile must be >= 0 and batch >= 1, got tile={tile}, batch={batch}")
+        choice = select.choose(backend=backend, **_model_arguments(model))
+        request = BackendRequest(choice.backend, str(choice.model), tile=tile, batch=batch, device=device,
+                                 precision=precision, provider=provider, threads=threads, path=path)
+        self.scale = scale
+        self._stages = Stages(request, scale, log)
+        self.description = self._stages.description
+
+    def upscale(self, image: Any) -> Any:
+        """``image`` ``scale`` times larger, of the same kind: numpy (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA,
+        uint8 or uint16 -> the same dtype and channels, ceil(H·s) x ceil(W·s); a PIL image -> a PIL image."""
+        if self._stages is None:
+            raise DrcnError("this Upscaler is closed")
+        array, give_back = _to_array(image)
+        return give_back(self._stages.upscale_image(np.ascontiguousarray(array)))
+
+    def close(self) -> None:
+        if self._stages is not None:
+            self._stages.close()
+            self._stages = None
+
+    def __enter__(self) -> "Upscaler":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+
+def upscale(image: Any, scale: float = 2.0, **options) -> Any:
+    """One image, one call: ``Upscaler(scale=scale, **options).upscale(image)``, closed afterwards."""
+    with Upscaler(scale=scale, **options) as upscaler:
+        return upscaler.upscale(image)
