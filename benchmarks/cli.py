@@ -5,6 +5,7 @@
     drcn-bench sweep DIR --scale 2                      # PSNR and latency for --depth d = 1..D
     drcn-bench recursions [DIR ...] --scale 2           # PSNR of each intermediate prediction
     drcn-bench compare photo_lr.png --hr photo.png      # one PNG: nearest | bicubic | drcn | original
+    drcn-bench paths --backend torch --device cuda      # frames/s: host path, device path, network alone
 """
 
 from __future__ import annotations
@@ -125,6 +126,46 @@ def _add_sweep_parser(sub) -> None:
     s.set_defaults(run=run_sweep)
 
 
+def _add_paths_parser(sub) -> None:
+    p = sub.add_parser("paths", help="frames/s of drcn-run's host path and device path, and of the network alone",
+                       description="Run the same in-memory frames through drcn-run's pipeline on the host path "
+                                   "and on the device path (same backend), and the network alone on the device "
+                                   "path's inputs.")
+    p.add_argument("--backend", default="auto", help="as drcn-run's --backend (default auto)")
+    p.add_argument("--model", help="an .engine, .onnx or .safetensors file (default: as drcn-run)")
+    p.add_argument("--device", default="auto", help="PyTorch device: auto, cpu, cuda")
+    p.add_argument("--precision", default="auto", help="as drcn-run's --precision")
+    p.add_argument("--size", type=frame_sizes, default=[(1080, 1920)], metavar="WxH",
+                   help="output frame size (default 1920x1080)")
+    p.add_argument("--frames", type=positive_int, default=8, help="frames per path (default 8)")
+    p.add_argument("--tile", type=non_negative_int, default=256, help="as drcn-run's --tile (default 256)")
+    p.add_argument("--batch", type=positive_int, default=4, help="tiles per call (default 4)")
+    _add_outputs(p)
+    p.set_defaults(run=run_paths)
+
+
+def run_paths(args: argparse.Namespace) -> int:
+    from drcn.benchmarks import tables
+    from drcn.benchmarks.path_bench import PathsRequest, measure_paths, paths_rows
+    from drcn.runtime import select
+    from drcn.runtime.api import _model_arguments
+    from drcn.runtime.upscaler import BackendRequest
+
+    if len(args.size) != 1:
+        raise DrcnError("--size: give one output frame size, e.g. 1920x1080")
+    choice = select.choose(backend=args.backend, **_model_arguments(args.model))
+    backend = BackendRequest(choice.backend, str(choice.model), tile=args.tile, batch=args.batch,
+                             device=args.device, precision=args.precision)
+    records = measure_paths(PathsRequest(backend, args.frames, args.size[0]), _log)
+    headers, rows = paths_rows(records)
+    print(tables.plain(headers, rows), end="", file=sys.stderr if args.json == "-" else sys.stdout)
+    if args.md:
+        atomic.write_text(Path(args.md), tables.markdown(headers, rows))
+    if args.json:
+        write_json(args.json, records)
+    return 0
+
+
 def _crop(text: str) -> tuple[int, int, int]:
     try:
         x, y, size = (int(v) for v in text.split(","))
@@ -176,7 +217,7 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description="Quality and speed measurements for DRCN.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_quality_parser, _add_recursions_parser, _add_latency_parser, _add_sweep_parser,
-                _add_compare_parser):
+                _add_compare_parser, _add_paths_parser):
         add(sub)
     return parser
 

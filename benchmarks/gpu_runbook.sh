@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU runbook: latency and quality of every backend that works on this GPU machine, into one folder.
 #   benchmarks/gpu_runbook.sh [OUT_DIR] [DATASETS_DIR]      (from the repository root; ~5-7 minutes)
-# Smaller settings for a smoke test: TILES=32 FRAMES=64x48 REPEAT=2 PIPELINE=2 benchmarks/gpu_runbook.sh /tmp/x
+# Smaller settings for a smoke test: TILES=32 FRAMES=64x48 REPEAT=2 PIPELINE=2 PATHS_SIZE=128x96 PATHS_FRAMES=2 \
+#   benchmarks/gpu_runbook.sh /tmp/x
 # Installs nothing it cannot have: drcn itself offline (no dependencies) if it is not importable yet.
 # PyTorch fp32 and fp16 always; TensorRT when a flavour that targets this GPU imports (standard `tensorrt`, or
 # `tensorrt_rtx` on RTX-class GPUs); ONNX Runtime when it has the CUDA provider.
@@ -36,4 +37,10 @@ if [ -d "$DATA/Set5" ] && [ -d "$DATA/Set14" ]; then
     --method "${methods/,tensorrt/}" --json "$OUT/quality.json" --md "$OUT/quality.md" \
     2>&1 | tee "$OUT/quality.log"
 fi
+# Host path vs device path at 1080p on PyTorch CUDA (the whole frame on the GPU vs numpy colour and bicubic on
+# the host), the network alone, and the host's own share of a frame.
+timeout 240 $PY -m drcn.benchmarks.cli paths --backend torch --device cuda --size "${PATHS_SIZE:-1920x1080}" \
+  --frames "${PATHS_FRAMES:-16}" --json "$OUT/paths.json" --md "$OUT/paths.md" 2>&1 | tee "$OUT/paths.log"
+timeout 120 $PY -m drcn.benchmarks.cli latency --host "${PATHS_SIZE:-1920x1080}" --json "$OUT/host.json" \
+  --md "$OUT/host.md" 2>&1 | tee "$OUT/host.log"
 echo "results in $OUT"

@@ -144,3 +144,18 @@ def test_compare_writes_labelled_panels(tmp_path, tiny_model_files):
     wrong = run_cli("drcn.benchmarks.cli", "compare", str(tmp_path / "lr.png"), "--hr", str(tmp_path / "lr.png"),
                     "--model", str(tiny_model_files[1]), "--backend", "onnxruntime")
     assert wrong.returncode == 2 and "--hr" in wrong.stderr
+
+
+def test_paths_measures_both_paths_and_the_network_alone(tmp_path, tiny_model_files):
+    import json
+
+    from conftest import run_cli
+
+    out = tmp_path / "paths.json"
+    result = run_cli("drcn.benchmarks.cli", "paths", "--model", str(tiny_model_files[1]), "--backend", "onnxruntime",
+                     "--size", "96x64", "--frames", "2", "--tile", "32", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    records = json.loads(out.read_text())
+    assert [r["path"] for r in records] == ["host", "device"]
+    assert all(r["fps"] > 0 and r["frames"] == 2 for r in records) and records[1]["network_fps"] > 0
+    assert "device path: the whole frame" in records[1]["description"]
