@@ -166,6 +166,36 @@ def run_paths(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_framegraph_parser(sub) -> None:
+    f = sub.add_parser("framegraph", help="the whole-frame graph against drcn-run's host path on HR folders",
+                       description="Degrade each HR image (paper conventions), upscale the LR image with the "
+                                   "whole-frame graph (ONNX Runtime) and with drcn-run's host path, and report "
+                                   "differing pixels and both Y-PSNRs per scale.")
+    f.add_argument("folders", nargs="+", metavar="DIR", help="folders of HR images (e.g. Set5 Set14)")
+    f.add_argument("--onnx", help="the Y graph (default: the shipped model)")
+    f.add_argument("--scale", type=scales, default=(2.0, 3.0, 4.0), help="scales (default 2,3,4)")
+    _add_outputs(f)
+    f.set_defaults(run=run_framegraph)
+
+
+def run_framegraph(args: argparse.Namespace) -> int:
+    from drcn import frame
+    from drcn.benchmarks import tables
+    from drcn.benchmarks.frame_check import check_frame_graph, frame_rows
+    from drcn.runtime.select import shipped_onnx_path
+
+    _datasets(args.folders)
+    onnx = args.onnx or str(shipped_onnx_path())
+    records = check_frame_graph(args.folders, onnx, tuple(frame.require_integer_scale(s) for s in args.scale), _log)
+    headers, rows = frame_rows(records)
+    print(tables.plain(headers, rows), end="", file=sys.stderr if args.json == "-" else sys.stdout)
+    if args.md:
+        atomic.write_text(Path(args.md), tables.markdown(headers, rows))
+    if args.json:
+        write_json(args.json, records)
+    return 0
+
+
 def _crop(text: str) -> tuple[int, int, int]:
     try:
         x, y, size = (int(v) for v in text.split(","))
@@ -217,7 +247,7 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description="Quality and speed measurements for DRCN.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_quality_parser, _add_recursions_parser, _add_latency_parser, _add_sweep_parser,
-                _add_compare_parser, _add_paths_parser):
+                _add_compare_parser, _add_paths_parser, _add_framegraph_parser):
         add(sub)
     return parser
 
