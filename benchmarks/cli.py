@@ -147,7 +147,7 @@ def _add_paths_parser(sub) -> None:
 def run_paths(args: argparse.Namespace) -> int:
     from drcn.benchmarks import tables
     from drcn.benchmarks.path_bench import PathsRequest, measure_paths, paths_rows
-    from drcn.runtime import select
+    from drcn.runtime.backends import select
     from drcn.runtime.api import _model_arguments
     from drcn.runtime.upscaler import BackendRequest
 
@@ -182,7 +182,7 @@ def run_framegraph(args: argparse.Namespace) -> int:
     from drcn import frame
     from drcn.benchmarks import tables
     from drcn.benchmarks.frame_check import check_frame_graph, frame_rows
-    from drcn.runtime.select import shipped_onnx_path
+    from drcn.runtime.backends.select import shipped_onnx_path
 
     _datasets(args.folders)
     onnx = args.onnx or str(shipped_onnx_path())
@@ -334,7 +334,7 @@ def run_recursions(args: argparse.Namespace) -> int:
 def latency_request(args: argparse.Namespace):
     """The typed request for ``drcn-bench latency``: quick defaults, --full's where asked, explicit options win."""
     from drcn.benchmarks.latency_report import FULL_REPORT, LatencyRequest
-    from drcn.runtime.backend import BACKENDS
+    from drcn.runtime.backends.table import BACKENDS
 
     for method in args.method:
         if method not in BACKENDS:

@@ -25,7 +25,7 @@ def _version(package: str) -> str | None:
 def gpu_name() -> str | None:
     """The first CUDA GPU's name through the CUDA bindings (as the TensorRT backend sees it); None without a
     usable GPU or bindings. The same answer whatever was imported before."""
-    from drcn.runtime.cuda_memory import query_gpu
+    from drcn.runtime.tensorrt.cuda import query_gpu
 
     try:
         return query_gpu().name

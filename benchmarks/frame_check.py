@@ -17,9 +17,9 @@ from drcn.images import list_images, read_image
 
 def check_frame_graph(folders: list[str], y_onnx: str, scales: tuple[int, ...] = (2, 3, 4),
                       log: Callable[[str], None] = lambda _: None) -> list[dict]:
-    from drcn.runtime.colour import upscale_image
+    from drcn.runtime.media.colour import upscale_image
     from drcn.runtime.frame_graph import write_frame_graph
-    from drcn.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from drcn.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     y_backend = OnnxRuntimeBackend(y_onnx)
     records = []

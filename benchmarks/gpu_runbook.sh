@@ -17,9 +17,9 @@ $PY -c "import drcn.benchmarks.cli" 2>/dev/null || $PY -m pip install -q --no-de
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$OUT/gpu.csv" 2>&1 || true
 methods=torch
-$PY -c "from drcn.runtime.cuda_memory import visible_gpu; from drcn.runtime.engine_build import resolve_flavour, import_flavour as i; import sys
+$PY -c "from drcn.runtime.tensorrt.cuda import visible_gpu; from drcn.runtime.tensorrt.build import resolve_flavour, import_flavour as i; import sys
 g = visible_gpu(); f = resolve_flavour('auto', g); i(f)
-from drcn.runtime.tensorrt_flavour import rtx_runs_on
+from drcn.runtime.tensorrt.flavour import rtx_runs_on
 sys.exit(g is None or (f.name == 'rtx' and not rtx_runs_on(g.compute_capability)))" 2>/dev/null && methods="$methods,tensorrt"
 $PY -c "import onnxruntime as o, sys; sys.exit('CUDAExecutionProvider' not in o.get_available_providers())" \
   2>/dev/null && methods="$methods,onnxruntime"

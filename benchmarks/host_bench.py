@@ -21,7 +21,7 @@ from drcn import frame
 from drcn.benchmarks.environment import environment
 from drcn.benchmarks.latency import time_call
 from drcn.images import read_image, write_image
-from drcn.runtime import colour
+from drcn.runtime.media import colour
 from drcn.runtime.tiling import run_tiled, tiled_plane
 
 

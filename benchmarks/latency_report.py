@@ -12,7 +12,7 @@ from drcn.benchmarks import latency, variants
 from drcn.benchmarks.environment import environment
 from drcn.benchmarks.pipeline_bench import make_frames, pipeline_efficiency, ray_pipeline
 from drcn.errors import DrcnError
-from drcn.runtime.backend import BACKENDS, create_backend
+from drcn.runtime.backends.table import BACKENDS, create_backend
 
 
 @dataclasses.dataclass(frozen=True)

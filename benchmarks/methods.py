@@ -1,6 +1,6 @@
 """Super-resolution methods that ``drcn-bench quality`` can evaluate (the :class:`drcn.evaluation.Method`
 interface): the bicubic baseline, the PyTorch reference, and every runtime backend of
-:data:`drcn.runtime.backend.BACKENDS` under its own name. Heavy libraries are imported only when a method that
+:data:`drcn.runtime.backends.table.BACKENDS` under its own name. Heavy libraries are imported only when a method that
 needs them is created.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from drcn.errors import DrcnError
 from drcn.evaluation import Method
-from drcn.runtime.backend import BACKENDS, create_backend
+from drcn.runtime.backends.table import BACKENDS, create_backend
 from drcn.runtime.tiling import tiled_plane
 
 
@@ -66,7 +66,7 @@ def runtime_method(name: str) -> Callable[[MethodOptions], BackendMethod]:
     """A deployment backend on the exported model, with the model chosen as ``drcn-run`` chooses it."""
 
     def create(options: MethodOptions) -> BackendMethod:
-        from drcn.runtime import select
+        from drcn.runtime.backends import select
 
         choice = select.choose(engine=options.engine, onnx=options.onnx, backend=name)
         backend = create_backend(choice.backend, str(choice.model), device=options.device)

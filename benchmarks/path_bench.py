@@ -17,7 +17,7 @@ import numpy as np
 
 from drcn.benchmarks.environment import environment
 from drcn.errors import DrcnError
-from drcn.runtime.media import Frame
+from drcn.runtime.media.jobs import Frame
 from drcn.runtime.pipeline import run_frames
 from drcn.runtime.upscaler import BackendRequest, Upscaler
 

@@ -10,8 +10,8 @@ import numpy as np
 
 from drcn.errors import DrcnError
 from drcn.images import list_images, read_image, write_image
-from drcn.runtime import colour
-from drcn.runtime.media import plan_job, save_frame
+from drcn.runtime.media import colour
+from drcn.runtime.media.jobs import plan_job, save_frame
 from drcn.runtime.pipeline import HostStages, run_frames
 from drcn.runtime.tiling import tiled_plane
 from drcn.samples import SAMPLE_NAMES, load_sample

@@ -11,7 +11,7 @@ from pathlib import Path
 from drcn.cache import cache_dir
 from drcn.checksums import file_sha256
 from drcn.errors import DrcnError
-from drcn.runtime.backend import BACKENDS, Backend, create_backend
+from drcn.runtime.backends.table import BACKENDS, Backend, create_backend
 from drcn.weights import resolve_weights
 
 
@@ -49,5 +49,5 @@ def open_backend(method: str, precision: str, *, weights: str | None = None, onn
 
 def _graph_precision(method: str, precision: str) -> str:
     """ONNX Runtime runs the graph's own precision; OpenVINO and TensorRT take the fp32 graph and lower it
-    themselves (TensorRT: the FP16 flag or a checked FP16 conversion, see drcn.runtime.engine_build)."""
+    themselves (TensorRT: the FP16 flag or a checked FP16 conversion, see drcn.runtime.tensorrt.build)."""
     return precision if method == "onnxruntime" else "fp32"

@@ -1,5 +1,5 @@
 """The whole-frame job as fixed filters: what a graph needs around the Y network to take low-resolution RGB (or
-grey) and return the upscaled frame, reproducing :mod:`drcn.runtime.colour`'s host path (the conventions of
+grey) and return the upscaled frame, reproducing :mod:`drcn.runtime.media.colour`'s host path (the conventions of
 :mod:`drcn.matlab`) exactly in float32.
 
 Shared by the ONNX frame graph (``drcn.runtime.frame_graph``, built with the onnx helper API) and the PyTorch

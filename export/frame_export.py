@@ -32,8 +32,8 @@ class FrameExport:
 
 
 def _host_reference(y_onnx: Path, image: np.ndarray, scale: int) -> np.ndarray:
-    from drcn.runtime.colour import upscale_image
-    from drcn.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from drcn.runtime.media.colour import upscale_image
+    from drcn.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     backend = OnnxRuntimeBackend(str(y_onnx))
     try:

@@ -64,7 +64,7 @@ class Upscaler:
                  precision: str = "auto", tile: int = 256, batch: int = 4, device: str = "auto",
                  provider: str = "auto", threads: int | None = None, path: str = "auto",
                  log: Callable[[str], None] = lambda _: None):
-        from drcn.runtime import select
+        from drcn.runtime.backends import select
         from drcn.runtime.upscaler import BackendRequest, Upscaler as Stages
 
         if not scale > 1:

@@ -17,8 +17,8 @@ import numpy as np
 
 from drcn.errors import DrcnError
 from drcn.progress import Progress
-from drcn.runtime import colour
-from drcn.runtime.media import Frame
+from drcn.runtime.media import colour
+from drcn.runtime.media.jobs import Frame
 
 
 class FrameStages(Protocol):
@@ -35,7 +35,7 @@ class FrameStages(Protocol):
 
 
 class HostStages:
-    """The host path around a Y-plane function: colour and bicubic in numpy (:mod:`drcn.runtime.colour`)."""
+    """The host path around a Y-plane function: colour and bicubic in numpy (:mod:`drcn.runtime.media.colour`)."""
 
     def __init__(self, scale: float, infer_y: Callable[[np.ndarray], np.ndarray]):
         self.scale, self.infer_y = scale, infer_y

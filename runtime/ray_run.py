@@ -20,10 +20,10 @@ from typing import Callable
 from drcn.errors import DrcnError
 from drcn.optional import require
 from drcn.progress import Progress
-from drcn.runtime.media import Job
+from drcn.runtime.media.jobs import Job
 from drcn.runtime.pipeline import Summary
 from drcn.runtime.upscaler import BackendRequest
-from drcn.runtime.video import EncodeOptions
+from drcn.runtime.media.video import EncodeOptions
 
 INSTALL = "pip install 'drcn[ray]'"
 
@@ -55,7 +55,7 @@ class FrameWorker:
     def frames(self, items: list[tuple[str, str, str]]) -> dict:
         """Upscale ``(name, source file, target file)`` items; returns the batch's summary as plain data."""
         from drcn.images import read_image
-        from drcn.runtime.media import Frame, save_frame
+        from drcn.runtime.media.jobs import Frame, save_frame
         from drcn.runtime.pipeline import run_frames
 
         frames = [Frame(name, lambda s=source: read_image(s), Path(target)) for name, source, target in items]
@@ -63,7 +63,7 @@ class FrameWorker:
         return dataclasses.asdict(summary)
 
     def video(self, source: str, output: str, encode: EncodeOptions) -> dict:
-        from drcn.runtime.video_job import upscale_video
+        from drcn.runtime.media.video_job import upscale_video
 
         messages: list[str] = []
         summary = upscale_video(Path(source), Path(output), self.scale, self.upscaler, encode,

@@ -82,7 +82,7 @@ def log(message: str) -> None:
 
 
 def _encode_options(args):
-    from drcn.runtime.video import EncodeOptions
+    from drcn.runtime.media.video import EncodeOptions
 
     return EncodeOptions(codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt, preset=args.preset)
 
@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             log(note)
     if not args.input:
         raise DrcnError("give a folder of frames, an image or a video (or --make-samples DIR)")
-    from drcn.runtime import select
-    from drcn.runtime.media import plan_job, save_frame
+    from drcn.runtime.backends import select
+    from drcn.runtime.media.jobs import plan_job, save_frame
     from drcn.runtime.pipeline import run_frames
     from drcn.runtime.upscaler import BackendRequest, Upscaler
 
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROG}: note: the model was trained for x{', x'.join(f'{s:g}' for s in spec.scales)}; "
                   f"x{args.scale:g} works but may be less sharp")
         if job.kind == "video":
-            from drcn.runtime.video_job import upscale_video
+            from drcn.runtime.media.video_job import upscale_video
 
             summary = upscale_video(job.source, job.output, args.scale, upscaler, options, log=log)
         else:

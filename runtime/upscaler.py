@@ -7,7 +7,7 @@ Two interchangeable ways turn a decoded frame into an output frame, and :class:`
   (``drcn.runtime.frame_graph``; ``drcn.frame_model`` on PyTorch), tiled in low-resolution pixels; the host only
   converts uint8 <-> float32;
 - the **host path** (alpha, 16-bit, deep video, fractional scales, or ``--path host``): colour conversion and the
-  MATLAB bicubic enlargement in numpy (:mod:`drcn.runtime.colour`), the Y network tiled on the backend.
+  MATLAB bicubic enlargement in numpy (:mod:`drcn.runtime.media.colour`), the Y network tiled on the backend.
 
 Both give the same pixels (within float32 rounding flips: a grey level where a value lies on a rounding edge).
 """
@@ -22,8 +22,8 @@ import numpy as np
 
 from drcn import frame
 from drcn.errors import DrcnError
-from drcn.runtime import colour
-from drcn.runtime.backend import Backend, create_backend
+from drcn.runtime.media import colour
+from drcn.runtime.backends.table import Backend, create_backend
 from drcn.runtime.tiling import run_tiled, tiled_plane
 
 PATHS = ("auto", "host", "device")
@@ -31,7 +31,7 @@ PATHS = ("auto", "host", "device")
 
 @dataclasses.dataclass(frozen=True)
 class BackendRequest:
-    backend: str                 # a name in drcn.runtime.backend.BACKENDS
+    backend: str                 # a name in drcn.runtime.backends.table.BACKENDS
     model: str                   # the engine, ONNX or weights file it runs
     tile: int = 256              # output pixels per tile side; 0 = whole frames
     batch: int = 4
@@ -52,7 +52,7 @@ def model_kind(backend: str, model: str) -> tuple[str, int]:
 
         info = read_onnx_info(path)
         return info.kind, info.scale or 1
-    from drcn.runtime.engine_sidecar import read_sidecar
+    from drcn.runtime.tensorrt.sidecar import read_sidecar
 
     sidecar = read_sidecar(path)
     return sidecar.kind, sidecar.scale

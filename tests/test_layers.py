@@ -20,7 +20,8 @@ ALLOWED = {"core": {"core"}, "runtime": {"core", "runtime"}, "train": {"core", "
            "export": {"core", "runtime", "export"}, "benchmarks": {"core", "runtime", "train", "export", "benchmarks"}}
 # torch is a heavy optional library: in the core only the model and the code that loads/places it may import it,
 # and the deployment layer only in its PyTorch backend.
-TORCH_ALLOWED = {"drcn/model.py", "drcn/frame_model.py", "drcn/weights.py", "drcn/devices.py", "runtime/torch_backend.py"}
+TORCH_ALLOWED = {"drcn/model.py", "drcn/frame_model.py", "drcn/weights.py", "drcn/devices.py",
+                 "runtime/backends/torch_backend.py"}
 
 
 def layer_of_module(name: str) -> str | None:
@@ -49,7 +50,7 @@ def imports(path: Path):
 
 def source_files():
     for folder in FOLDERS:
-        yield from sorted((REPO / folder).glob("*.py"))
+        yield from sorted((REPO / folder).rglob("*.py"))
 
 
 # The one import that points up: the package's front door names the application API (drcn.Upscaler, drcn.upscale)

@@ -24,4 +24,8 @@ def test_wheel_contains_the_shipped_model(tmp_path):
     for name in ("drcn/shipped/__init__.py", "drcn/shipped/drcn_f64_d9.safetensors", "drcn/shipped/drcn_f64_d9.onnx",
                  "drcn/shipped/README.md", "drcn/evaluation.py", "drcn/runtime/run_cli.py"):
         assert name in names, name
+    # every source module of every subpackage is in the wheel (a package missing from pyproject would be lost)
+    for module in REPO.glob("runtime/**/*.py"):
+        name = "drcn/runtime/" + module.relative_to(REPO / "runtime").as_posix()
+        assert name in names, name
     assert not any(n.endswith(".png") for n in names), "training curves are not package data"

@@ -183,7 +183,7 @@ def test_shipped_model_export_as_written(tmp_path, capsys):
 
 @pytest.mark.skipif(not default_weights_path().is_file(), reason="the shipped model is not in weights/")
 def test_shipped_onnx_is_the_export_of_the_shipped_weights():
-    from drcn.runtime.select import shipped_onnx_path
+    from drcn.runtime.backends.select import shipped_onnx_path
 
     info = read_onnx_info(shipped_onnx_path())
     assert info.weights_sha256 == file_sha256(default_weights_path()), "re-export weights/*.onnx"

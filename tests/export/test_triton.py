@@ -72,8 +72,8 @@ def test_the_default_repository_serves_whole_rgb_frames(tiny_model_files, tmp_pa
     import onnxruntime as ort
 
     from drcn import frame
-    from drcn.runtime.colour import upscale_image
-    from drcn.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from drcn.runtime.media.colour import upscale_image
+    from drcn.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     assert cli.main(["--weights", str(tiny_model_files[0]), "--triton", str(tmp_path / "models"),
                      "--scale", "3"]) == 0

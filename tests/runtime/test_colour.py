@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from drcn import matlab
-from drcn.runtime.colour import finish, prepare, upscale_image
+from drcn.runtime.media.colour import finish, prepare, upscale_image
 
 
 def identity(y):

@@ -3,9 +3,9 @@
 import pytest
 
 from drcn import DrcnError
-from drcn.runtime.engine_sidecar import (EngineSidecar, GpuInfo, Profile, check_engine, mismatches, plan_profile,
+from drcn.runtime.tensorrt.sidecar import (EngineSidecar, GpuInfo, Profile, check_engine, mismatches, plan_profile,
                                          read_sidecar, write_sidecar)
-from drcn.runtime.tensorrt_flavour import FLAVOURS, choose_flavour, parse_targets, plan_precision
+from drcn.runtime.tensorrt.flavour import FLAVOURS, choose_flavour, parse_targets, plan_precision
 
 H200 = GpuInfo("NVIDIA H200", "9.0")
 

@@ -38,8 +38,8 @@ def graphs(tiny_model_files, tmp_path_factory):
 
 
 def host_path(y_onnx, image, scale):
-    from drcn.runtime.colour import upscale_image
-    from drcn.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from drcn.runtime.media.colour import upscale_image
+    from drcn.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     backend = OnnxRuntimeBackend(str(y_onnx))
     return upscale_image(image, scale, lambda y: backend.run(y[None, None])[0, 0])
@@ -118,7 +118,7 @@ def test_tiles_in_lr_pixels_equal_the_whole_frame(graphs):
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from drcn.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from drcn.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
     from drcn.runtime.tiling import run_tiled
 
     backends = {scale: OnnxRuntimeBackend(str(graphs["rgb", scale])) for scale in (2, 3)}
@@ -155,7 +155,7 @@ def test_torch_frame_model_equals_the_onnx_graph(tiny_model_files, graphs):
 _OPENVINO_PROBE = """
 import sys, numpy as np, onnx
 from drcn.runtime.frame_graph import ENLARGED_Y
-from drcn.runtime.openvino_backend import OpenVINOBackend
+from drcn.runtime.backends.openvino_backend import OpenVINOBackend
 graph, x, out = sys.argv[1], np.load(sys.argv[2]), sys.argv[3]
 model = onnx.load(graph)
 model.graph.output.append(onnx.helper.make_tensor_value_info(ENLARGED_Y, onnx.TensorProto.FLOAT, None))
@@ -205,7 +205,7 @@ def _enlarged_y_per_precision(tiny_model_files, graph_path, image):
     model = onnx.load(str(graph_path))
     seen["onnxruntime", "fp32"] = ort.InferenceSession(with_enlarged_y(model).SerializeToString()).run(None, {
         "input": x})[1]
-    from drcn.runtime.fp16_convert import convert_to_fp16
+    from drcn.runtime.tensorrt.fp16 import convert_to_fp16
 
     converted = onnx.load_from_string(convert_to_fp16(graph_path, read_onnx_info(graph_path)).model_bytes)
     assert all(n.op_type != "Cast" for n in converted.graph.node if n.name in float32_nodes(converted))
@@ -279,7 +279,7 @@ def test_chainner_finds_the_scale_and_vs_mlrt_accepts_the_graph(graphs, scale):
 
 def test_tensorrt_rtx_builds_engines_from_the_rgb_graph(tmp_path, graphs, image_folder):
     pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX is not installed (dev extra)")
-    from drcn.runtime.engine_build import BuildRequest, build_engine
+    from drcn.runtime.tensorrt.build import BuildRequest, build_engine
 
     for fp16 in (False, True):
         engine = tmp_path / f"rgb{int(fp16)}.engine"

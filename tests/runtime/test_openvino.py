@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from drcn import DrcnError
-from drcn.runtime.openvino_backend import cache_folder, choose_precision
+from drcn.runtime.backends.openvino_backend import cache_folder, choose_precision
 
 
 def test_precision_choice_follows_the_cpu():
@@ -36,7 +36,7 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("capabilities, expected", [(["FP32", "INT8"], "fp32"), (["FP32", "BF16"], "bf16")])
 def test_backend_reports_what_the_capability_query_says(tiny_model_files, cache, monkeypatch, capabilities, expected):
-    from drcn.runtime.openvino_backend import OpenVINOBackend
+    from drcn.runtime.backends.openvino_backend import OpenVINOBackend
 
     real = ov.Core.get_property
 
@@ -50,8 +50,8 @@ def test_backend_reports_what_the_capability_query_says(tiny_model_files, cache,
 
 
 def test_fp32_parity_with_onnxruntime_and_cache(tiny_model_files, cache):
-    from drcn.runtime.onnxruntime_backend import OnnxRuntimeBackend
-    from drcn.runtime.openvino_backend import OpenVINOBackend
+    from drcn.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from drcn.runtime.backends.openvino_backend import OpenVINOBackend
 
     backend = OpenVINOBackend(str(tiny_model_files[1]), precision="fp32")
     x = np.random.default_rng(0).random((3, 1, 33, 41)).astype(np.float32)

@@ -139,7 +139,7 @@ def test_trt_build_without_tensorrt_is_one_line(tmp_path, tiny_model_files):
         (shadow / module / "__init__.py").write_text(f"raise ImportError('not here', name='{module}')\n")
     shutil.copy(tiny_model_files[1], tmp_path / "model.onnx")
     env = {**os.environ, "PYTHONPATH": str(shadow)}
-    result = subprocess.run([sys.executable, "-m", "drcn.runtime.trt_cli", "build", "--fp16"], cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-m", "drcn.runtime.tensorrt.cli", "build", "--fp16"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()

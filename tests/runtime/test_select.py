@@ -1,7 +1,7 @@
 import pytest
 
 from drcn import DrcnError
-from drcn.runtime.select import auto_onnx_backend, choose
+from drcn.runtime.backends.select import auto_onnx_backend, choose
 
 
 def test_explicit_files_pick_their_backend(tmp_path):

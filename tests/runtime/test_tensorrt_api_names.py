@@ -35,7 +35,7 @@ def _has(blob: bytes, name: str) -> bool:
 
 
 def test_the_list_matches_the_code():
-    source = "\n".join(p.read_text() for p in RUNTIME.glob("*.py"))
+    source = "\n".join(p.read_text() for p in RUNTIME.rglob("*.py"))
     listed = COMMON + TRT10_ONLY + RTX_ONLY
     for name in listed:
         assert re.search(rf"\b{name}\b", source), f"{name} is listed but not used: update the list"

@@ -14,8 +14,8 @@ pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX is not installed (p
 pytest.importorskip("onnxruntime")
 
 from drcn.errors import DrcnError  # noqa: E402
-from drcn.runtime.engine_build import BuildRequest, build_engine  # noqa: E402
-from drcn.runtime.engine_sidecar import read_sidecar  # noqa: E402
+from drcn.runtime.tensorrt.build import BuildRequest, build_engine  # noqa: E402
+from drcn.runtime.tensorrt.sidecar import read_sidecar  # noqa: E402
 from drcn.weights import default_weights_path  # noqa: E402
 
 SHIPPED_ONNX = default_weights_path().with_suffix(".onnx")
@@ -72,7 +72,7 @@ def test_foreign_corrupt_and_broken_onnx_are_refused_with_nothing_written(tmp_pa
     onnx.save(model, broken)
     for source, words in ((foreign, "no drcn metadata"), (corrupt, "not an ONNX model"),
                           (broken, "TensorRT's ONNX parser failed")):
-        result = subprocess.run([sys.executable, "-m", "drcn.runtime.trt_cli", "build", "--onnx", str(source),
+        result = subprocess.run([sys.executable, "-m", "drcn.runtime.tensorrt.cli", "build", "--onnx", str(source),
                                  "--flavour", "rtx"], capture_output=True, text=True, timeout=300)
         lines = result.stderr.strip().splitlines()
         assert result.returncode != 0 and len(lines) == 1 and words in lines[0], result.stderr
@@ -81,11 +81,11 @@ def test_foreign_corrupt_and_broken_onnx_are_refused_with_nothing_written(tmp_pa
 
 def test_cli_build_info_and_run_without_gpu(tmp_path, tiny_model_files, image_folder):
     shutil.copy(tiny_model_files[1], tmp_path / "model.onnx")
-    result = subprocess.run([sys.executable, "-m", "drcn.runtime.trt_cli", "build", "--fp16", "--tile", "32",
+    result = subprocess.run([sys.executable, "-m", "drcn.runtime.tensorrt.cli", "build", "--fp16", "--tile", "32",
                              "--calib", str(image_folder)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "fp16 safety" in result.stdout and "wrote model.engine" in result.stdout
-    info = subprocess.run([sys.executable, "-m", "drcn.runtime.trt_cli", "info", "model.engine"], cwd=tmp_path,
+    info = subprocess.run([sys.executable, "-m", "drcn.runtime.tensorrt.cli", "info", "model.engine"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert json.loads(info.stdout)["precision"] == "fp16"
     (tmp_path / "frames").mkdir()
@@ -94,7 +94,7 @@ def test_cli_build_info_and_run_without_gpu(tmp_path, tiny_model_files, image_fo
     cv2.imwrite(str(tmp_path / "frames" / "a.png"), np.full((20, 30, 3), 128, np.uint8))
     run = subprocess.run([sys.executable, "-m", "drcn.runtime.run_cli", "--engine", "model.engine", "frames"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    from drcn.runtime.cuda_memory import gpu_available
+    from drcn.runtime.tensorrt.cuda import gpu_available
 
     if gpu_available():
         pytest.skip("a GPU is present: the engine may run")
@@ -113,7 +113,7 @@ def test_converted_and_exported_fp16_graphs_agree_with_the_fp32_reference(tmp_pa
     from drcn.calibration import calibration_pairs
     from drcn.export.exporter import TOLERANCE, export_model
     from drcn.onnx_meta import read_onnx_info
-    from drcn.runtime.fp16_convert import convert_to_fp16
+    from drcn.runtime.tensorrt.fp16 import convert_to_fp16
     from drcn.weights import load_model
 
     weights, onnx32 = tiny_model_files
@@ -136,7 +136,7 @@ def test_converted_and_exported_fp16_graphs_agree_with_the_fp32_reference(tmp_pa
 def test_engine_cache_reuses_and_rebuilds_saying_why(tmp_path, tiny_model_files, monkeypatch):
     import onnx
 
-    from drcn.runtime.engine_cache import cached_engine
+    from drcn.runtime.tensorrt.cache import cached_engine
 
     monkeypatch.setenv("DRCN_CACHE", str(tmp_path / "cache"))
     onnx_path = tmp_path / "m.onnx"
@@ -158,7 +158,7 @@ def test_engine_cache_reuses_and_rebuilds_saying_why(tmp_path, tiny_model_files,
 
 
 def _trt(*args, cwd, preexec_fn=None):
-    return subprocess.run([sys.executable, "-m", "drcn.runtime.trt_cli", *args], cwd=cwd, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "drcn.runtime.tensorrt.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=300, preexec_fn=preexec_fn)
 
 

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.gpu
 @pytest.fixture(scope="module")
 def gpu():
     from drcn.errors import DrcnError
-    from drcn.runtime.cuda_memory import query_gpu
-    from drcn.runtime.tensorrt_flavour import installed_flavours, rtx_runs_on
+    from drcn.runtime.tensorrt.cuda import query_gpu
+    from drcn.runtime.tensorrt.flavour import installed_flavours, rtx_runs_on
 
     flavours = installed_flavours()
     if not flavours:
@@ -32,7 +32,7 @@ def gpu():
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory, gpu, tiny_model_files):
-    from drcn.runtime.engine_build import BuildRequest, build_engine
+    from drcn.runtime.tensorrt.build import BuildRequest, build_engine
 
     folder = tmp_path_factory.mktemp("trt")
     weights, onnx32 = tiny_model_files
@@ -51,7 +51,7 @@ def test_build_writes_engine_and_sidecar(engines, gpu):
 
 def test_runtime_cache_is_written_and_reused(engines):
     """TensorRT-RTX keeps its JIT kernels beside the engine; the second backend loads them."""
-    from drcn.runtime.tensorrt_backend import TensorRTBackend
+    from drcn.runtime.backends.tensorrt_backend import TensorRTBackend
 
     backend = TensorRTBackend(str(engines[0]))
     if not backend.flavour.runtime_cache:
@@ -68,8 +68,8 @@ def test_runtime_cache_is_written_and_reused(engines):
 
 
 def test_fp32_engine_matches_onnxruntime(engines, tiny_model_files):
-    from drcn.runtime.onnxruntime_backend import OnnxRuntimeBackend
-    from drcn.runtime.tensorrt_backend import TensorRTBackend
+    from drcn.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from drcn.runtime.backends.tensorrt_backend import TensorRTBackend
     from drcn.runtime.tiling import run_tiled
 
     trt_backend = TensorRTBackend(str(engines[0]))
@@ -94,7 +94,7 @@ def test_fp16_psnr_within_0_05_db_of_fp32(engines, image_folder):
 
 def test_stale_engine_is_refused(engines, tmp_path):
     from drcn.errors import DrcnError
-    from drcn.runtime.tensorrt_backend import TensorRTBackend
+    from drcn.runtime.backends.tensorrt_backend import TensorRTBackend
 
     engine = tmp_path / "m.engine"
     shutil.copy(engines[0], engine)
@@ -107,7 +107,7 @@ def test_stale_engine_is_refused(engines, tmp_path):
 
 def test_profile_violation_is_a_clear_error(engines):
     from drcn.errors import DrcnError
-    from drcn.runtime.tensorrt_backend import TensorRTBackend
+    from drcn.runtime.backends.tensorrt_backend import TensorRTBackend
 
     backend = TensorRTBackend(str(engines[0]))
     with pytest.raises(DrcnError, match="outside the engine's profile"):

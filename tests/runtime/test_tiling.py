@@ -60,7 +60,7 @@ def test_too_small_halo_is_not_exact():
 @given(h=st.integers(1, 80), w=st.integers(1, 80), tile=st.integers(1, 40), batch=st.integers(1, 5))
 def test_tiled_onnxruntime_equals_untiled(tiny_model_files, h, w, tile, batch):
     pytest.importorskip("onnxruntime")
-    from drcn.runtime.onnxruntime_backend import OnnxRuntimeBackend
+    from drcn.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     backend = _ort_cache.get("b") or _ort_cache.setdefault("b", OnnxRuntimeBackend(str(tiny_model_files[1])))
     image = np.random.default_rng(h * 7 + w).random((1, h, w)).astype(np.float32)

@@ -291,7 +291,7 @@ def test_a_failed_video_run_creates_no_output_folder(tmp_path, onnx):
 
 
 def test_an_encoder_that_cannot_start_fails_before_any_work(tmp_path, onnx):
-    from drcn.runtime.cuda_memory import gpu_available
+    from drcn.runtime.tensorrt.cuda import gpu_available
 
     clip = tmp_path / "clip.mp4"
     make_clip(clip, frames=3, audio=False)

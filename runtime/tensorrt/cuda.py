@@ -13,7 +13,7 @@ import numpy as np
 
 from drcn.errors import DrcnError
 from drcn.optional import installed
-from drcn.runtime.engine_sidecar import GpuInfo
+from drcn.runtime.tensorrt.sidecar import GpuInfo
 
 INSTALL = "pip install cuda-bindings (or: pip install 'drcn[tensorrt]')"
 

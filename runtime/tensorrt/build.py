@@ -2,7 +2,7 @@
 
 Uses only TensorRT's documented Python API: ``OnnxParser``, an optimisation profile for the tile shapes that
 ``drcn-run`` will feed, ``build_serialized_network``; a timing cache on standard TensorRT, compute-capability
-targets on TensorRT-RTX (see :mod:`drcn.runtime.tensorrt_flavour` for every difference). ``--fp16`` on an FP32
+targets on TensorRT-RTX (see :mod:`drcn.runtime.tensorrt.flavour` for every difference). ``--fp16`` on an FP32
 graph: the FP16 builder flag on TensorRT 10, a checked FP16 conversion on strongly typed builders.
 """
 
@@ -17,9 +17,9 @@ from drcn.checksums import bytes_sha256, file_sha256
 from drcn.errors import DrcnError
 from drcn.frame import input_tile
 from drcn.onnx_meta import read_onnx_info
-from drcn.runtime.cuda_memory import visible_gpu
-from drcn.runtime.engine_sidecar import EngineSidecar, GpuInfo, plan_profile, sidecar_path
-from drcn.runtime.tensorrt_flavour import (RTX_COMPUTE_CAPABILITIES, RTX_DEFAULT_TARGETS, Flavour, choose_flavour,
+from drcn.runtime.tensorrt.cuda import visible_gpu
+from drcn.runtime.tensorrt.sidecar import EngineSidecar, GpuInfo, plan_profile, sidecar_path
+from drcn.runtime.tensorrt.flavour import (RTX_COMPUTE_CAPABILITIES, RTX_DEFAULT_TARGETS, Flavour, choose_flavour,
                                            import_flavour, installed_flavours, make_logger, plan_precision)
 
 
@@ -67,7 +67,7 @@ def build_engine(request: BuildRequest, log: Callable[[str], None] = lambda _: N
                                 request.max_size)
 
     if plan.convert_fp16:
-        from drcn.runtime.fp16_convert import convert_to_fp16
+        from drcn.runtime.tensorrt.fp16 import convert_to_fp16
 
         log(f"converting {request.onnx} to FP16 (ONNX Runtime's float16 converter) and checking it")
         converted = convert_to_fp16(request.onnx, info, list(request.calib) if request.calib else None)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from drcn import atomic
 from drcn.errors import DrcnError
-from drcn.runtime.tensorrt_flavour import FLAVOURS, RTX_DEFAULT_TARGETS
+from drcn.runtime.tensorrt.flavour import FLAVOURS, RTX_DEFAULT_TARGETS
 
 FORMAT = 2
 

@@ -15,10 +15,10 @@ from drcn import __version__, atomic
 from drcn.cache import cache_dir
 from drcn.checksums import bytes_sha256, file_sha256
 from drcn.errors import DrcnError
-from drcn.runtime.cuda_memory import visible_gpu
-from drcn.runtime.engine_build import BuildRequest, build_engine, resolve_flavour
-from drcn.runtime.engine_sidecar import read_sidecar
-from drcn.runtime.tensorrt_flavour import RTX_DEFAULT_TARGETS, import_flavour
+from drcn.runtime.tensorrt.cuda import visible_gpu
+from drcn.runtime.tensorrt.build import BuildRequest, build_engine, resolve_flavour
+from drcn.runtime.tensorrt.sidecar import read_sidecar
+from drcn.runtime.tensorrt.flavour import RTX_DEFAULT_TARGETS, import_flavour
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ import numpy as np
 from drcn.errors import DrcnError
 from drcn.optional import require
 from drcn.devices import torch_device
-from drcn.runtime.backend import ModelSpec
+from drcn.runtime.backends.table import ModelSpec
 
 
 class TorchBackend:

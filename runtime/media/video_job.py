@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from drcn.runtime import colour
+from drcn.runtime.media import colour
 from drcn.runtime.pipeline import FrameStages, Summary, prefetch, run_frames
-from drcn.runtime.video import EncodeOptions, VideoSink, VideoSource
+from drcn.runtime.media.video import EncodeOptions, VideoSink, VideoSource
 
 
 def upscale_video(source: Path, output: Path, scale: float, stages: FrameStages, options: EncodeOptions,

@@ -20,7 +20,7 @@ from drcn.cpu import cpu_name
 from drcn.errors import DrcnError
 from drcn.optional import require
 from drcn.onnx_meta import read_onnx_info
-from drcn.runtime.backend import ModelSpec
+from drcn.runtime.backends.table import ModelSpec
 
 INSTALL = "pip install 'drcn[openvino]'"
 

@@ -7,7 +7,7 @@ import numpy as np
 from drcn.errors import DrcnError
 from drcn.optional import require
 from drcn.onnx_meta import read_onnx_info
-from drcn.runtime.backend import ModelSpec
+from drcn.runtime.backends.table import ModelSpec
 
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 

@@ -19,7 +19,7 @@ PROG = "drcn-trt"
 
 
 def _targets(text: str) -> tuple[str, ...]:
-    from drcn.runtime.tensorrt_flavour import parse_targets
+    from drcn.runtime.tensorrt.flavour import parse_targets
 
     try:
         return parse_targets(text)
@@ -57,8 +57,8 @@ def build_parser() -> ArgumentParser:
 
 
 def run_build(args) -> int:
-    from drcn.runtime.engine_build import BuildRequest, build_engine
-    from drcn.runtime.tensorrt_flavour import FLAVOURS
+    from drcn.runtime.tensorrt.build import BuildRequest, build_engine
+    from drcn.runtime.tensorrt.flavour import FLAVOURS
 
     onnx = Path(args.onnx)
     if not onnx.is_file():
@@ -81,7 +81,7 @@ def run_build(args) -> int:
 
 def run_info(args) -> int:
     from drcn.checksums import file_sha256
-    from drcn.runtime.engine_sidecar import read_sidecar
+    from drcn.runtime.tensorrt.sidecar import read_sidecar
 
     engine = Path(args.engine)
     if not engine.is_file():

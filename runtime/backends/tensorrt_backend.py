@@ -18,10 +18,10 @@ import numpy as np
 from drcn import atomic
 from drcn.checksums import bytes_sha256, file_sha256
 from drcn.errors import DrcnError
-from drcn.runtime.backend import ModelSpec
-from drcn.runtime.cuda_memory import open_cuda_memory, query_gpu
-from drcn.runtime.engine_sidecar import EngineSidecar, GpuInfo, check_engine, read_sidecar
-from drcn.runtime.tensorrt_flavour import FLAVOURS, import_flavour, make_logger
+from drcn.runtime.backends.table import ModelSpec
+from drcn.runtime.tensorrt.cuda import open_cuda_memory, query_gpu
+from drcn.runtime.tensorrt.sidecar import EngineSidecar, GpuInfo, check_engine, read_sidecar
+from drcn.runtime.tensorrt.flavour import FLAVOURS, import_flavour, make_logger
 
 
 def runtime_cache_path(engine: Path, sidecar: EngineSidecar, version: str, gpu: GpuInfo) -> Path:
@@ -40,7 +40,7 @@ def engine_for(model_path: Path, precision: str, tile: int, batch: int, flavour:
                         f"build --onnx {model_path} --tile 0 --max-size HxW, then --engine")
     if precision not in ("auto", "fp16", "fp32"):
         raise DrcnError(f"--precision {precision}: TensorRT engines are fp16 (auto) or fp32")
-    from drcn.runtime.engine_cache import cached_engine
+    from drcn.runtime.tensorrt.cache import cached_engine
 
     return cached_engine(model_path, "fp32" if precision == "fp32" else "fp16", tile, batch, flavour=flavour, log=log)
 

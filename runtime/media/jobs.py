@@ -1,5 +1,5 @@
 """What ``drcn-run`` reads and writes: a folder of frames, one image, or a video file (decoded and encoded in
-:mod:`drcn.runtime.video`).
+:mod:`drcn.runtime.media.video`).
 
 Outputs never overwrite inputs, are written atomically, and existing outputs are skipped (unless asked), so a
 killed run simply resumes.

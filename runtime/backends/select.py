@@ -13,8 +13,8 @@ import dataclasses
 from pathlib import Path
 
 from drcn.errors import DrcnError
-from drcn.runtime.cuda_memory import gpu_available
-from drcn.runtime.backend import BACKENDS, backend_entry
+from drcn.runtime.tensorrt.cuda import gpu_available
+from drcn.runtime.backends.table import BACKENDS, backend_entry
 from drcn.weights import default_weights_path
 
 

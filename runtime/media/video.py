@@ -22,7 +22,7 @@ import numpy as np
 from drcn.atomic import atomic_output
 from drcn.errors import DrcnError
 from drcn.optional import require
-from drcn.runtime.media import Frame
+from drcn.runtime.media.jobs import Frame
 
 INSTALL = "pip install av (or: pip install 'drcn[onnx]')"
 # Quality option and default per encoder (lower = better for all of these); None: lossless, no quality knob.
