@@ -47,6 +47,9 @@ def _add_quality_parser(sub) -> None:
                    help="runtime methods: tile side, 0 = whole images (default)")
     q.add_argument("--batch", type=positive_int, default=4, help="runtime methods: tiles per call (default 4)")
     q.add_argument("--device", default="auto", help="PyTorch device for --method torch (auto, cpu, cuda)")
+    q.add_argument("--precision", default="auto",
+                   help="runtime methods: as drcn-run's --precision (auto: what drcn-run runs; openvino: int8 where "
+                        "the CPU has VNNI/AMX and an INT8 graph is at hand, else bf16 where native, else fp32)")
     _add_outputs(q)
     q.add_argument("--per-image", action="store_true", help="print every image's scores too")
     q.set_defaults(run=run_quality)
@@ -74,10 +77,13 @@ def _add_latency_parser(sub) -> None:
                                      "tiling overhead against its theoretical area ratio, and drcn-run's pipeline "
                                      "against compute alone (many minutes on a CPU).")
     lat.add_argument("--method", type=names, default=list(quick.methods),
-                     help="backends: onnxruntime, openvino, torch, tensorrt (comma-separated; default "
-                          f"{','.join(quick.methods)})")
+                     help="backends: auto (what drcn-run picks here), onnxruntime, openvino, torch, tensorrt "
+                          f"(comma-separated; default {','.join(quick.methods)})")
     lat.add_argument("--precision", type=names, default=list(quick.precisions),
-                     help="fp32, fp16, bf16, auto (comma-separated; default fp32)")
+                     help="auto (what drcn-run picks, shown resolved), fp32, fp16, bf16, int8 (comma-separated; "
+                          "default auto)")
+    lat.add_argument("--depth", type=positive_ints, metavar="D[,D]",
+                     help="also the --depth variants with these recursions (e.g. 9,7,5; with --quality their PSNR)")
     lat.add_argument("--tile", type=positive_ints, default=list(quick.tiles), help="tile side(s) (default 256)")
     lat.add_argument("--batch", type=positive_int, default=quick.batch, help="tiles per call (default 4)")
     lat.add_argument("--full", action="store_true",
@@ -283,7 +289,7 @@ def run_quality(args: argparse.Namespace) -> int:
 
     datasets = _datasets(args.folders)
     options = methods.MethodOptions(weights=args.weights, device=args.device, onnx=args.onnx, engine=args.engine,
-                                    tile=args.tile, batch=args.batch)
+                                    tile=args.tile, batch=args.batch, precision=args.precision)
     request = QualityRequest(tuple(datasets), tuple(args.method), tuple(args.scale), options)
     out = sys.stderr if args.json == "-" else sys.stdout
 
@@ -337,7 +343,7 @@ def latency_request(args: argparse.Namespace):
     from drcn.runtime.backends.table import BACKENDS
 
     for method in args.method:
-        if method not in BACKENDS:
+        if method != "auto" and method not in BACKENDS:
             raise DrcnError(f"--method: unknown backend '{method}' (choose from {', '.join(BACKENDS)})")
     values = dict(FULL_REPORT) if args.full else {}
     values.update({k: v for k, v in (("repeat", args.repeat), ("warmup", args.warmup), ("pipeline", args.pipeline))
@@ -353,7 +359,7 @@ def latency_request(args: argparse.Namespace):
     return dataclasses.replace(
         LatencyRequest(), methods=tuple(args.method), precisions=tuple(args.precision), tiles=tuple(args.tile),
         batch=args.batch, frame_repeat=args.frame_repeat, unfolded=args.unfolded, quality=args.quality, ray=args.ray,
-        weights=args.weights, device=args.device, **values)
+        weights=args.weights, device=args.device, depths=tuple(args.depth or ()), **values)
 
 
 def run_latency(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from drcn.benchmarks import latency, variants
 from drcn.benchmarks.environment import environment
 from drcn.benchmarks.pipeline_bench import make_frames, pipeline_efficiency, ray_pipeline
 from drcn.errors import DrcnError
+from drcn.runtime.backends.select import auto_onnx_backend
 from drcn.runtime.backends.table import BACKENDS, create_backend
 
 
@@ -20,8 +21,8 @@ class LatencyRequest:
     """What to measure. The defaults are the quick report (about a minute on a 2-core CPU): per-tile latency
     only; :data:`FULL_REPORT` adds frames, the tiling overhead and the pipeline check (many minutes on a CPU)."""
 
-    methods: tuple[str, ...] = ("onnxruntime", "torch")
-    precisions: tuple[str, ...] = ("fp32",)
+    methods: tuple[str, ...] = ("auto", "onnxruntime")   # auto: the backend drcn-run picks here
+    precisions: tuple[str, ...] = ("auto",)               # auto: the precision drcn-run picks (shown resolved)
     tiles: tuple[int, ...] = (256,)
     batch: int = 4
     repeat: int = 5
@@ -35,6 +36,7 @@ class LatencyRequest:
     quality: str | None = None                      # HR folder: also the x2 PSNR of every variant
     weights: str | None = None
     device: str = "auto"
+    depths: tuple[int, ...] = ()                    # --depth variants (d recursions); () = the full model only
 
 
 # What ``drcn-bench latency --full`` adds to the quick default (options given explicitly still win).
@@ -47,15 +49,19 @@ def measure_latency(request: LatencyRequest, log: Callable[[str], None] = lambda
     records = []
     with tempfile.TemporaryDirectory() as tmp:
         frames_dir = None
-        plan = [(m, p) for m in request.methods for p in request.precisions]
-        for number, (method, precision) in enumerate(plan, start=1):
+        methods = [auto_onnx_backend() if m == "auto" else m for m in request.methods]
+        methods = list(dict.fromkeys(methods))   # auto may name a backend asked for as well
+        depths = request.depths or (None,)
+        plan = [(m, p, d) for m in methods for p in request.precisions for d in depths]
+        for number, (method, precision, depth) in enumerate(plan, start=1):
             if precision not in BACKENDS[method].precisions:
                 log(f"skip: {method} has no {precision} path")
                 continue
             for tile in request.tiles:
                 try:
                     backend = variants.open_backend(method, precision, weights=request.weights, tile=tile,
-                                                    batch=request.batch, device=request.device)
+                                                    batch=request.batch, device=request.device,
+                                                    depth=depth if depth else None)
                 except DrcnError as exc:
                     if len(plan) == 1:
                         raise
@@ -63,7 +69,9 @@ def measure_latency(request: LatencyRequest, log: Callable[[str], None] = lambda
                     break
                 try:
                     log(f"[{number}/{len(plan)}] {backend.description}, tile {tile}: per tile")
-                    record = _measure_one(backend, method, precision, tile, request, log)
+                    resolved = precision if precision != "auto" else f"auto={backend.spec.precision}"
+                    record = _measure_one(backend, method, resolved, tile, request, log)
+                    record["depth"] = depth or _full_depth(backend)
                     if request.pipeline:
                         if frames_dir is None:
                             frames_dir = make_frames(Path(tmp) / "frames", request.pipeline, 320, 180)
@@ -90,6 +98,13 @@ def measure_latency(request: LatencyRequest, log: Callable[[str], None] = lambda
     if not records:
         raise DrcnError("nothing was measured: no requested backend could run here")
     return records
+
+
+def _full_depth(backend) -> int | None:
+    from drcn.onnx_meta import read_onnx_info
+
+    source = backend.spec.source
+    return read_onnx_info(source).depth if source.endswith(".onnx") else None
 
 
 def _measure_one(backend, method: str, precision: str, tile: int, request: LatencyRequest, log) -> dict:
@@ -120,7 +135,8 @@ def _measure_one(backend, method: str, precision: str, tile: int, request: Laten
 
 
 def summary_line(r: dict) -> str:
-    text = (f"{r['backend']} {r['precision']} tile {r['tile']}: {r['median_ms']:.1f} ms/tile (p90 "
+    text = (f"{r['backend']} {r['precision']} tile {r['tile']}" + (f" depth {r['depth']}" if r.get("depth") else "")
+            + f": {r['median_ms']:.1f} ms/tile (p90 "
             f"{r['p90_ms']:.1f}), {r['mpix_per_s']:.3f} Mpx/s")
     if "tiling_overhead" in r:
         o = r["tiling_overhead"]
@@ -134,17 +150,28 @@ def summary_line(r: dict) -> str:
     return text
 
 
+def _reference(records: list[dict]) -> tuple[str, dict]:
+    """The row every speed-up is measured against: PyTorch fp32 where measured, else ONNX Runtime fp32 (what the
+    Quickstart ran before the CPU's fast path became the default)."""
+    for backend, label in (("torch", "torch fp32"), ("onnxruntime", "onnxruntime fp32")):
+        rows = {(r["tile"], r.get("depth")): r["median_ms"] for r in records
+                if r["backend"] == backend and r["precision"] in ("fp32", "auto=fp32")}
+        if rows:
+            return label, rows
+    return "-", {}
+
+
 def latency_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
-    reference = {r["tile"]: r["median_ms"] for r in records if r["backend"] == "torch" and r["precision"] == "fp32"}
-    headers = ["backend", "precision", "tile", "batch", "ms/tile (median)", "p90", "Mpx/s", "vs torch fp32",
+    label, reference = _reference(records)
+    headers = ["backend", "precision", "depth", "tile", "batch", "ms/tile (median)", "p90", "Mpx/s", f"vs {label}",
                *(f"frame {f['frame']} ms" for f in records[0]["per_frame"]), "tiling measured/theory",
                "pipeline/compute", "pipeline frames/s: plain / ray x1 / ray x2", "PSNR"]
     rows = []
     for r in records:
-        ref = reference.get(r["tile"])
+        ref = reference.get((r["tile"], r.get("depth")))
         o, p = r.get("tiling_overhead"), r.get("pipeline")
-        rows.append([r["backend"], r["precision"], r["tile"], r["batch"], f"{r['median_ms']:.1f}",
-                     f"{r['p90_ms']:.1f}", f"{r['mpix_per_s']:.3f}", f"{ref / r['median_ms']:.2f}x" if ref else "-",
+        rows.append([r["backend"], r["precision"], r.get("depth") or "-", r["tile"], r["batch"],
+                     f"{r['median_ms']:.1f}", f"{r['p90_ms']:.1f}", f"{r['mpix_per_s']:.3f}", f"{ref / r['median_ms']:.2f}x" if ref else "-",
                      *(f"{f['median_ms']:.0f}" for f in r["per_frame"]),
                      f"{o['measured_ratio']:.3f}/{o['theoretical_ratio']:.3f}" if o else "-",
                      f"{100 * p['efficiency']:.0f}%" if p else "-",

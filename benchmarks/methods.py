@@ -27,6 +27,7 @@ class MethodOptions:
     engine: str | None = None
     tile: int = 0            # runtime backends: output tile side, 0 = whole image
     batch: int = 4
+    precision: str = "auto"  # runtime backends: as drcn-run's --precision
 
 
 class Bicubic:
@@ -69,7 +70,8 @@ def runtime_method(name: str) -> Callable[[MethodOptions], BackendMethod]:
         from drcn.runtime.backends import select
 
         choice = select.choose(engine=options.engine, onnx=options.onnx, backend=name)
-        backend = create_backend(choice.backend, str(choice.model), device=options.device)
+        backend = create_backend(choice.backend, str(choice.model), device=options.device,
+                                 precision=options.precision)
         return BackendMethod(backend, name, options.tile, options.batch)
 
     return create

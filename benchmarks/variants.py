@@ -43,11 +43,39 @@ def open_backend(method: str, precision: str, *, weights: str | None = None, onn
     if onnx:
         graph = Path(onnx)
     else:
-        graph = exported_onnx(weights, _graph_precision(method, precision), depth)
+        graph = model_graph(method, precision, weights, depth)
     return create_backend(method, str(graph), precision=precision, tile=tile, batch=batch)
+
+
+def model_graph(method: str, precision: str, weights: str | None, depth: int | None) -> Path:
+    """The graph a backend runs for this variant: the shipped ONNX (and its shipped INT8 graph) for the shipped
+    model, as drcn-run runs it; otherwise an export into the cache, with its INT8 graph made beside it when INT8 is
+    asked for (``--precision int8``)."""
+    if weights is None and depth is None and _graph_precision(method, precision) == "fp32":
+        from drcn.runtime.backends.select import shipped_onnx_path
+
+        shipped = shipped_onnx_path()
+        if shipped.is_file():
+            return shipped
+    graph = exported_onnx(weights, _graph_precision(method, precision), depth)
+    if precision == "int8":
+        int8_graph(graph)
+    return graph
+
+
+def int8_graph(graph: Path) -> Path:
+    """``<graph>_int8.onnx`` beside the cached fp32 ``graph``, quantized (drcn-export --int8) on first use."""
+    from drcn.onnx_meta import int8_sibling
+
+    found = int8_sibling(graph)
+    if found is not None:
+        return found
+    from drcn.export.int8 import export_int8
+
+    return export_int8(graph, graph.with_name(f"{graph.stem}_int8.onnx")).path
 
 
 def _graph_precision(method: str, precision: str) -> str:
     """ONNX Runtime runs the graph's own precision; OpenVINO and TensorRT take the fp32 graph and lower it
     themselves (TensorRT: the FP16 flag or a checked FP16 conversion, see drcn.runtime.tensorrt.build)."""
-    return precision if method == "onnxruntime" else "fp32"
+    return precision if method == "onnxruntime" and precision == "fp16" else "fp32"

@@ -122,3 +122,20 @@ def read_onnx_info(path: str | os.PathLike) -> OnnxModelInfo:
     except Exception as exc:  # protobuf raises a variety of types for a non-ONNX file
         raise DrcnError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
     return OnnxModelInfo.from_props({p.key: p.value for p in model.metadata_props}, str(path))
+
+
+def int8_sibling(path: str | os.PathLike) -> Path | None:
+    """The INT8 graph of the same model as the fp32 graph at ``path`` (``<stem>_int8.onnx`` beside it, as
+    drcn-export --int8 and the shipped model name it), or None. "The same model" means the same weights checksum,
+    depth and config in the metadata: an INT8 graph left beside other weights is stale and never used."""
+    path = Path(path)
+    sibling = path.with_name(f"{path.stem}_int8.onnx")
+    if not sibling.is_file():
+        return None
+    try:
+        mine, theirs = read_onnx_info(path), read_onnx_info(sibling)
+    except DrcnError:
+        return None
+    same = (theirs.precision == "int8" and theirs.kind == mine.kind == "y" and theirs.depth == mine.depth
+            and theirs.config == mine.config and theirs.weights_sha256 == mine.weights_sha256)
+    return sibling if same else None

@@ -52,6 +52,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--fp16", action="store_true",
                    help="FP16 weights and arithmetic (TensorRT 11 strongly typed, GPU ONNX Runtime); I/O stays "
                         "float32")
+    p.add_argument("--int8", action="store_true",
+                   help="INT8 QDQ graph (NNCF; symmetric activations, per-channel weights; what stays in float is "
+                        "chosen by a quantization study), refused if the calibration PSNR drops more than 0.05 dB")
     p.add_argument("--depth", type=positive_int, help="keep only the first d recursions (ensemble refit)")
     p.add_argument("--calib", nargs="+", metavar="DIR",
                    help="training-image folders for --depth and --fp16 checks (default: bundled sample photos)")
@@ -79,6 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     if kind != "y" and (args.shape or args.fp16):
         raise DrcnError(f"--{kind}: {'--shape' if args.shape else '--fp16'} applies to the Y graph; a whole-frame "
                         "graph stays dynamic and float32 (drcn-trt build --fp16 converts its network alone)")
+    if args.int8:
+        clash = next((flag for flag, on in (("--fp16", args.fp16), ("--shape", args.shape), ("--triton", args.triton),
+                                              ("--rgb", args.rgb), ("--gray", args.gray)) if on), None)
+        if clash:
+            raise DrcnError(f"--int8 with {clash}: the INT8 graph is the dynamic Y graph (drcn-run wraps it for whole "
+                            "frames itself)")
+        if not args.onnx:
+            raise DrcnError("--int8 writes the --onnx FILE; give --onnx")
+        require("nncf", "drcn-export --int8", "pip install 'drcn[int8]'")
     triton = None
     if args.triton:  # every destination checked before the export's seconds of work
         from drcn.export.triton import TritonRequest, check_repository
@@ -89,11 +101,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.onnx:
         check_destination(args.onnx, "--onnx")
     with tempfile.TemporaryDirectory() as scratch:
-        y_path = Path(args.onnx) if args.onnx and kind == "y" else Path(scratch) / "model.onnx"
+        y_path = Path(args.onnx) if args.onnx and kind == "y" and not args.int8 else Path(scratch) / "model.onnx"
         result = export_model(y_path, weights=args.weights, opset=args.opset,
                               fp16=args.fp16, depth=args.depth, calib=args.calib, static_shape=args.shape,
                               fold_output=not args.no_fold)
-        _report(result, printed_path=bool(args.onnx) and kind == "y")
+        _report(result, printed_path=bool(args.onnx) and kind == "y" and not args.int8)
+        if args.int8:
+            from drcn.export.int8 import MAX_INT8_PSNR_DROP, export_int8
+
+            made = export_int8(y_path, Path(args.onnx), args.calib,
+                               log=lambda message: print(f"{PROG}: {message}", flush=True))
+            changes = ", ".join(f"{d:+.4f} dB with float parts in {p}" for p, d in
+                                {p: -d for p, d in made.chosen.drops.items()}.items())
+            print(f"{PROG}: wrote {made.path} ({made.path.stat().st_size / 1e3:.1f} kB, int8, {made.chosen.label}): "
+                  f"calibration Y-PSNR {made.psnr_fp32:.3f} dB, {changes} (limit -{MAX_INT8_PSNR_DROP} dB; "
+                  f"{made.windows} windows, {made.seconds:.0f} s)")
         if kind != "y":
             from drcn.export.frame_export import export_frame_graph
 

@@ -36,10 +36,14 @@ def build_parser() -> ArgumentParser:
                         "tensorrt, openvino, onnxruntime or torch")
     m.add_argument("--device", default="auto", help="PyTorch backend device: auto, cpu, cuda")
     m.add_argument("--precision", default="auto",
-                   help="OpenVINO: auto (bf16 where the CPU has it), fp32, bf16; PyTorch: fp32 (auto), fp16, bf16; "
+                   help="OpenVINO: auto (the INT8 graph where the CPU has VNNI/AMX, else bf16 where it has bf16, else "
+                        "fp32), fp32, bf16, int8; PyTorch: fp32 (auto), fp16, bf16; "
                         "TensorRT engines built from an ONNX file: fp16 (auto), fp32")
     m.add_argument("--provider", default="auto", help="ONNX Runtime provider: auto, cpu, cuda, tensorrt")
     m.add_argument("--threads", type=positive_int, help="CPU threads for inference (default: the library's)")
+    m.add_argument("--mode", default="auto", choices=["auto", "latency", "throughput"],
+                   help="OpenVINO: throughput keeps one request per CPU stream in flight (default for folders and "
+                        "videos), latency runs one at a time (default for a single image)")
     m.add_argument("--path", default="auto", choices=["auto", "host", "device"],
                    help="device: the whole frame runs on the backend (8-bit RGB/grey, integer scales); host: colour "
                         "and bicubic in numpy, the Y network on the backend; auto (default): device where a frame "
@@ -128,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: nothing to do: {job.skipped} output(s) exist already (use --overwrite to redo them)")
         return 0
     choice = select.choose(args.engine, args.onnx, args.weights, args.backend)
+    # Many frames: keep several requests in flight (OpenVINO's throughput mode); one image: the lowest latency.
+    mode = args.mode if args.mode != "auto" else ("latency" if job.kind == "image" else "throughput")
     request = BackendRequest(choice.backend, str(choice.model), tile=args.tile, batch=args.batch, device=args.device,
-                             precision=args.precision, provider=args.provider, threads=args.threads, path=args.path)
+                             precision=args.precision, provider=args.provider, threads=args.threads, path=args.path,
+                             mode=mode)
     options = _encode_options(args)
     if args.ray is not None:
         from drcn.runtime.ray_run import RayRequest, run_on_ray

@@ -40,6 +40,7 @@ class BackendRequest:
     provider: str = "auto"
     threads: int | None = None
     path: str = "auto"           # auto (device where a frame allows), host, device
+    mode: str = "latency"        # OpenVINO: latency (one request) or throughput (one request per stream in flight)
 
 
 def model_kind(backend: str, model: str) -> tuple[str, int]:
@@ -129,7 +130,7 @@ class Upscaler:
                 model = str(cached_frame_graph(request.model, kind, self.integer_scale))
         backend = create_backend(request.backend, model, device=request.device, precision=request.precision,
                                  provider=request.provider, threads=request.threads, tile=request.tile,
-                                 batch=request.batch, log=self.log, **options)
+                                 batch=request.batch, log=self.log, mode=request.mode, **options)
         self._check_profile(backend)
         self._backends[kind] = backend
         return backend

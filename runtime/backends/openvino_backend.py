@@ -16,27 +16,34 @@ import numpy as np
 
 from drcn.cache import cache_dir
 from drcn.checksums import file_sha256
-from drcn.cpu import cpu_name
+from drcn.cpu import cpu_name, has_int8_dot
 from drcn.errors import DrcnError
 from drcn.optional import require
-from drcn.onnx_meta import read_onnx_info
+from drcn.onnx_meta import int8_sibling, read_onnx_info
 from drcn.runtime.backends.table import ModelSpec
 
 INSTALL = "pip install 'drcn[openvino]'"
 
 
-def choose_precision(requested: str, capabilities: list[str]) -> tuple[str, str]:
-    """(precision, why) for the CPU plugin. ``capabilities``: the CPU's OPTIMIZATION_CAPABILITIES."""
+def choose_precision(requested: str, capabilities: list[str], int8_graph: bool = False,
+                     int8_dot: bool = False) -> tuple[str, str]:
+    """(precision, why) for the CPU plugin. ``capabilities``: the CPU's OPTIMIZATION_CAPABILITIES; ``int8_graph``:
+    an INT8 graph of the model is at hand; ``int8_dot``: the CPU has int8 dot products (VNNI, AMX)."""
     supports_bf16 = "BF16" in capabilities
     if requested == "auto":
+        if int8_graph and int8_dot:
+            return "int8", "auto: the INT8 graph, this CPU has int8 dot products (VNNI/AMX)"
         if supports_bf16:
             return "bf16", "auto: this CPU reports bf16 support"
         return "fp32", "auto: this CPU reports no bf16 support"
     if requested == "bf16" and not supports_bf16:
         raise DrcnError("--precision bf16: this CPU does not support bf16 (OpenVINO reports "
                         f"{', '.join(capabilities)}); use fp32 or auto")
-    if requested not in ("fp32", "bf16"):
-        raise DrcnError(f"--precision {requested}: the OpenVINO backend runs auto, fp32 or bf16")
+    if requested == "int8" and not int8_graph:
+        raise DrcnError("--precision int8: no INT8 graph of this model (drcn-export --int8 --onnx NAME_int8.onnx "
+                        "beside NAME.onnx, or --onnx an INT8 graph)")
+    if requested not in ("fp32", "bf16", "int8"):
+        raise DrcnError(f"--precision {requested}: the OpenVINO backend runs auto, fp32, bf16 or int8")
     return requested, "requested"
 
 
@@ -54,11 +61,23 @@ class OpenVINOBackend:
         info = read_onnx_info(model_path)
         self.core = ov.Core()
         capabilities = list(self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-        self.precision, why = choose_precision(precision, capabilities)
+        if info.precision == "int8":   # an INT8 graph runs as such; its float parts as the CPU runs them best
+            self.precision, why = "int8", "an INT8 graph"
+            if precision not in ("auto", "int8"):
+                raise DrcnError(f"--precision {precision}: {model_path} is an INT8 graph (run the fp32 graph for "
+                                f"{precision})")
+        else:
+            sibling = int8_sibling(model_path) if precision in ("auto", "int8") else None
+            self.precision, why = choose_precision(precision, capabilities, sibling is not None, has_int8_dot())
+            if self.precision == "int8":
+                model_path, info = str(sibling), read_onnx_info(sibling)
+        # INT8 graphs keep their float parts (first conv, Add/Mul) in bf16 where the CPU has it: measured by
+        # drcn-export --int8 within its limit for both f32 and bf16.
+        hint = {"fp32": "f32", "bf16": "bf16"}.get(self.precision, "bf16" if "BF16" in capabilities else "f32")
         if mode not in ("latency", "throughput"):
             raise DrcnError(f"--mode {mode}: latency or throughput")
         cache = cache_folder(file_sha256(model_path), self.precision, mode, ov.__version__)
-        self.config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
+        self.config = {"INFERENCE_PRECISION_HINT": hint,
                        "PERFORMANCE_HINT": mode.upper(), "CACHE_DIR": str(cache)}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
@@ -68,14 +87,27 @@ class OpenVINOBackend:
             raise DrcnError(f"{model_path}: OpenVINO cannot read it: {str(exc).splitlines()[0]}") from None
         self.parts = None
         self.runs_on_gpu = False  # the CPU plugin only
-        if info.kind != "y" and self.precision != "fp32":
+        if info.kind != "y" and hint != "f32":
             # bf16 would lower the colour conversion and the enlargement too (the 0..255 grid needs float32):
             # those parts compile apart, in f32.
             self.parts = self._compile_parts(model_path)
         self._requests: dict[tuple[int, ...], object] = {}
+        self.mode = mode
+        self.in_flight = self._streams() if mode == "throughput" and self.parts is None else 1
         self.spec = ModelSpec.of_onnx(info, str(model_path), precision=self.precision)
-        self.description = (f"OpenVINO {ov.__version__.split('-')[0]} on CPU ({cpu_name()}), {self.precision} "
-                            f"({why}), {mode} mode ({model_path})")
+        shown = self.precision + (f", float parts {hint}" if self.precision == "int8" else "")
+        how = (f"throughput mode, {self.in_flight} requests in flight" if self.in_flight > 1 else f"{mode} mode")
+        self.description = (f"OpenVINO {ov.__version__.split('-')[0]} on CPU ({cpu_name()}), {shown} "
+                            f"({why}), {how} ({model_path})")
+
+    def _streams(self) -> int:
+        """How many requests the CPU plugin runs side by side in throughput mode (one per stream)."""
+        probe = self._compiled(self.model, self.config, (1, *self._probe_shape()))
+        return max(1, int(probe.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+
+    def _probe_shape(self) -> tuple[int, int, int]:
+        channels = self.model.inputs[0].get_partial_shape()[1]
+        return (channels.get_length() if channels.is_static else 1, 32, 32)
 
     def _compile_parts(self, model_path: str):
         import onnx
@@ -104,11 +136,37 @@ class OpenVINOBackend:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if self.in_flight > 1 and len(batch) > 1:
+            return self._run_in_flight(batch)
         request = self._request(tuple(batch.shape))
         if isinstance(request, _PartsRequest):
             return request.run(batch)
         request.infer({0: batch})
         return np.array(request.get_output_tensor(0).data, copy=True)
+
+    def _run_in_flight(self, batch: np.ndarray) -> np.ndarray:
+        """Throughput mode: the windows split into equal chunks, one request per stream, all in flight at once (so
+        every core works on a window even when one request alone would leave some idle)."""
+        import openvino as ov
+
+        count = min(self.in_flight, len(batch))
+        chunk = -(-len(batch) // count)
+        padded = np.concatenate([batch, np.repeat(batch[-1:], chunk * count - len(batch), axis=0)])
+        shape = (chunk, *batch.shape[1:])
+        queue = self._requests.get(("queue", shape))
+        if queue is None:
+            queue = self._requests[("queue", shape)] = ov.AsyncInferQueue(
+                self._compiled(self.model, self.config, shape), self.in_flight)
+        results: list = [None] * count
+
+        def done(request, index):
+            results[index] = np.array(request.get_output_tensor(0).data, copy=True)
+
+        queue.set_callback(done)
+        for index in range(count):
+            queue.start_async({0: padded[index * chunk:(index + 1) * chunk]}, index)
+        queue.wait_all()
+        return np.concatenate(results)[:len(batch)]
 
     def close(self) -> None:
         self._requests.clear()

@@ -73,14 +73,16 @@ class BackendEntry:
 # The one backend table. Every backend is also a drcn-bench method of the same name (torch is the reference).
 BACKENDS: dict[str, BackendEntry] = {e.name: e for e in (
     # TensorRT also takes an ONNX file: it builds the engine into the cache (drcn.runtime.tensorrt.cache).
-    BackendEntry("tensorrt", "drcn.runtime.backends.tensorrt_backend:TensorRTBackend", ("engine", "onnx"), ("fp32", "fp16"),
+    BackendEntry("tensorrt", "drcn.runtime.backends.tensorrt_backend:TensorRTBackend", ("engine", "onnx"),
+                 ("auto", "fp32", "fp16"),
                  ("tensorrt", "tensorrt_rtx")),
-    BackendEntry("openvino", "drcn.runtime.backends.openvino_backend:OpenVINOBackend", ("onnx",), ("auto", "fp32", "bf16"),
-                 ("openvino",)),
-    BackendEntry("onnxruntime", "drcn.runtime.backends.onnxruntime_backend:OnnxRuntimeBackend", ("onnx",), ("fp32", "fp16"),
+    BackendEntry("openvino", "drcn.runtime.backends.openvino_backend:OpenVINOBackend", ("onnx",),
+                 ("auto", "fp32", "bf16", "int8"), ("openvino",)),
+    BackendEntry("onnxruntime", "drcn.runtime.backends.onnxruntime_backend:OnnxRuntimeBackend", ("onnx",),
+                 ("auto", "fp32", "fp16"),
                  ("onnxruntime",)),
-    BackendEntry("torch", "drcn.runtime.backends.torch_backend:TorchBackend", ("weights",), ("fp32", "fp16", "bf16"),
-                 ("torch",)),
+    BackendEntry("torch", "drcn.runtime.backends.torch_backend:TorchBackend", ("weights",),
+                 ("auto", "fp32", "fp16", "bf16"), ("torch",)),
 )}
 
 

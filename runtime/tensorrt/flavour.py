@@ -123,6 +123,11 @@ def plan_precision(flavour: Flavour, version: str, want_fp16: bool, graph_precis
     if graph_precision == "fp16" and not want_fp16:
         raise DrcnError(f"{onnx_file} is an FP16 graph: pass --fp16 to build it (or build the fp32 graph)")
     strongly_typed = flavour.always_strongly_typed or _major(version) >= 11
+    if graph_precision == "int8":
+        # Explicit quantization: the QDQ nodes say what is int8; the rest runs as the graph's float types say.
+        if want_fp16:
+            raise DrcnError(f"{onnx_file} is an INT8 graph: build it without --fp16")
+        return PrecisionPlan(strongly_typed, False, False, "int8")
     if not want_fp16:
         return PrecisionPlan(strongly_typed, False, False, "fp32")
     if graph_precision == "fp16":

@@ -14,7 +14,7 @@ def test_precision_choice_follows_the_cpu():
     assert choose_precision("fp32", ["FP32", "BF16"])[0] == "fp32"
     with pytest.raises(DrcnError, match="does not support bf16"):
         choose_precision("bf16", ["FP32"])
-    with pytest.raises(DrcnError, match="auto, fp32 or bf16"):
+    with pytest.raises(DrcnError, match="auto, fp32, bf16 or int8"):
         choose_precision("fp16", ["FP32", "FP16"])
 
 
@@ -66,7 +66,6 @@ def test_drcn_run_picks_openvino_and_matches_onnxruntime(tiny_model_files, tmp_p
 
     from drcn import matlab
     from drcn.images import read_image, write_image
-    from drcn.runtime import run_cli
 
     if importlib.util.find_spec("onnxruntime") is None:
         pytest.skip("needs onnxruntime for the comparison")
@@ -75,12 +74,53 @@ def test_drcn_run_picks_openvino_and_matches_onnxruntime(tiny_model_files, tmp_p
     rng = np.random.default_rng(1)
     for i in range(2):
         write_image(src / f"{i}.png", rng.integers(0, 256, (40, 52, 3), dtype=np.uint8))
+    from conftest import run_cli as run_command
+
     onnx = str(tiny_model_files[1])
-    assert run_cli.main(["--tile", "16", str(src), "--onnx", onnx, "-o", str(tmp_path / "ov")]) == 0
-    assert "OpenVINO" in capsys.readouterr().out
-    assert run_cli.main(["--tile", "16", str(src), "--onnx", onnx, "-o", str(tmp_path / "ort"),
-                         "--backend", "onnxruntime"]) == 0
+    # in child processes: OpenVINO's CPU threads in the test process made a later test's self-sent SIGINT crash
+    ov_run = run_command("drcn.runtime.run_cli", "--tile", "16", str(src), "--onnx", onnx, "-o", str(tmp_path / "ov"))
+    assert ov_run.returncode == 0 and "OpenVINO" in ov_run.stdout, ov_run.stderr
+    assert "throughput mode" in ov_run.stdout or "latency mode" in ov_run.stdout
+    ort_run = run_command("drcn.runtime.run_cli", "--tile", "16", str(src), "--onnx", onnx, "-o",
+                          str(tmp_path / "ort"), "--backend", "onnxruntime")
+    assert ort_run.returncode == 0, ort_run.stderr
     for i in range(2):
         y_ov = matlab.rgb2y(read_image(tmp_path / "ov" / f"{i}.png")).astype(int)
         y_ort = matlab.rgb2y(read_image(tmp_path / "ort" / f"{i}.png")).astype(int)
         assert np.mean(np.abs(y_ov - y_ort) <= 1) >= 0.999
+
+
+def test_int8_is_auto_only_with_int8_dot_products_and_an_int8_graph():
+    assert choose_precision("auto", ["FP32", "BF16", "INT8"], int8_graph=True, int8_dot=True)[0] == "int8"
+    assert choose_precision("auto", ["FP32", "BF16", "INT8"], int8_graph=True, int8_dot=False)[0] == "bf16"
+    assert choose_precision("auto", ["FP32", "INT8"], int8_graph=False, int8_dot=True)[0] == "fp32"
+    assert choose_precision("int8", ["FP32"], int8_graph=True)[0] == "int8"
+    with pytest.raises(DrcnError, match="no INT8 graph of this model"):
+        choose_precision("int8", ["FP32", "INT8"], int8_graph=False, int8_dot=True)
+
+
+_THROUGHPUT_PROBE = """
+import sys, numpy as np
+from drcn.runtime.backends.openvino_backend import OpenVINOBackend
+x = np.random.default_rng(2).random((5, 1, 30, 30)).astype(np.float32)
+latency = OpenVINOBackend(sys.argv[1], precision="fp32", mode="latency")
+throughput = OpenVINOBackend(sys.argv[1], precision="fp32", mode="throughput", threads=2)
+assert latency.in_flight == 1 and "latency mode" in latency.description, latency.description
+if throughput.in_flight > 1:
+    assert f"throughput mode, {throughput.in_flight} requests in flight" in throughput.description
+np.testing.assert_array_equal(latency.run(x), throughput.run(x))
+np.testing.assert_array_equal(latency.run(x[:1]), throughput.run(x[:1]))
+print("in flight", throughput.in_flight)
+"""
+
+
+def test_throughput_mode_keeps_requests_in_flight_and_gives_the_same_pixels(tiny_model_files, cache):
+    """In a child process: OpenVINO's throughput-mode threads in the test process made a later test's self-sent
+    SIGINT crash pytest (drcn-run itself ends cleanly on Ctrl-C in this mode)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _THROUGHPUT_PROBE, str(tiny_model_files[1])], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("in flight")

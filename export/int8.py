@@ -1,0 +1,188 @@
+"""``drcn-export --int8``: a QDQ ONNX graph (int8 weights per channel, symmetric int8 activations) that OpenVINO,
+ONNX Runtime and TensorRT all accept, quantized by NNCF and refused when it costs more than a limit.
+
+What stays in float is measured, not guessed: a small quantization study quantizes the graph with each candidate
+scope kept in float, most quantized first: nothing; the ensemble and residual Add/Mul chain; plus the last
+convolution (the reconstruction output); plus the first (the layer that sees raw pixels); plus both. It takes the
+first candidate whose Y-PSNR change on the calibration images (never the test sets) stays within the limit, for
+every way the runtime runs it (the float parts in f32, and in bf16 where this CPU has it). Symmetric activations
+(NNCF's PERFORMANCE preset) because TensorRT refuses non-zero zero points.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from drcn.atomic import atomic_output
+from drcn.calibration import calibration_pairs
+from drcn.checksums import file_sha256
+from drcn.errors import DrcnError
+from drcn.fp16 import psnr_change
+from drcn.onnx_meta import OnnxModelInfo, read_onnx_info
+from drcn.optional import require
+
+INSTALL = "pip install 'drcn[int8]'"
+MAX_INT8_PSNR_DROP = 0.05     # dB, mean Y-PSNR on calibration images
+WINDOWS = 30                  # calibration windows of WINDOW² pixels
+WINDOW = 96
+
+
+@dataclasses.dataclass
+class Candidate:
+    label: str
+    names: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    drops: dict[str, float] = dataclasses.field(default_factory=dict)   # float-part precision -> dB change
+
+    @property
+    def worst(self) -> float:
+        return max(self.drops.values())
+
+
+@dataclasses.dataclass
+class Int8Export:
+    path: Path
+    info: OnnxModelInfo
+    chosen: Candidate
+    study: list[Candidate]
+    psnr_fp32: float
+    windows: int
+    seconds: float
+
+
+def edge_convolutions(model) -> tuple[str, str]:
+    """(first, last) Conv node names: the one reading the graph input, and the one feeding the output's Add."""
+    graph = model.graph
+    first = next(n.name for n in graph.node if n.op_type == "Conv" and n.input[0] == graph.input[0].name)
+    producers = {out: n for n in graph.node for out in n.output}
+    final = producers[graph.output[0].name]
+    last = next(producers[i].name for i in final.input if i in producers and producers[i].op_type == "Conv")
+    return first, last
+
+
+def candidates(model) -> list[Candidate]:
+    first, last = edge_convolutions(model)
+    chain = ("Add", "Mul")
+    return [Candidate("everything quantized"),
+            Candidate("Add/Mul (ensemble, residual) in float", types=chain),
+            Candidate("Add/Mul and the last conv in float", names=(last,), types=chain),
+            Candidate("Add/Mul and the first conv in float", names=(first,), types=chain),
+            Candidate("Add/Mul, first and last conv in float", names=(first, last), types=chain)]
+
+
+def calibration_windows(pairs, count: int = WINDOWS, side: int = WINDOW, seed: int = 0) -> list[np.ndarray]:
+    """``count`` (1, 1, side, side) float32 windows of the network's input (bicubic-enlarged Y in [0, 1])."""
+    rng = np.random.default_rng(seed)
+    windows = []
+    for i in range(count):
+        up = pairs[i % len(pairs)][1]
+        top = int(rng.integers(0, max(1, up.shape[0] - side + 1)))
+        left = int(rng.integers(0, max(1, up.shape[1] - side + 1)))
+        windows.append((up[top:top + side, left:left + side].astype(np.float32) / 255.0)[None, None])
+    return windows
+
+
+def _runner(model, precision: str):
+    """(1, 1, H, W) -> (1, 1, H, W) with OpenVINO (the CPU path that runs INT8; float parts in ``precision``), or
+    ONNX Runtime where OpenVINO is not installed."""
+    from drcn.optional import installed
+
+    if installed("openvino"):
+        import openvino as ov
+
+        core = ov.Core()
+        base = core.read_model(model.SerializeToString(), b"")
+        hint = {"fp32": "f32", "bf16": "bf16"}[precision]
+        requests = {}
+
+        def run(x):
+            if x.shape not in requests:
+                shaped = base.clone()
+                shaped.reshape({shaped.inputs[0].get_any_name(): list(x.shape)})
+                compiled = core.compile_model(shaped, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+                requests[x.shape] = compiled.create_infer_request()
+            request = requests[x.shape]
+            request.infer({0: x})
+            return np.array(request.get_output_tensor(0).data)
+
+        return run
+    ort = require("onnxruntime", "checking an INT8 graph", INSTALL)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"input": x})[0]
+
+
+def float_precisions() -> tuple[str, ...]:
+    """How the runtime may run the graph's float parts on this machine (OpenVINO: f32, and bf16 where native)."""
+    from drcn.optional import installed
+
+    if installed("openvino"):
+        import openvino as ov
+
+        if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            return ("fp32", "bf16")
+    return ("fp32",)
+
+
+def quantize(model, windows: list[np.ndarray], candidate: Candidate):
+    nncf = require("nncf", "drcn-export --int8", INSTALL)
+    import logging
+
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+    scope = nncf.IgnoredScope(names=list(candidate.names), types=list(candidate.types))
+    return nncf.quantize(model, nncf.Dataset(windows, lambda x: {"input": x}),
+                         preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(windows), ignored_scope=scope,
+                         target_device=nncf.TargetDevice.ANY)
+
+
+def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limit: float = MAX_INT8_PSNR_DROP,
+                log: Callable[[str], None] = lambda _: None) -> Int8Export:
+    """Quantize the FP32 Y graph ``y_onnx`` into ``target`` (atomically); a one-line error, nothing written, when
+    no candidate scope keeps the calibration PSNR within ``limit`` dB."""
+    onnx = require("onnx", "drcn-export --int8", INSTALL)
+    nncf = require("nncf", "drcn-export --int8", INSTALL)
+    info = read_onnx_info(y_onnx)
+    if info.kind != "y" or info.precision != "fp32":
+        raise DrcnError(f"--int8 quantizes the fp32 Y graph, not a {info.precision} {info.kind} graph")
+    start = time.perf_counter()
+    model = onnx.load(str(y_onnx))
+    pairs = calibration_pairs(calib, info.config.scales)
+    windows = calibration_windows(pairs)
+    precisions = float_precisions()
+    reference = _runner(model, "fp32")
+    psnr32 = None
+    study, chosen, chosen_model = [], None, None
+    for candidate in candidates(model):
+        quantized = quantize(model, windows, candidate)
+        for precision in precisions:
+            psnr32, psnr8 = psnr_change(reference, _runner(quantized, precision), pairs)
+            candidate.drops[precision] = psnr32 - psnr8
+        study.append(candidate)
+        log(f"int8 study: {candidate.label}: " + ", ".join(f"{-d:+.4f} dB (float parts {p})"
+                                                          for p, d in candidate.drops.items()))
+        if candidate.worst <= limit:
+            chosen, chosen_model = candidate, quantized
+            break
+    if chosen is None:
+        best = min(study, key=lambda c: c.worst)
+        raise DrcnError(f"--int8: even with {best.label} the calibration PSNR drops by {best.worst:.3f} dB (limit "
+                        f"{limit} dB); nothing written. Quantization-aware fine-tuning would be needed")
+    record = {"tool": f"nncf {nncf.__version__}", "preset": "PERFORMANCE (symmetric activations)",
+              "weights": "int8, per channel", "scope": chosen.label, "ignored_names": list(chosen.names),
+              "ignored_types": list(chosen.types), "calibration": ", ".join(calib) if calib else "bundled sample photos",
+              "windows": len(windows), "window": WINDOW, "psnr_fp32": round(psnr32, 4),
+              "psnr_change_db": {p: round(-d, 4) for p, d in chosen.drops.items()}, "limit_db": limit,
+              "study": [{"scope": c.label, "psnr_change_db": {p: round(-d, 4) for p, d in c.drops.items()}}
+                        for c in study]}
+    int8_info = dataclasses.replace(info, precision="int8")
+    props = {**int8_info.to_props(), "drcn.int8": json.dumps(record), "drcn.int8_of": file_sha256(y_onnx)}
+    del chosen_model.metadata_props[:]
+    onnx.helper.set_model_props(chosen_model, props)
+    with atomic_output(target) as tmp:
+        onnx.save(chosen_model, str(tmp))
+    return Int8Export(target, int8_info, chosen, study, psnr32, len(windows), time.perf_counter() - start)

@@ -1,0 +1,124 @@
+"""drcn-export --int8: a QDQ graph with symmetric activations and per-channel weights, chosen by a quantization
+study, refused past its PSNR limit with nothing written; ONNX Runtime and OpenVINO run it, TensorRT-RTX builds it;
+the shipped INT8 graph is the shipped model's and auto uses it only where the CPU has int8 dot products."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("nncf", reason="NNCF is not installed (pip install 'drcn[int8]')")
+pytest.importorskip("onnxruntime")
+
+from drcn.errors import DrcnError  # noqa: E402
+from drcn.onnx_meta import int8_sibling, read_onnx_info  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_int8(tiny_model_files, tmp_path_factory):
+    from drcn.export.int8 import export_int8
+
+    folder = tmp_path_factory.mktemp("int8")
+    fp32 = folder / "tiny.onnx"
+    fp32.write_bytes(tiny_model_files[1].read_bytes())
+    return fp32, export_int8(fp32, folder / "tiny_int8.onnx", limit=10.0)
+
+
+def test_the_graph_is_qdq_symmetric_and_per_channel(tiny_int8):
+    fp32, made = tiny_int8
+    model = onnx.load(str(made.path))
+    initializers = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    quantize = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert quantize, "no QDQ nodes"
+    for node in quantize:
+        if len(node.input) > 2 and node.input[2] in initializers:
+            assert not np.any(initializers[node.input[2]]), f"{node.name}: a non-zero zero point (TensorRT refuses)"
+    per_channel = [initializers[n.input[1]] for n in quantize if n.input[1] in initializers
+                   and initializers[n.input[1]].ndim == 1 and initializers[n.input[1]].size > 1]
+    assert per_channel, "weights are not quantized per channel"
+    info = read_onnx_info(made.path)
+    record = json.loads({p.key: p.value for p in model.metadata_props}["drcn.int8"])
+    assert info.precision == "int8" and record["preset"].startswith("PERFORMANCE")
+    assert record["study"][0]["scope"] == "everything quantized" and record["scope"] == made.chosen.label
+    assert int8_sibling(fp32) == made.path
+
+
+def test_onnxruntime_and_openvino_run_it(tiny_int8):
+    import onnxruntime as ort
+
+    from drcn.testinputs import smooth_test_input
+
+    fp32, made = tiny_int8
+    x = smooth_test_input((1, 1, 40, 52))
+    reference = ort.InferenceSession(str(fp32)).run(None, {"input": x})[0]
+    got = ort.InferenceSession(str(made.path)).run(None, {"input": x})[0]
+    assert got.shape == reference.shape and np.abs(got - reference).mean() < 0.05
+    script = ("import sys, numpy as np\nfrom drcn.runtime.backends.openvino_backend import OpenVINOBackend\n"
+              "b = OpenVINOBackend(sys.argv[1])\nprint(b.precision, b.run(np.zeros((1, 1, 24, 24), np.float32)).shape)")
+    pytest.importorskip("openvino")
+    result = subprocess.run([sys.executable, "-c", script, str(made.path)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "int8 (1, 1, 24, 24)", result.stderr
+
+
+def test_past_the_limit_nothing_is_written(tiny_model_files, tmp_path):
+    from drcn.export.int8 import export_int8
+
+    with pytest.raises(DrcnError, match="nothing written"):
+        export_int8(tiny_model_files[1], tmp_path / "x_int8.onnx", limit=-1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stale_int8_graph_is_never_used(tiny_int8, tmp_path):
+    fp32, made = tiny_int8
+    other = tmp_path / "shipped.onnx"
+    from drcn.weights import default_weights_path
+
+    other.write_bytes(default_weights_path().with_suffix(".onnx").read_bytes())
+    (tmp_path / "shipped_int8.onnx").write_bytes(made.path.read_bytes())   # the tiny model's INT8 beside another
+    assert int8_sibling(other) is None
+
+
+def test_the_shipped_int8_graph_belongs_to_the_shipped_model():
+    from drcn.export.int8 import MAX_INT8_PSNR_DROP
+    from drcn.runtime.backends.select import shipped_onnx_path
+
+    shipped = shipped_onnx_path()
+    sibling = int8_sibling(shipped)
+    assert sibling is not None and sibling.name == "drcn_f64_d9_int8.onnx"
+    record = json.loads({p.key: p.value for p in onnx.load(str(sibling)).metadata_props}["drcn.int8"])
+    assert all(-change <= MAX_INT8_PSNR_DROP for change in record["psnr_change_db"].values())
+    assert record["calibration"] == "bundled sample photos"
+
+
+def test_tensorrt_rtx_builds_the_int8_graphs(tmp_path, tiny_int8):
+    pytest.importorskip("tensorrt_rtx", reason="TensorRT for RTX is not installed (dev extra)")
+    from drcn.runtime.backends.select import shipped_onnx_path
+    from drcn.runtime.tensorrt.build import BuildRequest, build_engine
+
+    for graph in (tiny_int8[1].path, int8_sibling(shipped_onnx_path())):
+        engine = tmp_path / f"{graph.stem}.engine"
+        sidecar = build_engine(BuildRequest(onnx=graph, engine=engine, flavour="rtx", tile=64, batch=2))
+        assert sidecar.precision == "int8" and engine.stat().st_size > 10_000
+    with pytest.raises(DrcnError, match="INT8 graph: build it without --fp16"):
+        build_engine(BuildRequest(onnx=tiny_int8[1].path, engine=tmp_path / "x.engine", flavour="rtx", fp16=True))
+
+
+def test_drcn_export_int8_cli(tmp_path, tiny_model_files):
+    from conftest import run_cli
+
+    result = run_cli("drcn.export.cli", "--onnx", str(tmp_path / "m_int8.onnx"), "--int8", "--weights",
+                     str(tiny_model_files[0]))
+    # a tiny random model may miss the 0.05 dB limit: then it says so and writes nothing
+    if result.returncode == 0:
+        assert "int8 study:" in result.stdout and "wrote" in result.stdout
+        assert read_onnx_info(tmp_path / "m_int8.onnx").precision == "int8"
+    else:
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--int8" in lines[0] and not (tmp_path / "m_int8.onnx").exists()
+    bad = run_cli("drcn.export.cli", "--onnx", str(tmp_path / "y.onnx"), "--int8", "--fp16", "--weights",
+                  str(tiny_model_files[0]))
+    assert bad.returncode == 2 and "--int8 with --fp16" in bad.stderr
