@@ -151,7 +151,6 @@ def _add_paths_parser(sub) -> None:
 
 
 def run_paths(args: argparse.Namespace) -> int:
-    from drcn.benchmarks import tables
     from drcn.benchmarks.path_bench import PathsRequest, measure_paths, paths_rows
     from drcn.runtime.backends import select
     from drcn.runtime.api import _model_arguments
@@ -164,11 +163,7 @@ def run_paths(args: argparse.Namespace) -> int:
                              device=args.device, precision=args.precision)
     records = measure_paths(PathsRequest(backend, args.frames, args.size[0]), _log)
     headers, rows = paths_rows(records)
-    print(tables.plain(headers, rows), end="", file=sys.stderr if args.json == "-" else sys.stdout)
-    if args.md:
-        atomic.write_text(Path(args.md), tables.markdown(headers, rows))
-    if args.json:
-        write_json(args.json, records)
+    _emit(args, headers, rows, records)
     return 0
 
 
@@ -186,7 +181,6 @@ def _add_framegraph_parser(sub) -> None:
 
 def run_framegraph(args: argparse.Namespace) -> int:
     from drcn import frame
-    from drcn.benchmarks import tables
     from drcn.benchmarks.frame_check import check_frame_graph, frame_rows
     from drcn.runtime.backends.select import shipped_onnx_path
 
@@ -194,11 +188,7 @@ def run_framegraph(args: argparse.Namespace) -> int:
     onnx = args.onnx or str(shipped_onnx_path())
     records = check_frame_graph(args.folders, onnx, tuple(frame.require_integer_scale(s) for s in args.scale), _log)
     headers, rows = frame_rows(records)
-    print(tables.plain(headers, rows), end="", file=sys.stderr if args.json == "-" else sys.stdout)
-    if args.md:
-        atomic.write_text(Path(args.md), tables.markdown(headers, rows))
-    if args.json:
-        write_json(args.json, records)
+    _emit(args, headers, rows, records)
     return 0
 
 
@@ -256,6 +246,17 @@ def build_parser() -> ArgumentParser:
                 _add_compare_parser, _add_paths_parser, _add_framegraph_parser):
         add(sub)
     return parser
+
+
+def _emit(args: argparse.Namespace, headers: list[str], rows: list[list], records) -> None:
+    """The table on stdout (stderr when the JSON goes to stdout), and the --md and --json files where asked."""
+    from drcn.benchmarks import tables
+
+    print(tables.plain(headers, rows), end="", file=sys.stderr if args.json == "-" else sys.stdout)
+    if args.md:
+        atomic.write_text(Path(args.md), tables.markdown(headers, rows))
+    if args.json:
+        write_json(args.json, records)
 
 
 def write_json(target: str, data) -> None:
@@ -363,7 +364,6 @@ def latency_request(args: argparse.Namespace):
 
 
 def run_latency(args: argparse.Namespace) -> int:
-    from drcn.benchmarks import tables
     from drcn.benchmarks.latency_report import latency_rows, measure_latency
 
     if args.host is not None:
@@ -375,11 +375,7 @@ def run_latency(args: argparse.Namespace) -> int:
         _log(f"{PROG} latency: quick report (per tile only); --full adds frames, tiling overhead and the pipeline")
     records = measure_latency(request, _log)
     headers, rows = latency_rows(records)
-    print(tables.plain(headers, rows), end="", file=sys.stderr if args.json == "-" else sys.stdout)
-    if args.md:
-        atomic.write_text(Path(args.md), tables.markdown(headers, rows))
-    if args.json:
-        write_json(args.json, records)
+    _emit(args, headers, rows, records)
     if args.plot:
         from drcn.benchmarks.plots import psnr_latency_figure
 
@@ -388,7 +384,6 @@ def run_latency(args: argparse.Namespace) -> int:
 
 
 def run_host(args: argparse.Namespace) -> int:
-    from drcn.benchmarks import tables
     from drcn.benchmarks.host_bench import host_rows, measure_host
 
     if len(args.host) != 1:
@@ -400,11 +395,7 @@ def run_host(args: argparse.Namespace) -> int:
          f"{args.tile[0]})")
     records = measure_host((height, width), 2, args.tile[0], repeat=args.repeat or 3)
     headers, rows = host_rows(records)
-    print(tables.plain(headers, rows), end="", file=sys.stderr if args.json == "-" else sys.stdout)
-    if args.md:
-        atomic.write_text(Path(args.md), tables.markdown(headers, rows))
-    if args.json:
-        write_json(args.json, records)
+    _emit(args, headers, rows, records)
     return 0
 
 

@@ -51,7 +51,11 @@ def measure_latency(request: LatencyRequest, log: Callable[[str], None] = lambda
         frames_dir = None
         methods = [auto_onnx_backend() if m == "auto" else m for m in request.methods]
         methods = list(dict.fromkeys(methods))   # auto may name a backend asked for as well
-        depths = request.depths or (None,)
+        from drcn.weights import read_config, resolve_weights
+
+        full = read_config(resolve_weights(request.weights)).recursions
+        # the full depth is the model itself: the shipped graph (and its INT8 graph), as drcn-run runs it
+        depths = tuple(None if d == full else d for d in request.depths) or (None,)
         plan = [(m, p, d) for m in methods for p in request.precisions for d in depths]
         for number, (method, precision, depth) in enumerate(plan, start=1):
             if precision not in BACKENDS[method].precisions:

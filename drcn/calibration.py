@@ -17,18 +17,21 @@ def calibration_datasets(folders: list[str] | None) -> list[Dataset]:
     return [folder_dataset(f) for f in folders] if folders else [sample_dataset()]
 
 
-def calibration_pairs(folders: list[str] | None, scales, max_side: int = 192):
-    """(HR Y, bicubic input) uint8 pairs, centre-cropped to at most ``max_side`` pixels to bound the time."""
+def calibration_pairs(folders: list[str] | None, scales, max_side: int = 192, max_images: int | None = None):
+    """(HR Y, bicubic input) uint8 pairs, centre-cropped to at most ``max_side`` pixels to bound the time; with
+    ``max_images``, that many images spread evenly over all folders."""
     pairs = []
-    for dataset in calibration_datasets(folders):
-        for _, load in dataset.images:
-            y = matlab.luma(load())
-            h, w = y.shape
-            top, left = max(0, (h - max_side) // 2), max(0, (w - max_side) // 2)
-            y = np.ascontiguousarray(y[top:top + max_side, left:left + max_side])
-            for scale in scales:
-                crop = matlab.modcrop(y, scale)
-                pairs.append((crop, matlab.bicubic_degrade(crop, scale)[1], float(scale)))
+    images = [load for dataset in calibration_datasets(folders) for _, load in dataset.images]
+    if max_images and len(images) > max_images:
+        images = [images[round(i * len(images) / max_images)] for i in range(max_images)]
+    for load in images:
+        y = matlab.luma(load())
+        h, w = y.shape
+        top, left = max(0, (h - max_side) // 2), max(0, (w - max_side) // 2)
+        y = np.ascontiguousarray(y[top:top + max_side, left:left + max_side])
+        for scale in scales:
+            crop = matlab.modcrop(y, scale)
+            pairs.append((crop, matlab.bicubic_degrade(crop, scale)[1], float(scale)))
     return pairs
 
 

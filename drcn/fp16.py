@@ -51,13 +51,16 @@ def check_fp16(report: Fp16Report, option: str, fallback: str) -> None:
 Run = Callable[[np.ndarray], np.ndarray]   # (1, 1, H, W) float32 in [0, 1] -> (1, 1, H, W) float32
 
 
-def psnr_change(run_fp32: Run, run_fp16: Run, pairs) -> tuple[float, float]:
-    """Mean Y-PSNR (paper conventions, predictions rounded to uint8) of both graphs on calibration ``pairs``
-    ((HR Y, bicubic input, scale) uint8, from :func:`drcn.calibration.calibration_pairs`): (fp32, fp16)."""
-    p32, p16 = [], []
+def mean_psnr(run: Run, pairs) -> float:
+    """Mean Y-PSNR (paper conventions, predictions rounded to uint8) of ``run`` on calibration ``pairs``
+    ((HR Y, bicubic input, scale) uint8, from :func:`drcn.calibration.calibration_pairs`)."""
+    scores = []
     for hr, up, scale in pairs:
         x = (up.astype(np.float32) / 255.0)[None, None]
-        border = shave_border(scale)
-        p32.append(metrics.psnr(hr, quantize(run_fp32(x)[0, 0]), border))
-        p16.append(metrics.psnr(hr, quantize(run_fp16(x)[0, 0]), border))
-    return float(np.mean(p32)), float(np.mean(p16))
+        scores.append(metrics.psnr(hr, quantize(run(x)[0, 0]), shave_border(scale)))
+    return float(np.mean(scores))
+
+
+def psnr_change(run_fp32: Run, run_fp16: Run, pairs) -> tuple[float, float]:
+    """:func:`mean_psnr` of both graphs on the same ``pairs``: (fp32, reduced precision)."""
+    return mean_psnr(run_fp32, pairs), mean_psnr(run_fp16, pairs)

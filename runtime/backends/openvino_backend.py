@@ -145,13 +145,12 @@ class OpenVINOBackend:
         return np.array(request.get_output_tensor(0).data, copy=True)
 
     def _run_in_flight(self, batch: np.ndarray) -> np.ndarray:
-        """Throughput mode: the windows split into equal chunks, one request per stream, all in flight at once (so
-        every core works on a window even when one request alone would leave some idle)."""
+        """Throughput mode: one window per request, ``in_flight`` requests at a time (one per CPU stream), so every
+        core works on a window of its own; one compiled shape serves every batch size."""
         import openvino as ov
 
-        count = min(self.in_flight, len(batch))
-        chunk = -(-len(batch) // count)
-        padded = np.concatenate([batch, np.repeat(batch[-1:], chunk * count - len(batch), axis=0)])
+        count, chunk = len(batch), 1
+        padded = batch
         shape = (chunk, *batch.shape[1:])
         queue = self._requests.get(("queue", shape))
         if queue is None:

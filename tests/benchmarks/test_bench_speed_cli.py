@@ -159,3 +159,15 @@ def test_paths_measures_both_paths_and_the_network_alone(tmp_path, tiny_model_fi
     assert [r["path"] for r in records] == ["host", "device"]
     assert all(r["fps"] > 0 and r["frames"] == 2 for r in records) and records[1]["network_fps"] > 0
     assert "device path: the whole frame" in records[1]["description"]
+
+
+def test_latency_default_measures_what_drcn_run_runs_and_depth_variants(tiny_model_files, tmp_path, cache):
+    from drcn.runtime.backends.select import auto_onnx_backend
+
+    out = tmp_path / "auto.json"
+    assert cli.main(["latency", "--weights", str(tiny_model_files[0]), "--tile", "16", "--batch", "2",
+                     "--repeat", "1", "--warmup", "0", "--depth", "1,2", "--json", str(out)]) == 0
+    records = json.loads(out.read_text())
+    backends = list(dict.fromkeys([auto_onnx_backend(), "onnxruntime"]))
+    assert [(r["backend"], r["depth"]) for r in records] == [(b, d) for b in backends for d in (1, 2)]
+    assert all(r["precision"].startswith("auto=") for r in records)

@@ -91,7 +91,8 @@ def test_the_shipped_int8_graph_belongs_to_the_shipped_model():
     assert sibling is not None and sibling.name == "drcn_f64_d9_int8.onnx"
     record = json.loads({p.key: p.value for p in onnx.load(str(sibling)).metadata_props}["drcn.int8"])
     assert all(-change <= MAX_INT8_PSNR_DROP for change in record["psnr_change_db"].values())
-    assert record["calibration"] == "bundled sample photos"
+    assert record["calibration"] == "T91, BSD200"      # training images only, never the test sets
+    assert "Set5" not in record["calibration"] and "Set14" not in record["calibration"]
 
 
 def test_tensorrt_rtx_builds_the_int8_graphs(tmp_path, tiny_int8):

@@ -14,7 +14,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from drcn.onnx_meta import read_onnx_info  # noqa: E402
-from drcn.runtime.frame_graph import ENLARGED_Y, build_frame_graph, float32_nodes  # noqa: E402
+from drcn.runtime.frame_graph import ENLARGED_Y, float32_nodes  # noqa: E402
 
 
 def smooth(rng, shape):

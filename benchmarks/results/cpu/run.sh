@@ -15,3 +15,19 @@ drcn-bench sweep $DATA/Set5 --scale 2 --tile 256 --calib $DATA/T91 --json $OUT/r
 drcn-bench latency --method openvino,onnxruntime,torch --precision auto,fp32 --tile 256 --batch 4 --repeat 5 \
   --frames 1280x720,1920x1080 --frame-repeat 1 --unfolded --quality $DATA/Set5 \
   --json $OUT/latency.json --md $OUT/latency.md --plot $OUT/psnr_vs_latency.png
+# 5. Whole-frame graph vs the host path (issue 18): differing pixels and Y-PSNR per scale, Set5 + Set14.
+drcn-bench framegraph $DATA/Set5 $DATA/Set14 --json $OUT/framegraph.json --md $OUT/framegraph.md
+# 6. The host's work per 1080p frame (no network), both paths; both paths through the pipeline on OpenVINO.
+drcn-bench latency --host 1920x1080 --repeat 5 --json $OUT/host.json --md $OUT/host.md
+drcn-bench paths --backend openvino --size 1280x720 --frames 4 --json $OUT/paths.json --md $OUT/paths.md
+# 7. The shipped INT8 graph (calibrated on training images only), and the CPU paths' quality on the test sets.
+drcn-export --onnx weights/drcn_f64_d9_int8.onnx --int8 --calib $DATA/T91 $DATA/BSD200
+for p in int8 bf16; do
+  drcn-bench quality $DATA/Set5 $DATA/Set14 --scale 2,3,4 --method openvino --precision $p \
+    --json $OUT/openvino_$p.json --md $OUT/openvino_$p.md
+done
+# 8. The CPU paths in one run, with the --depth knob (INT8 graphs of the depth variants quantized on first use).
+drcn-bench latency --method openvino,onnxruntime --precision fp32,bf16,int8 --depth 9,6,3 --repeat 5 \
+  --quality $DATA/Set5 --json $OUT/cpu_paths.json --md $OUT/cpu_paths.md
+# 9. drcn-run on 8 frames of 320x180 (x2): the default path vs ONNX Runtime fp32, throughput vs latency mode.
+benchmarks/results/cpu/frames_per_second.sh > $OUT/frames_per_second.txt
