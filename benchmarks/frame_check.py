@@ -10,14 +10,14 @@ from typing import Callable
 
 import numpy as np
 
-from drcn import frame, matlab, metrics
+from drcn import matlab, metrics
 from drcn.evaluation import shave_border
 from drcn.images import list_images, read_image
 
 
 def check_frame_graph(folders: list[str], y_onnx: str, scales: tuple[int, ...] = (2, 3, 4),
                       log: Callable[[str], None] = lambda _: None) -> list[dict]:
-    from drcn.runtime.media.colour import upscale_image
+    from drcn.export.frame_export import Agreement, against_host
     from drcn.runtime.frame_graph import write_frame_graph
     from drcn.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
@@ -29,7 +29,7 @@ def check_frame_graph(folders: list[str], y_onnx: str, scales: tuple[int, ...] =
             for kind in ("rgb", "gray"):
                 write_frame_graph(y_onnx, Path(tmp) / f"{kind}.onnx", kind, scale)
                 graphs[kind] = OnnxRuntimeBackend(str(Path(tmp) / f"{kind}.onnx"))
-            differing = total = worst = 0
+            agreement = Agreement()
             psnr_graph, psnr_host = [], []
             for folder in folders:
                 for path in list_images(folder):
@@ -37,14 +37,13 @@ def check_frame_graph(folders: list[str], y_onnx: str, scales: tuple[int, ...] =
                     hr = hr[:, :, :3] if hr.ndim == 3 else hr
                     lr = matlab.imresize(hr, 1.0 / scale)
                     kind = "rgb" if lr.ndim == 3 else "gray"
-                    got = frame.from_output(graphs[kind].run(frame.to_input(lr)))
-                    want = upscale_image(lr, scale, lambda y: y_backend.run(y[None, None])[0, 0])
-                    diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
-                    differing, total, worst = differing + int((diff > 0).sum()), total + diff.size, max(worst, int(diff.max()))
+                    got, want = against_host(graphs[kind], y_backend, lr, scale)
+                    agreement.add(got, want)
                     border = shave_border(scale)
                     psnr_graph.append(metrics.psnr(matlab.luma(hr), matlab.luma(got), border))
                     psnr_host.append(metrics.psnr(matlab.luma(hr), matlab.luma(want), border))
-            record = {"scale": scale, "images": len(psnr_graph), "differing": differing / max(total, 1),
+            worst = agreement.worst
+            record = {"scale": scale, "images": agreement.images, "differing": agreement.fraction,
                       "max_levels": worst, "psnr_graph": float(np.mean(psnr_graph)),
                       "psnr_host": float(np.mean(psnr_host))}
             log(f"x{scale}: {100 * record['differing']:.4f}% of values differ, at most {worst} level(s); Y-PSNR "

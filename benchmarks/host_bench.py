@@ -45,7 +45,6 @@ def measure_host(output_hw: tuple[int, int] = (1080, 1920), scale: int = 2, tile
     lr = _photo(height // scale, width // scale)
     lr_halo = frame.lr_halo(halo, scale)
 
-    prepared = colour.prepare(lr, scale)
     y_tiles = tiled_plane(_echo, tile, halo, batch)
 
     def host_path():
@@ -64,7 +63,6 @@ def measure_host(output_hw: tuple[int, int] = (1080, 1920), scale: int = 2, tile
         x = frame.to_input(lr)[0]
         frame.from_output(run_tiled(device_run, x, lr_tile, lr_halo, batch, scale)[None])
 
-    del prepared
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "lr.png", Path(tmp) / "out.png"
         write_image(source, lr)

@@ -35,7 +35,7 @@ def _frames(count: int, height: int, width: int) -> list[np.ndarray]:
 
     from drcn.samples import SAMPLE_NAMES, load_sample
 
-    photos = [load_sample(n) for n in SAMPLE_NAMES if load_sample(n).ndim == 3]
+    photos = [photo for photo in map(load_sample, SAMPLE_NAMES) if photo.ndim == 3]
     return [cv2.resize(photos[i % len(photos)], (width, height), interpolation=cv2.INTER_AREA) for i in range(count)]
 
 

@@ -27,7 +27,6 @@ from drcn import matlab
 from drcn.errors import DrcnError
 
 KINDS = ("y", "rgb", "gray")   # y: the network alone (bicubic-upscaled Y in, same size out); rgb/gray: whole frames
-SCALES = (2, 3, 4)             # what drcn-export --rgb/--gray writes; any integer >= 2 works in the filters
 PAD = 2                        # LR pixels of symmetric padding: the bicubic kernel reaches 2 pixels out
 TAPS = 2 * PAD + 1             # phase filter side
 
@@ -80,10 +79,6 @@ def rgb_matrix() -> tuple[np.ndarray, np.ndarray]:
     matrix, offset = ycbcr_matrix()
     inverse = np.linalg.inv(matrix)
     return inverse * 255.0, -inverse @ offset
-
-
-def output_size(height: int, width: int, scale: int) -> tuple[int, int]:
-    return height * scale, width * scale
 
 
 def to_input(image: np.ndarray) -> np.ndarray:

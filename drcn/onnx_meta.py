@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from drcn.config import ModelConfig
+from drcn.frame import KINDS, lr_halo
 from drcn.errors import DrcnError
 from drcn.optional import require
 
@@ -53,11 +54,7 @@ class OnnxModelInfo:
     @property
     def input_halo(self) -> int:
         """Context pixels per side in the graph's own input pixels: what exact tiling of its input needs."""
-        if self.kind == "y":
-            return self.halo
-        from drcn.frame import lr_halo
-
-        return lr_halo(self.halo, self.scale)
+        return self.halo if self.kind == "y" else lr_halo(self.halo, self.scale)
 
     @property
     def channels(self) -> int:
@@ -102,7 +99,7 @@ class OnnxModelInfo:
                        weights_sha256=props["drcn.weights_sha256"], version=props["drcn.version"],
                        opset=int(props["drcn.opset"]), kind=props.get("drcn.kind", "y"),
                        scale=int(props["drcn.scale"]) if "drcn.scale" in props else None)
-            if info.kind not in ("y", "rgb", "gray") or (info.kind != "y" and not (info.scale or 0) >= 2):
+            if info.kind not in KINDS or (info.kind != "y" and not (info.scale or 0) >= 2):
                 raise ValueError(f"kind {info.kind!r} with scale {info.scale!r}")
         except (KeyError, ValueError) as exc:
             raise DrcnError(f"{source}: incomplete or invalid drcn metadata ({exc})") from None
@@ -121,7 +118,12 @@ def read_onnx_info(path: str | os.PathLike) -> OnnxModelInfo:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises a variety of types for a non-ONNX file
         raise DrcnError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    return OnnxModelInfo.from_props({p.key: p.value for p in model.metadata_props}, str(path))
+    return model_info(model, str(path))
+
+
+def model_info(model, source: str = "ONNX model") -> OnnxModelInfo:
+    """The :class:`OnnxModelInfo` of a loaded ModelProto (a graph being built or converted)."""
+    return OnnxModelInfo.from_props({p.key: p.value for p in model.metadata_props}, source)
 
 
 def int8_sibling(path: str | os.PathLike) -> Path | None:

@@ -31,41 +31,61 @@ class FrameExport:
     max_levels: int
 
 
-def _host_reference(y_onnx: Path, image: np.ndarray, scale: int) -> np.ndarray:
-    from drcn.runtime.media.colour import upscale_image
-    from drcn.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+@dataclasses.dataclass
+class Agreement:
+    """How far a frame graph's outputs are from the host path's, summed over images."""
 
-    backend = OnnxRuntimeBackend(str(y_onnx))
-    try:
-        return upscale_image(image, scale, lambda y: backend.run(y[None, None])[0, 0])
-    finally:
-        backend.close()
+    differing: int = 0      # output values that differ
+    total: int = 0
+    worst: int = 0          # the largest difference, in grey levels
+    images: int = 0
+
+    def add(self, got: np.ndarray, want: np.ndarray) -> None:
+        diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
+        self.differing += int((diff > 0).sum())
+        self.total += diff.size
+        self.worst = max(self.worst, int(diff.max()))
+        self.images += 1
+
+    @property
+    def fraction(self) -> float:
+        return self.differing / max(self.total, 1)
+
+
+def against_host(graph, y_network, lr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the frame graph's output, drcn-run's host path output) for the LR image ``lr``, both uint8 images.
+    ``graph`` and ``y_network`` are backends of the frame graph and of the Y graph inside it."""
+    from drcn.runtime.media.colour import upscale_image
+
+    got = frame.from_output(graph.run(frame.to_input(lr)))
+    return got, upscale_image(lr, scale, lambda y: y_network.run(y[None, None])[0, 0])
 
 
 def export_frame_graph(y_onnx: Path, target: Path, kind: str, scale: int) -> FrameExport:
     """Write the ``kind`` ("rgb" or "gray") graph for ``scale`` around ``y_onnx`` to ``target`` and check it."""
-    ort = require("onnxruntime", "checking a whole-frame graph", "pip install 'drcn[export]'")
+    require("onnxruntime", "checking a whole-frame graph", "pip install 'drcn[export]'")
+    from drcn.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
     from drcn.runtime.frame_graph import write_frame_graph
     from drcn.samples import SAMPLE_NAMES, load_sample
 
     info = write_frame_graph(y_onnx, target, kind, scale)
-    session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-    differing, total, worst, images = 0, 0, 0, 0
-    for name in SAMPLE_NAMES[:3]:
-        photo = load_sample(name)
-        if kind == "gray":
-            photo = matlab.luma(photo)
-        elif photo.ndim == 2:
-            continue
-        lr = matlab.imresize(matlab.modcrop(photo, scale)[:192, :192], 1.0 / scale)
-        got = frame.from_output(session.run(None, {"input": frame.to_input(lr)})[0])
-        want = _host_reference(y_onnx, lr, scale)
-        diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
-        differing, total, worst = differing + int((diff > 0).sum()), total + diff.size, max(worst, int(diff.max()))
-        images += 1
-    fraction = differing / max(total, 1)
+    graph, y_network = OnnxRuntimeBackend(str(target)), OnnxRuntimeBackend(str(y_onnx))
+    agreement = Agreement()
+    try:
+        for name in SAMPLE_NAMES[:3]:
+            photo = load_sample(name)
+            if kind == "gray":
+                photo = matlab.luma(photo)
+            elif photo.ndim == 2:
+                continue
+            lr = matlab.imresize(matlab.modcrop(photo, scale)[:192, :192], 1.0 / scale)
+            agreement.add(*against_host(graph, y_network, lr, scale))
+    finally:
+        graph.close()
+        y_network.close()
+    fraction, worst = agreement.fraction, agreement.worst
     if fraction > MAX_DIFFERING or worst > MAX_LEVELS:
         target.unlink(missing_ok=True)
         raise DrcnError(f"--{kind}: the graph differs from the host path on {100 * fraction:.3f}% of pixels, by up "
                         f"to {worst} levels (limits {100 * MAX_DIFFERING:g}%, {MAX_LEVELS}); nothing written")
-    return FrameExport(target, info, images, fraction, worst)
+    return FrameExport(target, info, agreement.images, fraction, worst)

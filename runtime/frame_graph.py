@@ -21,7 +21,7 @@ from drcn import __version__, atomic, frame
 from drcn.cache import cache_dir
 from drcn.checksums import file_sha256
 from drcn.errors import DrcnError
-from drcn.onnx_meta import INPUT_NAME, OUTPUT_NAME, OnnxModelInfo, read_onnx_info
+from drcn.onnx_meta import INPUT_NAME, OUTPUT_NAME, OnnxModelInfo, model_info, read_onnx_info
 from drcn.optional import require
 
 PRE, POST, NET = "drcn_pre/", "drcn_post/", "drcn_net/"
@@ -206,7 +206,7 @@ def network_part(model):
     onnx = require("onnx", "reading a whole-frame graph", "pip install 'drcn[onnx]'")
     from onnx import helper
 
-    info = OnnxModelInfo.from_props({p.key: p.value for p in model.metadata_props}, "frame graph")
+    info = model_info(model, "frame graph")
     inferred = onnx.shape_inference.infer_shapes(model)
     part = onnx.utils.Extractor(inferred).extract_model([ENLARGED_Y], [NET + "y_sr"])
     rename = {ENLARGED_Y: INPUT_NAME, NET + "y_sr": OUTPUT_NAME}
@@ -233,7 +233,7 @@ class FrameParts:
 
 def split_frame_graph(model) -> FrameParts:
     onnx = require("onnx", "reading a whole-frame graph", "pip install 'drcn[onnx]'")
-    info = OnnxModelInfo.from_props({p.key: p.value for p in model.metadata_props}, "frame graph")
+    info = model_info(model, "frame graph")
     carried = [PRE + "cbcr"] if info.kind == "rgb" else []
     extractor = onnx.utils.Extractor(onnx.shape_inference.infer_shapes(model))
     return FrameParts(pre=extractor.extract_model([INPUT_NAME], [ENLARGED_Y, *carried]),

@@ -149,23 +149,21 @@ class OpenVINOBackend:
         core works on a window of its own; one compiled shape serves every batch size."""
         import openvino as ov
 
-        count, chunk = len(batch), 1
-        padded = batch
-        shape = (chunk, *batch.shape[1:])
+        shape = (1, *batch.shape[1:])
         queue = self._requests.get(("queue", shape))
         if queue is None:
             queue = self._requests[("queue", shape)] = ov.AsyncInferQueue(
                 self._compiled(self.model, self.config, shape), self.in_flight)
-        results: list = [None] * count
+        results: list = [None] * len(batch)
 
         def done(request, index):
             results[index] = np.array(request.get_output_tensor(0).data, copy=True)
 
         queue.set_callback(done)
-        for index in range(count):
-            queue.start_async({0: padded[index * chunk:(index + 1) * chunk]}, index)
+        for index in range(len(batch)):
+            queue.start_async({0: batch[index:index + 1]}, index)
         queue.wait_all()
-        return np.concatenate(results)[:len(batch)]
+        return np.concatenate(results)
 
     def close(self) -> None:
         self._requests.clear()

@@ -15,7 +15,7 @@ import numpy as np
 
 from drcn.calibration import calibration_pairs
 from drcn.fp16 import Fp16Report, check_fp16, psnr_change
-from drcn.onnx_meta import OnnxModelInfo
+from drcn.onnx_meta import OnnxModelInfo, model_info
 from drcn.optional import require
 
 INSTALL = "pip install 'drcn[onnx]'"
@@ -61,10 +61,6 @@ def activation_peak(model, inputs: list[np.ndarray]) -> float:
     return peak
 
 
-def read_onnx_info_of(model) -> OnnxModelInfo:
-    return OnnxModelInfo.from_props({p.key: p.value for p in model.metadata_props}, "converted graph")
-
-
 def convert_to_fp16(onnx_path: Path, info: OnnxModelInfo, calib: list[str] | None = None) -> Converted:
     """The FP16 form of the FP32 graph at ``onnx_path``, checked; a one-line error when it is not safe."""
     onnx = require("onnx", "converting a graph to FP16", INSTALL)
@@ -85,7 +81,7 @@ def convert_to_fp16(onnx_path: Path, info: OnnxModelInfo, calib: list[str] | Non
     fp16.doc_string = f"{model.doc_string} (converted to fp16 by drcn-trt)"
     checked32, checked16 = network, fp16
     if info.kind != "y":
-        fp16 = build_frame_graph(fp16, read_onnx_info_of(fp16), info.kind, info.scale)
+        fp16 = build_frame_graph(fp16, model_info(fp16, "converted graph"), info.kind, info.scale)
         fp16.doc_string = checked16.doc_string
     fp16_bytes = fp16.SerializeToString()
 
