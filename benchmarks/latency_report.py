@@ -144,7 +144,8 @@ def summary_line(r: dict) -> str:
             f"{r['p90_ms']:.1f}), {r['mpix_per_s']:.3f} Mpx/s")
     if "tiling_overhead" in r:
         o = r["tiling_overhead"]
-        text += f"; tiling x{o['measured_ratio']:.3f} vs x{o['theoretical_ratio']:.3f} theory"
+        text += (f"; tiling x{o['measured_ratio']:.3f} vs x{o['theoretical_ratio']:.3f} theory, equal tiles "
+                 f"x{o['equal_tiles_speedup']:.2f} faster than fixed windows (x{o['fixed_theoretical_ratio']:.3f})")
     if "fold_speedup" in r:
         text += f"; folding x{r['fold_speedup']:.2f} faster than unfolded"
     if "pipeline" in r:

@@ -35,8 +35,8 @@ def plan_profile(tile: int, batch: int, halo: int, channels: int,
                  max_size: tuple[int, int] | None = None) -> Profile:
     """The profile ``drcn-run --tile T --batch B`` needs.
 
-    Tiled runs feed windows of exactly tile + 2·halo (smaller only for images smaller than one window), so that
-    is both the optimum and the maximum. ``tile == 0`` (whole frames) needs ``max_size`` (H, W).
+    Tiled runs feed windows of at most tile + 2·halo (tiles are evened out per frame, so smaller windows are
+    common: 240x206 for 640x360 at tile 256), so that is the maximum and the optimum for large frames. ``tile == 0`` (whole frames) needs ``max_size`` (H, W).
     """
     assert batch >= 1, "the CLI validates --batch"
     if tile > 0:

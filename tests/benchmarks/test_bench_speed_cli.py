@@ -33,9 +33,11 @@ def test_latency_records(tiny_model_files, tmp_path, cache, image_folder):
         assert r["mpix_per_s"] == pytest.approx(r["batch"] * r["tile"] ** 2 / (r["call_median_ms"] / 1e3) / 1e6)
         assert r["per_frame"][0]["frame"] == "40x30"
         overhead = r["tiling_overhead"]
-        # 48x40 with tile 16 and halo 6: windows of 28 px, 3x3 of them over 48x40 pixels
+        # 48x40 with tile 16 and halo 6: 3x3 windows; equal tiles of 14 rows and 16 columns: windows of 26x28
         if r["tile"] == 16:
-            assert overhead["theoretical_ratio"] == pytest.approx(9 * 28 * 28 / (48 * 40))
+            assert overhead["theoretical_ratio"] == pytest.approx(9 * 26 * 28 / (48 * 40))
+            assert overhead["fixed_theoretical_ratio"] == pytest.approx(9 * 28 * 28 / (48 * 40))
+            assert overhead["equal_tiles_speedup"] > 0
         assert 0 < r["pipeline"]["efficiency"] and r["pipeline"]["frames"] == 2
         assert r["env"]["packages"]["numpy"] and r["psnr"] > 10
     assert "vs torch fp32" in (tmp_path / "lat.md").read_text()
