@@ -83,11 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         raise DrcnError(f"--{kind}: {'--shape' if args.shape else '--fp16'} applies to the Y graph; a whole-frame "
                         "graph stays dynamic and float32 (drcn-trt build --fp16 converts its network alone)")
     if args.int8:
-        clash = next((flag for flag, on in (("--fp16", args.fp16), ("--shape", args.shape), ("--triton", args.triton),
-                                              ("--rgb", args.rgb), ("--gray", args.gray)) if on), None)
+        clash = next((flag for flag, on in (("--fp16", args.fp16), ("--shape", args.shape), ("--triton", args.triton))
+                      if on), None)
         if clash:
-            raise DrcnError(f"--int8 with {clash}: the INT8 graph is the dynamic Y graph (drcn-run wraps it for whole "
-                            "frames itself)")
+            raise DrcnError(f"--int8 with {clash}: the INT8 graph is a dynamic graph of its own (Y, or with --rgb/"
+                            "--gray the whole frame)")
         if not args.onnx:
             raise DrcnError("--int8 writes the --onnx FILE; give --onnx")
         require("nncf", "drcn-export --int8", "pip install 'drcn[int8]'")
@@ -109,11 +109,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.int8:
             from drcn.export.int8 import MAX_INT8_PSNR_DROP, export_int8
 
-            made = export_int8(y_path, Path(args.onnx), args.calib,
+            int8_path = Path(args.onnx) if kind == "y" else Path(scratch) / "model_int8.onnx"
+            made = export_int8(y_path, int8_path, args.calib,
                                log=lambda message: print(f"{PROG}: {message}", flush=True))
+            y_path = int8_path   # a frame graph wraps the INT8 network
             changes = ", ".join(f"{d:+.4f} dB with float parts in {p}" for p, d in
                                 {p: -d for p, d in made.chosen.drops.items()}.items())
-            print(f"{PROG}: wrote {made.path} ({made.path.stat().st_size / 1e3:.1f} kB, int8, {made.chosen.label}): "
+            print(f"{PROG}: {'wrote ' + str(made.path) if kind == 'y' else 'quantized'} "
+                  f"({made.path.stat().st_size / 1e3:.1f} kB, int8, {made.chosen.label}): "
                   f"calibration Y-PSNR {made.psnr_fp32:.3f} dB, {changes} (limit -{MAX_INT8_PSNR_DROP} dB; "
                   f"{made.windows} windows, {made.seconds:.0f} s)")
         if kind != "y":

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from drcn import frame, matlab
+from drcn.atomic import atomic_output
 from drcn.errors import DrcnError
 from drcn.onnx_meta import OnnxModelInfo
 from drcn.optional import require
@@ -68,24 +69,24 @@ def export_frame_graph(y_onnx: Path, target: Path, kind: str, scale: int) -> Fra
     from drcn.runtime.frame_graph import write_frame_graph
     from drcn.samples import SAMPLE_NAMES, load_sample
 
-    info = write_frame_graph(y_onnx, target, kind, scale)
-    graph, y_network = OnnxRuntimeBackend(str(target)), OnnxRuntimeBackend(str(y_onnx))
-    agreement = Agreement()
-    try:
-        for name in SAMPLE_NAMES[:3]:
-            photo = load_sample(name)
-            if kind == "gray":
-                photo = matlab.luma(photo)
-            elif photo.ndim == 2:
-                continue
-            lr = matlab.imresize(matlab.modcrop(photo, scale)[:192, :192], 1.0 / scale)
-            agreement.add(*against_host(graph, y_network, lr, scale))
-    finally:
-        graph.close()
-        y_network.close()
-    fraction, worst = agreement.fraction, agreement.worst
-    if fraction > MAX_DIFFERING or worst > MAX_LEVELS:
-        target.unlink(missing_ok=True)
-        raise DrcnError(f"--{kind}: the graph differs from the host path on {100 * fraction:.3f}% of pixels, by up "
-                        f"to {worst} levels (limits {100 * MAX_DIFFERING:g}%, {MAX_LEVELS}); nothing written")
+    with atomic_output(target) as checked:   # renamed into place only once the check has passed
+        info = write_frame_graph(y_onnx, checked, kind, scale)
+        graph, y_network = OnnxRuntimeBackend(str(checked)), OnnxRuntimeBackend(str(y_onnx))
+        agreement = Agreement()
+        try:
+            for name in SAMPLE_NAMES[:3]:
+                photo = load_sample(name)
+                if kind == "gray":
+                    photo = matlab.luma(photo)
+                elif photo.ndim == 2:
+                    continue
+                lr = matlab.imresize(matlab.modcrop(photo, scale)[:192, :192], 1.0 / scale)
+                agreement.add(*against_host(graph, y_network, lr, scale))
+        finally:
+            graph.close()
+            y_network.close()
+        fraction, worst = agreement.fraction, agreement.worst
+        if fraction > MAX_DIFFERING or worst > MAX_LEVELS:
+            raise DrcnError(f"--{kind}: the graph differs from the host path on {100 * fraction:.3f}% of pixels, by "
+                            f"up to {worst} levels (limits {100 * MAX_DIFFERING:g}%, {MAX_LEVELS}); nothing written")
     return FrameExport(target, info, agreement.images, fraction, worst)

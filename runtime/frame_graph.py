@@ -174,7 +174,10 @@ def build_frame_graph(y_model, info: OnnxModelInfo, kind: str, scale: int, debug
                               producer_version=__version__)
     model.ir_version = y_model.ir_version
     frame_info = dataclasses.replace(info, kind=kind, scale=scale)
-    helper.set_model_props(model, frame_info.to_props())
+    props = frame_info.to_props()
+    # How the network was made (e.g. drcn.int8: preset, scope, study) stays with the network.
+    props.update({p.key: p.value for p in y_model.metadata_props if p.key.startswith("drcn.") and p.key not in props})
+    helper.set_model_props(model, props)
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -190,12 +193,22 @@ def write_frame_graph(y_onnx: str | Path, target: str | Path, kind: str, scale: 
 
 
 def cached_frame_graph(y_onnx: str | Path, kind: str, scale: int) -> Path:
-    """The frame graph of ``y_onnx`` under ``$DRCN_CACHE/frame-graphs``, built on first use and keyed by the Y
-    graph's checksum, the kind, the scale and drcn's version (the builder is drcn's code)."""
-    key = hashlib.sha256(f"{file_sha256(y_onnx)}|{kind}|{scale}|{__version__}".encode()).hexdigest()[:24]
-    target = cache_dir("frame-graphs") / f"{Path(y_onnx).stem}_{kind}_x{scale}_{key}.onnx"
+    """The frame graph of ``y_onnx`` under ``$DRCN_CACHE/frame-graphs``, built on first use, with the frame graph
+    of its INT8 sibling beside it (``<name>_int8.onnx``, found by :func:`drcn.onnx_meta.int8_sibling`) when it has
+    one. The folder is keyed by the checksums of both Y graphs, the kind, the scale and drcn's version (the
+    builder is drcn's code), so a re-exported INT8 graph never meets a stale wrapper."""
+    from drcn.onnx_meta import int8_sibling
+
+    int8 = int8_sibling(y_onnx)
+    sources = f"{file_sha256(y_onnx)}|{file_sha256(int8) if int8 else '-'}"
+    key = hashlib.sha256(f"{sources}|{kind}|{scale}|{__version__}".encode()).hexdigest()[:24]
+    target = cache_dir("frame-graphs") / key / f"{Path(y_onnx).stem}_{kind}_x{scale}.onnx"
+    if int8 is not None:
+        int8_target = target.with_name(f"{target.stem}_int8.onnx")
+        if not int8_target.is_file():
+            write_frame_graph(int8, int8_target, kind, scale)
     if not target.is_file():
-        write_frame_graph(y_onnx, target, kind, scale)
+        write_frame_graph(y_onnx, target, kind, scale)  # last: its presence means the folder is complete
     return target
 
 

@@ -91,9 +91,12 @@ class OpenVINOBackend:
             # bf16 would lower the colour conversion and the enlargement too (the 0..255 grid needs float32):
             # those parts compile apart, in f32.
             self.parts = self._compile_parts(model_path)
-        self._requests: dict[tuple[int, ...], object] = {}
+        self._shapes: dict[tuple[int, ...], object] = {}   # input shape -> compiled model (or _Parts)
+        self._requests: dict[tuple, object] = {}            # shape / ("queue"|"pool", shape) -> request(s)
         self.mode = mode
-        self.in_flight = self._streams() if mode == "throughput" and self.parts is None else 1
+        # Throughput mode compiles for several CPU streams (one thread each): only requests in flight on every
+        # stream keep every core busy, so a run keeps one per stream, frame-graph parts included.
+        self.in_flight = self._streams() if mode == "throughput" else 1
         self.spec = ModelSpec.of_onnx(info, str(model_path), precision=self.precision)
         shown = self.precision + (f", float parts {hint}" if self.precision == "int8" else "")
         how = (f"throughput mode, {self.in_flight} requests in flight" if self.in_flight > 1 else f"{mode} mode")
@@ -127,12 +130,16 @@ class OpenVINOBackend:
     def _request(self, shape: tuple[int, ...]):
         request = self._requests.get(shape)
         if request is None:
-            if self.parts is None:
-                request = self._compiled(self.model, self.config, shape).create_infer_request()
-            else:
-                request = _PartsRequest(self, shape)
-            self._requests[shape] = request
+            request = self._requests[shape] = self._compiled_shape(shape).create_infer_request()
         return request
+
+    def _compiled_shape(self, shape: tuple[int, ...]):
+        """The model compiled for one input shape (a :class:`_Parts` for a frame graph compiled apart)."""
+        compiled = self._shapes.get(shape)
+        if compiled is None:
+            compiled = self._shapes[shape] = (self._compiled(self.model, self.config, shape) if self.parts is None
+                                              else _Parts(self, shape))
+        return compiled
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
@@ -147,13 +154,15 @@ class OpenVINOBackend:
     def _run_in_flight(self, batch: np.ndarray) -> np.ndarray:
         """Throughput mode: one window per request, ``in_flight`` requests at a time (one per CPU stream), so every
         core works on a window of its own; one compiled shape serves every batch size."""
+        shape = (1, *batch.shape[1:])
+        if self.parts is not None:
+            return self._run_parts_in_flight(batch, shape)
         import openvino as ov
 
-        shape = (1, *batch.shape[1:])
         queue = self._requests.get(("queue", shape))
         if queue is None:
-            queue = self._requests[("queue", shape)] = ov.AsyncInferQueue(
-                self._compiled(self.model, self.config, shape), self.in_flight)
+            queue = self._requests[("queue", shape)] = ov.AsyncInferQueue(self._compiled_shape(shape),
+                                                                         self.in_flight)
         results: list = [None] * len(batch)
 
         def done(request, index):
@@ -165,12 +174,40 @@ class OpenVINOBackend:
         queue.wait_all()
         return np.concatenate(results)
 
+    def _run_parts_in_flight(self, batch: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """A frame graph's three parts chain on the host, so an AsyncInferQueue cannot run them: one thread per
+        stream runs whole chains (OpenVINO releases the GIL while it infers)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = self._requests.get(("pool", shape))
+        if pool is None:
+            compiled = self._compiled_shape(shape)
+            chains = [compiled.create_infer_request() for _ in range(self.in_flight)]
+            pool = self._requests[("pool", shape)] = (ThreadPoolExecutor(self.in_flight,
+                                                                         thread_name_prefix="drcn-openvino"), chains)
+        executor, chains = pool
+        rounds = [list(range(start, len(batch), self.in_flight)) for start in range(self.in_flight)]
+
+        def run_chain(chain: _PartsRequest, indices: list[int]) -> list[np.ndarray]:
+            return [chain.run(batch[i:i + 1]) for i in indices]
+
+        results: list = [None] * len(batch)
+        for indices, outputs in zip(rounds, executor.map(run_chain, chains, rounds)):
+            for i, output in zip(indices, outputs):
+                results[i] = output
+        return np.concatenate(results)
+
     def close(self) -> None:
+        for key, value in self._requests.items():
+            if key[0] == "pool":
+                value[0].shutdown(wait=True)
         self._requests.clear()
+        self._shapes.clear()
 
 
-class _PartsRequest:
-    """A frame graph run as pre (f32) -> network (bf16) -> post (f32), compiled for one input shape."""
+class _Parts:
+    """A frame graph compiled as pre (f32) -> network (bf16, or INT8 with bf16 float parts) -> post (f32) for one
+    input shape; each :meth:`create_infer_request` is a chain of three requests."""
 
     def __init__(self, backend: OpenVINOBackend, shape: tuple[int, ...]):
         (pre, pre_config), (net, net_config), (post, post_config) = backend.parts
@@ -182,12 +219,22 @@ class _PartsRequest:
         post.reshape({port.get_any_name(): [n, 1 if i == 0 else 2, h * scale, w * scale]
                       for i, port in enumerate(post.inputs)})
         self.post = backend.core.compile_model(post, "CPU", post_config)
-        self.requests = [c.create_infer_request() for c in (self.pre, self.net, self.post)]
+
+    def create_infer_request(self) -> "_PartsRequest":
+        return _PartsRequest(self)
+
+
+class _PartsRequest:
+    """One chain of requests over :class:`_Parts` (used by one thread at a time)."""
+
+    def __init__(self, parts: _Parts):
+        self.carried = len(parts.pre.outputs) - 1
+        self.requests = [c.create_infer_request() for c in (parts.pre, parts.net, parts.post)]
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         pre, net, post = self.requests
         pre.infer({0: batch})
-        carried = [np.array(pre.get_output_tensor(i).data) for i in range(1, len(self.pre.outputs))]
+        carried = [np.array(pre.get_output_tensor(i).data) for i in range(1, 1 + self.carried)]
         net.infer({0: np.array(pre.get_output_tensor(0).data)})
         post.infer([np.array(net.get_output_tensor(0).data), *carried])
         return np.array(post.get_output_tensor(0).data, copy=True)

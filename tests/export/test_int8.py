@@ -123,3 +123,50 @@ def test_drcn_export_int8_cli(tmp_path, tiny_model_files):
     bad = run_cli("drcn.export.cli", "--onnx", str(tmp_path / "y.onnx"), "--int8", "--fp16", "--weights",
                   str(tiny_model_files[0]))
     assert bad.returncode == 2 and "--int8 with --fp16" in bad.stderr
+
+
+_PARTS_PROBE = """
+import sys, numpy as np
+from drcn.runtime.backends.openvino_backend import OpenVINOBackend
+x = np.random.default_rng(3).random((5, 3, 20, 22)).astype(np.float32)
+latency = OpenVINOBackend(sys.argv[1], mode="latency")
+throughput = OpenVINOBackend(sys.argv[1], mode="throughput", threads=2)
+np.testing.assert_array_equal(latency.run(x), throughput.run(x))
+print(latency.precision, throughput.in_flight, throughput.parts is not None)
+"""
+
+
+def test_frame_graphs_of_an_int8_model_have_an_int8_sibling(tiny_int8, cache):
+    """drcn-run's device path wraps the Y graph and its INT8 sibling alike; OpenVINO's auto then finds the INT8 frame
+    graph, and its parts (pre f32, INT8 network, post f32) keep requests in flight with the same pixels."""
+    from drcn.runtime.frame_graph import cached_frame_graph
+
+    fp32, made = tiny_int8
+    frame_graph = cached_frame_graph(fp32, "rgb", 2)
+    sibling = int8_sibling(frame_graph)
+    assert sibling is not None and sibling.parent == frame_graph.parent
+    info = read_onnx_info(sibling)
+    assert (info.kind, info.scale, info.precision) == ("rgb", 2, "int8")
+    assert "drcn.int8" in {p.key: p.value for p in onnx.load(str(sibling)).metadata_props}   # how it was made
+    x3 = cached_frame_graph(fp32, "rgb", 3)
+    (x3.parent / f"{x3.stem}_int8.onnx").write_bytes(sibling.read_bytes())   # the x2 INT8 graph beside the x3 one
+    assert int8_sibling(x3) is None                                             # is not its INT8 graph
+    pytest.importorskip("openvino")
+    result = subprocess.run([sys.executable, "-c", _PARTS_PROBE, str(sibling)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    precision, in_flight, _ = result.stdout.split()
+    assert precision == "int8" and int(in_flight) >= 1
+
+
+def test_drcn_export_rgb_int8_writes_a_checked_int8_frame_graph(tmp_path, tiny_model_files):
+    from conftest import run_cli
+
+    target = tmp_path / "m_rgb_int8.onnx"
+    result = run_cli("drcn.export.cli", "--onnx", str(target), "--rgb", "--int8", "--weights",
+                     str(tiny_model_files[0]))
+    assert result.returncode == 0, result.stderr
+    info = read_onnx_info(target)
+    assert (info.kind, info.scale, info.precision) == ("rgb", 2, "int8")
+    assert "checked: ONNX Runtime vs drcn-run's host path" in result.stdout
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
