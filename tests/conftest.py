@@ -18,6 +18,13 @@ def datasets_root() -> Path | None:
     return None
 
 
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A fresh $DRCN_CACHE (frame graphs, engines, OpenVINO blobs) for one test."""
+    monkeypatch.setenv("DRCN_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 @pytest.fixture(scope="session")
 def datasets() -> Path:
     root = datasets_root()

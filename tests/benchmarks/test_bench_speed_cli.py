@@ -11,12 +11,6 @@ pytest.importorskip("onnxruntime")
 from drcn.benchmarks import cli  # noqa: E402
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DRCN_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 def test_latency_records(tiny_model_files, tmp_path, cache, image_folder):
     out = tmp_path / "lat.json"
     assert cli.main(["latency", "--method", "onnxruntime,torch", "--weights", str(tiny_model_files[0]),

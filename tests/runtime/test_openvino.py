@@ -28,12 +28,6 @@ def test_cache_key_changes_with_what_affects_the_blob():
 ov = pytest.importorskip("openvino")
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DRCN_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 @pytest.mark.parametrize("capabilities, expected", [(["FP32", "INT8"], "fp32"), (["FP32", "BF16"], "bf16")])
 def test_backend_reports_what_the_capability_query_says(tiny_model_files, cache, monkeypatch, capabilities, expected):
     from drcn.runtime.backends.openvino_backend import OpenVINOBackend
