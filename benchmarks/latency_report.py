@@ -178,7 +178,8 @@ def latency_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
         rows.append([r["backend"], r["precision"], r.get("depth") or "-", r["tile"], r["batch"],
                      f"{r['median_ms']:.1f}", f"{r['p90_ms']:.1f}", f"{r['mpix_per_s']:.3f}", f"{ref / r['median_ms']:.2f}x" if ref else "-",
                      *(f"{f['median_ms']:.0f}" for f in r["per_frame"]),
-                     f"{o['measured_ratio']:.3f}/{o['theoretical_ratio']:.3f}" if o else "-",
+                     (f"{o['measured_ratio']:.3f}/{o['theoretical_ratio']:.3f}; fixed windows "
+                      f"{o['fixed_theoretical_ratio']:.3f}, x{o['equal_tiles_speedup']:.2f} slower") if o else "-",
                      f"{100 * p['efficiency']:.0f}%" if p else "-",
                      " / ".join([f"{p['pipeline_fps']:.2f}", *(f"{v['fps']:.2f}" for v in p.get("ray", {}).values())])
                      if p else "-",

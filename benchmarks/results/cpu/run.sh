@@ -29,5 +29,8 @@ done
 # 8. The CPU paths in one run, with the --depth knob (INT8 graphs of the depth variants quantized on first use).
 drcn-bench latency --method openvino,onnxruntime --precision fp32,bf16,int8 --depth 9,6,3 --repeat 5 \
   --quality $DATA/Set5 --json $OUT/cpu_paths.json --md $OUT/cpu_paths.md
-# 9. drcn-run on 8 frames of 320x180 (x2): the default path vs ONNX Runtime fp32, throughput vs latency mode.
+# 9. drcn-run on 8 frames of 320x180 (x2): the default path vs ONNX Runtime fp32, throughput vs latency mode, and
+#    the device path; then equal tiles against fixed windows of tile + 2 halo in one run.
 benchmarks/results/cpu/frames_per_second.sh > $OUT/frames_per_second.txt
+drcn-bench latency --method auto --overhead 640x360 --frames 1920x1080 --frame-repeat 3 --repeat 5 \
+  --json $OUT/tiling.json --md $OUT/tiling.md
