@@ -1,7 +1,8 @@
-"""Overlapped frame processing: decode + preparation in worker threads, inference in the calling thread,
-finishing + encode + write in writer threads (an :class:`FrameStages` says what each stage does: the host or
-the device path of :class:`drcn.runtime.upscaler.Upscaler`). Heavy numpy, OpenCV and inference libraries release the GIL,
-so the stages really run side by side. A frame that fails is reported by name; the rest carry on."""
+"""Overlapped frame processing: decode + preparation in worker threads, inference in the calling thread (or, for
+a backend that keeps several requests in flight, in as many threads, one frame each), finishing + encode + write
+in writer threads (an :class:`FrameStages` says what each stage does: the host or the device path of
+:class:`drcn.runtime.upscaler.Upscaler`). Heavy numpy, OpenCV and inference libraries release the GIL, so the
+stages really run side by side. A frame that fails is reported by name; the rest carry on."""
 
 from __future__ import annotations
 
@@ -22,13 +23,17 @@ from drcn.runtime.media.jobs import Frame
 
 
 class FrameStages(Protocol):
-    """How one decoded frame becomes an output frame, in three stages that may run on different threads."""
+    """How one decoded frame becomes an output frame, in three stages that may run on different threads.
+
+    ``in_flight`` (optional attribute, default 1): how many frames ``infer`` may take at once from different
+    threads. 1 keeps inference on the calling thread (CUDA contexts, PyTorch); more is for a thread-safe backend
+    whose requests in flight would otherwise idle at the end of each frame (OpenVINO's throughput mode)."""
 
     def prepare(self, image: np.ndarray) -> object:
         """(H, W[, C]) uint8/uint16 -> what ``infer`` takes (any thread)."""
 
     def infer(self, prepared: object) -> np.ndarray:
-        """The network (the calling thread only)."""
+        """The network (the calling thread only, unless ``in_flight`` > 1)."""
 
     def finish(self, prepared: object, result: np.ndarray) -> np.ndarray:
         """-> the output image, same kind as the input (any thread)."""
@@ -55,7 +60,7 @@ class Summary:
     done: int = 0
     failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
-    compute_seconds: float = 0.0      # time inside the network (inference thread; summed over workers)
+    compute_seconds: float = 0.0      # time some frame was inside the network (summed over Ray workers)
     output_pixels: int = 0
     workers: int = 1                  # processes that ran the network side by side (Ray)
 
@@ -88,6 +93,33 @@ def _message(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, DrcnError) else f"{type(exc).__name__}: {exc}"
 
 
+class _Unprepared(Exception):
+    """A frame that could not be read or prepared (reported by name; the run goes on)."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _BusyClock:
+    """Seconds during which at least one frame was in inference (overlapping frames count once)."""
+
+    def __init__(self):
+        self.seconds, self._active, self._since, self._lock = 0.0, 0, 0.0, threading.Lock()
+
+    def __enter__(self):
+        with self._lock:
+            if self._active == 0:
+                self._since = time.perf_counter()
+            self._active += 1
+
+    def __exit__(self, *_):
+        with self._lock:
+            self._active -= 1
+            if self._active == 0:
+                self.seconds += time.perf_counter() - self._since
+
+
 def run_frames(frames: Iterable[Frame], total: int, stages: FrameStages,
                write: Callable[[Frame, np.ndarray], None], ordered_writes: bool = False, workers: int = 2,
                depth: int = 4, label: str = "drcn-run", show_progress: bool = True) -> Summary:
@@ -99,13 +131,25 @@ def run_frames(frames: Iterable[Frame], total: int, stages: FrameStages,
     """
     summary = Summary()
     start = time.perf_counter()
+    in_flight = max(1, int(getattr(stages, "in_flight", 1)))
     prep_pool = ThreadPoolExecutor(workers, thread_name_prefix="drcn-prep")
     write_pool = ThreadPoolExecutor(1 if ordered_writes else workers, thread_name_prefix="drcn-write")
+    infer_pool = ThreadPoolExecutor(in_flight, thread_name_prefix="drcn-infer") if in_flight > 1 else None
+    busy = _BusyClock()
     reads: collections.deque[tuple[Frame, Future]] = collections.deque()
+    inferring: collections.deque[tuple[Frame, Future]] = collections.deque()
     writes: collections.deque[tuple[Frame, Future]] = collections.deque()
 
     def load_and_prepare(frame: Frame) -> object:
         return stages.prepare(frame.load())
+
+    def infer(prepared_future: Future) -> tuple[object, np.ndarray]:
+        try:
+            prepared = prepared_future.result()
+        except Exception as exc:
+            raise _Unprepared(exc) from None
+        with busy:
+            return prepared, stages.infer(prepared)  # a backend failure is not about one frame: it stops the run
 
     def finish_and_write(frame: Frame, prepared: object, result: np.ndarray) -> int:
         image = stages.finish(prepared, result)
@@ -122,18 +166,33 @@ def run_frames(frames: Iterable[Frame], total: int, stages: FrameStages,
                 summary.failed.append((frame.name, _message(exc)))
             progress.update(extra=frame.name)
 
+    def collect(progress: Progress, keep: int) -> None:
+        """Hand inferred frames to the writers in input order (a video's writer needs it), waiting for the oldest
+        while more than ``keep`` are in inference."""
+        while inferring and (len(inferring) > keep or inferring[0][1].done()):
+            frame, future = inferring.popleft()
+            try:
+                prepared, result = future.result()
+            except _Unprepared as failed:  # this frame could not be read or prepared: report it, go on
+                summary.failed.append((frame.name, _message(failed.cause)))
+                progress.update(extra=frame.name)
+                continue
+            writes.append((frame, write_pool.submit(finish_and_write, frame, prepared, result)))
+
     def infer_next(progress: Progress) -> None:
         frame, future = reads.popleft()
-        try:
-            prepared = future.result()
-        except Exception as exc:  # this frame could not be read or prepared: report it, go on
-            summary.failed.append((frame.name, _message(exc)))
-            progress.update(extra=frame.name)
-            return
-        t0 = time.perf_counter()
-        result = stages.infer(prepared)  # a backend failure is not about one frame: it stops the run
-        summary.compute_seconds += time.perf_counter() - t0
-        writes.append((frame, write_pool.submit(finish_and_write, frame, prepared, result)))
+        if infer_pool is None:
+            done: Future = Future()
+            try:
+                done.set_result(infer(future))
+            except _Unprepared as failed:
+                done.set_exception(failed)
+            inferring.append((frame, done))
+            collect(progress, 0)
+        else:
+            collect(progress, in_flight - 1)   # room for one more frame in inference
+            inferring.append((frame, infer_pool.submit(infer, future)))
+            collect(progress, in_flight)
 
     try:
         with Progress(label, total, enabled=show_progress) as progress:
@@ -145,9 +204,13 @@ def run_frames(frames: Iterable[Frame], total: int, stages: FrameStages,
             while reads:
                 infer_next(progress)
                 drain_writes(depth, progress)
+            collect(progress, 0)
             drain_writes(0, progress)
     finally:
+        if infer_pool is not None:
+            infer_pool.shutdown(wait=True, cancel_futures=True)
         prep_pool.shutdown(wait=True, cancel_futures=True)
         write_pool.shutdown(wait=True)
+    summary.compute_seconds = busy.seconds
     summary.seconds = time.perf_counter() - start
     return summary

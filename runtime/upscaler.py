@@ -15,6 +15,7 @@ Both give the same pixels (within float32 rounding flips: a grey level where a v
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -77,6 +78,7 @@ class Upscaler:
         self.kind, model_scale = model_kind(request.backend, request.model)
         self.integer_scale = frame.integer_scale(scale)
         self._backends: dict[str, Backend] = {}
+        self._opening = threading.RLock()   # frames in flight on several threads may open a backend at once
         self.host_reason = "--path host"
         if self.kind != "y":
             # A frame graph holds its scale and kind: only the device path, only that scale.
@@ -120,6 +122,12 @@ class Upscaler:
         backend = self._backends.get(kind)
         if backend is not None:
             return backend
+        with self._opening:
+            if kind not in self._backends:
+                self._backends[kind] = self._open(kind)
+            return self._backends[kind]
+
+    def _open(self, kind: str) -> Backend:
         request = self.request
         model, options = request.model, {}
         if kind != "y" and self.kind == "y":
@@ -133,7 +141,6 @@ class Upscaler:
                                  provider=request.provider, threads=request.threads, tile=request.tile,
                                  batch=request.batch, log=self.log, mode=request.mode, **options)
         self._check_profile(backend)
-        self._backends[kind] = backend
         return backend
 
     def _check_profile(self, backend: Backend) -> None:
@@ -146,6 +153,12 @@ class Upscaler:
             raise DrcnError(f"--tile {request.tile} --batch {request.batch} needs windows of {request.batch}x"
                             f"{window}x{window}, beyond the engine's profile {spec.max_shape}: rebuild it with "
                             f"drcn-trt build --tile {request.tile} --batch {request.batch}")
+
+    @property
+    def in_flight(self) -> int:
+        """Frames :meth:`infer` may take at once from different threads: the backend's requests in flight
+        (OpenVINO's throughput mode), else 1."""
+        return max(1, int(getattr(self.primary, "in_flight", 1)))
 
     @property
     def description(self) -> str:

@@ -10,6 +10,9 @@ CPU model, so a stale blob is never reused.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +95,9 @@ class OpenVINOBackend:
             # those parts compile apart, in f32.
             self.parts = self._compile_parts(model_path)
         self._shapes: dict[tuple[int, ...], object] = {}   # input shape -> compiled model (or _Parts)
-        self._requests: dict[tuple, object] = {}            # shape / ("queue"|"pool", shape) -> request(s)
+        self._requests: dict[tuple, object] = {}            # shape / ("free", shape) -> request(s)
+        self._lock = threading.Lock()                       # throughput mode: run() from several threads
+        self._executor: ThreadPoolExecutor | None = None
         self.mode = mode
         # Throughput mode compiles for several CPU streams (one thread each): only requests in flight on every
         # stream keep every core busy, so a run keeps one per stream, frame-graph parts included.
@@ -142,67 +147,51 @@ class OpenVINOBackend:
         return compiled
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, C, h, w) float32 -> the network's output. Thread-safe in throughput mode (``in_flight`` > 1): every
+        caller's windows share the same requests, so windows of several frames keep every stream busy."""
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if self.in_flight > 1 and len(batch) > 1:
+        if self.in_flight > 1:
             return self._run_in_flight(batch)
-        request = self._request(tuple(batch.shape))
-        if isinstance(request, _PartsRequest):
-            return request.run(batch)
-        request.infer({0: batch})
-        return np.array(request.get_output_tensor(0).data, copy=True)
+        return _infer(self._request(tuple(batch.shape)), batch)
 
     def _run_in_flight(self, batch: np.ndarray) -> np.ndarray:
-        """Throughput mode: one window per request, ``in_flight`` requests at a time (one per CPU stream), so every
-        core works on a window of its own; one compiled shape serves every batch size."""
+        """Throughput mode: one window per request, ``in_flight`` requests at a time (one per CPU stream), each run
+        by a thread of its own (OpenVINO releases the GIL while it infers); one compiled shape serves every batch
+        size. A frame graph's parts chain on the host, which is why this is not an AsyncInferQueue."""
         shape = (1, *batch.shape[1:])
-        if self.parts is not None:
-            return self._run_parts_in_flight(batch, shape)
-        import openvino as ov
+        with self._lock:
+            free = self._requests.get(("free", shape))
+            if free is None:
+                compiled = self._compiled_shape(shape)
+                free = self._requests[("free", shape)] = queue.SimpleQueue()
+                for _ in range(self.in_flight):
+                    free.put(compiled.create_infer_request())
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.in_flight, thread_name_prefix="drcn-openvino")
 
-        queue = self._requests.get(("queue", shape))
-        if queue is None:
-            queue = self._requests[("queue", shape)] = ov.AsyncInferQueue(self._compiled_shape(shape),
-                                                                         self.in_flight)
-        results: list = [None] * len(batch)
+        def one(window: np.ndarray) -> np.ndarray:
+            request = free.get()
+            try:
+                return _infer(request, window)
+            finally:
+                free.put(request)
 
-        def done(request, index):
-            results[index] = np.array(request.get_output_tensor(0).data, copy=True)
-
-        queue.set_callback(done)
-        for index in range(len(batch)):
-            queue.start_async({0: batch[index:index + 1]}, index)
-        queue.wait_all()
-        return np.concatenate(results)
-
-    def _run_parts_in_flight(self, batch: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        """A frame graph's three parts chain on the host, so an AsyncInferQueue cannot run them: one thread per
-        stream runs whole chains (OpenVINO releases the GIL while it infers)."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = self._requests.get(("pool", shape))
-        if pool is None:
-            compiled = self._compiled_shape(shape)
-            chains = [compiled.create_infer_request() for _ in range(self.in_flight)]
-            pool = self._requests[("pool", shape)] = (ThreadPoolExecutor(self.in_flight,
-                                                                         thread_name_prefix="drcn-openvino"), chains)
-        executor, chains = pool
-        rounds = [list(range(start, len(batch), self.in_flight)) for start in range(self.in_flight)]
-
-        def run_chain(chain: _PartsRequest, indices: list[int]) -> list[np.ndarray]:
-            return [chain.run(batch[i:i + 1]) for i in indices]
-
-        results: list = [None] * len(batch)
-        for indices, outputs in zip(rounds, executor.map(run_chain, chains, rounds)):
-            for i, output in zip(indices, outputs):
-                results[i] = output
-        return np.concatenate(results)
+        futures = [self._executor.submit(one, batch[i:i + 1]) for i in range(len(batch))]
+        return np.concatenate([future.result() for future in futures])
 
     def close(self) -> None:
-        for key, value in self._requests.items():
-            if key[0] == "pool":
-                value[0].shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         self._requests.clear()
         self._shapes.clear()
+
+
+def _infer(request, batch: np.ndarray) -> np.ndarray:
+    if isinstance(request, _PartsRequest):
+        return request.run(batch)
+    request.infer({0: batch})
+    return np.array(request.get_output_tensor(0).data, copy=True)
 
 
 class _Parts:

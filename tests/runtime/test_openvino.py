@@ -105,6 +105,13 @@ if throughput.in_flight > 1:
     assert f"throughput mode, {throughput.in_flight} requests in flight" in throughput.description
 np.testing.assert_array_equal(latency.run(x), throughput.run(x))
 np.testing.assert_array_equal(latency.run(x[:1]), throughput.run(x[:1]))
+# frames in flight: several threads call run() at once and share the requests
+from concurrent.futures import ThreadPoolExecutor
+batches = [x[i:i + 2] + i for i in range(4)]
+with ThreadPoolExecutor(4) as pool:
+    for got, batch in zip(pool.map(throughput.run, batches), batches):
+        np.testing.assert_array_equal(got, latency.run(batch))
+throughput.close()
 print("in flight", throughput.in_flight)
 """
 
