@@ -1,7 +1,8 @@
 """Calibration data for export-time decisions (FP16 safety, ``--depth`` refit): never the test sets.
 
-Default: scikit-image's bundled photos (they ship with every install); pass training folders (e.g. T91) for a
-calibration drawn from the training distribution.
+Default: scikit-image's bundled photos (they ship with every install), and for the checks that measure a PSNR
+change (:func:`calibration_pairs`: FP16, INT8) its bundled textures and text as well, which the photos alone
+under-represent; pass training folders (e.g. T91) for a calibration drawn from the training distribution.
 """
 
 from __future__ import annotations
@@ -9,19 +10,22 @@ from __future__ import annotations
 import numpy as np
 
 from drcn import matlab
-from drcn.evaluation import Dataset, folder_dataset, sample_dataset
+from drcn.evaluation import Dataset, check_dataset, folder_dataset, sample_dataset
 from drcn.patches import PatchSpec, extract_patches
 
 
-def calibration_datasets(folders: list[str] | None) -> list[Dataset]:
-    return [folder_dataset(f) for f in folders] if folders else [sample_dataset()]
+def calibration_datasets(folders: list[str] | None, checks: bool = False) -> list[Dataset]:
+    """The ``folders``, else the bundled photos (``checks``: with the bundled textures)."""
+    if folders:
+        return [folder_dataset(f) for f in folders]
+    return [check_dataset() if checks else sample_dataset()]
 
 
 def calibration_pairs(folders: list[str] | None, scales, max_side: int = 192, max_images: int | None = None):
     """(HR Y, bicubic input) uint8 pairs, centre-cropped to at most ``max_side`` pixels to bound the time; with
     ``max_images``, that many images spread evenly over all folders."""
     pairs = []
-    images = [load for dataset in calibration_datasets(folders) for _, load in dataset.images]
+    images = [load for dataset in calibration_datasets(folders, checks=True) for _, load in dataset.images]
     if max_images and len(images) > max_images:
         images = [images[round(i * len(images) / max_images)] for i in range(max_images)]
     for load in images:

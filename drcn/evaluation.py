@@ -13,7 +13,7 @@ import numpy as np
 from drcn import matlab, metrics
 from drcn.images import list_images, read_image
 from drcn.progress import Progress
-from drcn.samples import SAMPLE_DATASET, SAMPLE_NAMES, load_sample
+from drcn.samples import CHECK_DATASET, SAMPLE_DATASET, SAMPLE_NAMES, TEXTURE_NAMES, load_sample
 
 
 class Method(Protocol):
@@ -42,6 +42,11 @@ def folder_dataset(folder: str | Path) -> Dataset:
 def sample_dataset() -> Dataset:
     """scikit-image's bundled photos: present on every install, never a test set."""
     return Dataset(SAMPLE_DATASET, [(n, lambda n=n: load_sample(n)) for n in SAMPLE_NAMES])
+
+
+def check_dataset() -> Dataset:
+    """scikit-image's bundled photos and textures: what export-time checks measure on without --calib."""
+    return Dataset(CHECK_DATASET, [(n, lambda n=n: load_sample(n)) for n in SAMPLE_NAMES + TEXTURE_NAMES])
 
 
 @dataclasses.dataclass

@@ -57,7 +57,7 @@ def build_parser() -> ArgumentParser:
                         "chosen by a quantization study), refused if the calibration PSNR drops more than 0.05 dB")
     p.add_argument("--depth", type=positive_int, help="keep only the first d recursions (ensemble refit)")
     p.add_argument("--calib", nargs="+", metavar="DIR",
-                   help="training-image folders for --depth and --fp16 checks (default: bundled sample photos)")
+                   help="training-image folders for the --depth refit (default: bundled photos) and the --fp16/--int8 checks (default: bundled photos and textures)")
     p.add_argument("--shape", type=dims("NxHxW", "4x296x296"), metavar="NxHxW", help="fixed input shape (default: dynamic)")
     p.add_argument("--no-fold", action="store_true",
                    help="keep D output convolutions instead of folding the ensemble into one (exact either way)")
@@ -113,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             made = export_int8(y_path, int8_path, args.calib,
                                log=lambda message: print(f"{PROG}: {message}", flush=True))
             y_path = int8_path   # a frame graph wraps the INT8 network
-            changes = ", ".join(f"{d:+.4f} dB with float parts in {p}" for p, d in
-                                {p: -d for p, d in made.chosen.drops.items()}.items())
+            changes = ", ".join(f"{-d:+.4f} dB at the worst scale with float parts in {p} ("
+                                + ", ".join(f"{k} {v:+.4f}" for k, v in made.chosen.by_scale[p].items()) + ")"
+                                for p, d in made.chosen.drops.items())
             print(f"{PROG}: {'wrote ' + str(made.path) if kind == 'y' else 'quantized'} "
                   f"({made.path.stat().st_size / 1e3:.1f} kB, int8, {made.chosen.label}): "
                   f"calibration Y-PSNR {made.psnr_fp32:.3f} dB, {changes} (limit -{MAX_INT8_PSNR_DROP} dB; "

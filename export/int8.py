@@ -4,7 +4,8 @@ ONNX Runtime and TensorRT all accept, quantized by NNCF and refused when it cost
 What stays in float is measured, not guessed: a small quantization study quantizes the graph with each candidate
 scope kept in float, most quantized first: nothing; the ensemble and residual Add/Mul chain; plus the last
 convolution (the reconstruction output); plus the first (the layer that sees raw pixels); plus both. It takes the
-first candidate whose Y-PSNR change on the calibration images (never the test sets) stays within half the limit
+first candidate whose Y-PSNR change on the calibration images (never the test sets), at its worst scale, stays
+within half the limit
 (the other half is the margin for images it has not seen; failing that, the best within the limit), for every way
 the runtime runs it (the float parts in f32, and in bf16 where this CPU has it). Symmetric activations
 (NNCF's PERFORMANCE preset) because TensorRT refuses non-zero zero points.
@@ -29,13 +30,16 @@ from drcn.onnx_meta import OnnxModelInfo, read_onnx_info
 from drcn.optional import require
 
 INSTALL = "pip install 'drcn[int8]'"
-MAX_INT8_PSNR_DROP = 0.05     # dB, mean Y-PSNR on calibration images
+MAX_INT8_PSNR_DROP = 0.05     # dB, mean Y-PSNR on calibration images, at the worst of the model's scales
 # The study takes the most quantized scope within HALF the limit on the calibration images, so that images it has
 # not seen (textures, text) keep the other half; only where none does, the best one within the limit.
 CHOICE_FRACTION = 0.5
 WINDOWS = 30                  # calibration windows of WINDOW² pixels
 WINDOW = 96
 MAX_IMAGES = 80               # calibration images measured per candidate (spread over the --calib folders)
+# Centre crops of up to 384 pixels: with 192, the bundled images hid what quantizing the first conv costs (the study
+# kept it in INT8 and Set5 x4 lost 0.054 dB); with 384 it measures -0.10 dB there and stays in float, as on T91.
+MAX_SIDE = 384
 
 
 @dataclasses.dataclass
@@ -43,7 +47,8 @@ class Candidate:
     label: str
     names: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
-    drops: dict[str, float] = dataclasses.field(default_factory=dict)   # float-part precision -> dB change
+    drops: dict[str, float] = dataclasses.field(default_factory=dict)   # float-part precision -> worst-scale dB loss
+    by_scale: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)   # precision -> scale -> dB
 
     @property
     def worst(self) -> float:
@@ -91,6 +96,12 @@ def calibration_windows(pairs, count: int = WINDOWS, side: int = WINDOW, seed: i
         left = int(rng.integers(0, max(1, up.shape[1] - side + 1)))
         windows.append((up[top:top + side, left:left + side].astype(np.float32) / 255.0)[None, None])
     return windows
+
+
+def psnr_by_scale(run, pairs) -> dict[float, float]:
+    """Mean Y-PSNR per scale of ``run`` on calibration ``pairs`` (:func:`drcn.fp16.mean_psnr` per scale): the limit
+    holds at every scale, and one mean over all scales had hidden a 0.056 dB loss at x4 behind x2 and x3."""
+    return {scale: mean_psnr(run, [p for p in pairs if p[2] == scale]) for scale in sorted({p[2] for p in pairs})}
 
 
 def _runner(model, precision: str):
@@ -162,18 +173,21 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
         raise DrcnError(f"--int8 quantizes the fp32 Y graph, not a {info.precision} {info.kind} graph")
     start = time.perf_counter()
     model = onnx.load(str(y_onnx))
-    pairs = calibration_pairs(calib, info.config.scales, max_images=MAX_IMAGES)
+    pairs = calibration_pairs(calib, info.config.scales, max_side=MAX_SIDE, max_images=MAX_IMAGES)
     windows = calibration_windows(pairs)
     precisions = float_precisions()
-    psnr32 = mean_psnr(_runner(model, "fp32"), pairs)
+    reference = psnr_by_scale(_runner(model, "fp32"), pairs)
+    psnr32 = float(np.mean(list(reference.values())))
     study, chosen, chosen_model = [], None, None
     for candidate in candidates(model):
         quantized = quantize(model, windows, candidate)
         for precision in precisions:
-            candidate.drops[precision] = psnr32 - mean_psnr(_runner(quantized, precision), pairs)
+            scores = psnr_by_scale(_runner(quantized, precision), pairs)
+            candidate.by_scale[precision] = {f"x{s:g}": round(scores[s] - reference[s], 4) for s in reference}
+            candidate.drops[precision] = max(reference[s] - scores[s] for s in reference)
         study.append(candidate)
-        log(f"int8 study: {candidate.label}: " + ", ".join(f"{-d:+.4f} dB (float parts {p})"
-                                                          for p, d in candidate.drops.items()))
+        log(f"int8 study: {candidate.label}: worst scale " + ", ".join(f"{-d:+.4f} dB (float parts {p})"
+                                                                      for p, d in candidate.drops.items()))
         if candidate.worst <= CHOICE_FRACTION * limit:
             chosen, chosen_model = candidate, quantized
             break
@@ -186,12 +200,14 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
     record = {"tool": f"nncf {nncf.__version__}", "preset": "PERFORMANCE (symmetric activations)",
               "weights": "int8, per channel", "scope": chosen.label, "ignored_names": list(chosen.names),
               "ignored_types": list(chosen.types), "activation_ranges": "histogram",
-              "calibration": ", ".join(Path(c).name for c in calib) if calib else "bundled sample photos",
+              "calibration": (", ".join(Path(c).name for c in calib) if calib
+                              else "bundled photos and textures (scikit-image)"),
               "windows": len(windows), "window": WINDOW, "psnr_fp32": round(psnr32, 4),
               "psnr_change_db": {p: round(-d, 4) for p, d in chosen.drops.items()}, "limit_db": limit,
+              "psnr_change_db_by_scale": chosen.by_scale, "measure": "mean Y-PSNR per scale, the worst scale",
               "choice": f"the most quantized scope within {CHOICE_FRACTION:g} x the limit on calibration images",
-              "study": [{"scope": c.label, "psnr_change_db": {p: round(-d, 4) for p, d in c.drops.items()}}
-                        for c in study]}
+              "study": [{"scope": c.label, "psnr_change_db": {p: round(-d, 4) for p, d in c.drops.items()},
+                         "by_scale": c.by_scale} for c in study]}
     int8_info = dataclasses.replace(info, precision="int8")
     props = {**int8_info.to_props(), "drcn.int8": json.dumps(record), "drcn.int8_of": file_sha256(y_onnx)}
     del chosen_model.metadata_props[:]

@@ -45,7 +45,7 @@ def build_parser() -> ArgumentParser:
     b.add_argument("--compute-capability", type=_targets, metavar="CC[,CC]",
                    help="RTX: GPUs to build for, e.g. 8.6,8.9 (default: the library's, 8.0, 8.6, 8.9, 12.0+)")
     b.add_argument("--calib", nargs="+", metavar="DIR",
-                   help="image folders for the FP16 conversion check (default: bundled sample photos)")
+                   help="image folders for the FP16 conversion check (default: bundled photos and textures)")
     b.add_argument("--workspace", type=positive_float, default=4.0, help="builder workspace in GiB (default 4)")
     b.add_argument("--timing-cache", help="standard TensorRT: timing cache file (default: beside the engine)")
     b.add_argument("--verbose", action="store_true", help="TensorRT's verbose log")
