@@ -64,13 +64,15 @@ def model_graph(method: str, precision: str, weights: str | None, depth: int | N
 
 
 def int8_graph(graph: Path) -> Path:
-    """``<graph>_int8.onnx`` beside the cached fp32 ``graph``, quantized (drcn-export --int8) on first use."""
+    """``<graph>_int8.onnx`` beside the cached fp32 ``graph``, quantized (drcn-export --int8) on first use and again
+    when the INT8 recipe has changed since."""
     from drcn.onnx_meta import int8_sibling
 
+    from drcn.export.int8 import RECIPE, export_int8, recipe_of
+
     found = int8_sibling(graph)
-    if found is not None:
+    if found is not None and recipe_of(found) == RECIPE:
         return found
-    from drcn.export.int8 import export_int8
 
     return export_int8(graph, graph.with_name(f"{graph.stem}_int8.onnx")).path
 

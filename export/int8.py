@@ -40,6 +40,9 @@ MAX_IMAGES = 80               # calibration images measured per candidate (sprea
 # Centre crops of up to 384 pixels: with 192, the bundled images hid what quantizing the first conv costs (the study
 # kept it in INT8 and Set5 x4 lost 0.054 dB); with 384 it measures -0.10 dB there and stays in float, as on T91.
 MAX_SIDE = 384
+# Bumped whenever the choice could differ for the same model (recorded as drcn.int8 "recipe"): 2 = per-scale limit,
+# 384² crops, bundled textures. Caches of derived INT8 graphs (drcn-bench's --depth variants) re-quantize on a change.
+RECIPE = 2
 
 
 @dataclasses.dataclass
@@ -162,6 +165,13 @@ def quantize(model, windows: list[np.ndarray], candidate: Candidate):
                          target_device=nncf.TargetDevice.ANY, advanced_parameters=advanced)
 
 
+def recipe_of(path: str | Path) -> int:
+    """The :data:`RECIPE` an INT8 graph was made with (1: before it was recorded)."""
+    onnx = require("onnx", "reading an INT8 graph", INSTALL)
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return int(json.loads(props.get("drcn.int8", "{}")).get("recipe", 1))
+
+
 def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limit: float = MAX_INT8_PSNR_DROP,
                 log: Callable[[str], None] = lambda _: None) -> Int8Export:
     """Quantize the FP32 Y graph ``y_onnx`` into ``target`` (atomically); a one-line error, nothing written, when
@@ -197,7 +207,7 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
         best = min(study, key=lambda c: c.worst)
         raise DrcnError(f"--int8: even with {best.label} the calibration PSNR drops by {best.worst:.3f} dB (limit "
                         f"{limit} dB); nothing written. Quantization-aware fine-tuning would be needed")
-    record = {"tool": f"nncf {nncf.__version__}", "preset": "PERFORMANCE (symmetric activations)",
+    record = {"recipe": RECIPE, "tool": f"nncf {nncf.__version__}", "preset": "PERFORMANCE (symmetric activations)",
               "weights": "int8, per channel", "scope": chosen.label, "ignored_names": list(chosen.names),
               "ignored_types": list(chosen.types), "activation_ranges": "histogram",
               "calibration": (", ".join(Path(c).name for c in calib) if calib

@@ -170,3 +170,22 @@ def test_drcn_export_rgb_int8_writes_a_checked_int8_frame_graph(tmp_path, tiny_m
     assert (info.kind, info.scale, info.precision) == ("rgb", 2, "int8")
     assert "checked: ONNX Runtime vs drcn-run's host path" in result.stdout
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_derived_int8_graphs_are_requantized_when_the_recipe_changes(tiny_int8, tmp_path):
+    from drcn.benchmarks.variants import int8_graph
+    from drcn.export.int8 import RECIPE, recipe_of
+
+    fp32, made = tiny_int8
+    assert recipe_of(made.path) == RECIPE
+    graph = tmp_path / "variant.onnx"
+    graph.write_bytes(fp32.read_bytes())
+    old = onnx.load(str(made.path))
+    for prop in old.metadata_props:
+        if prop.key == "drcn.int8":
+            record = json.loads(prop.value)
+            record.pop("recipe")
+            prop.value = json.dumps(record)
+    onnx.save(old, str(tmp_path / "variant_int8.onnx"))
+    assert recipe_of(tmp_path / "variant_int8.onnx") == 1 and int8_sibling(graph) is not None
+    assert recipe_of(int8_graph(graph)) == RECIPE
