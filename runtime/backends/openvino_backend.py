@@ -164,8 +164,13 @@ class OpenVINOBackend:
             if free is None:
                 compiled = self._compiled_shape(shape)
                 free = self._requests[("free", shape)] = queue.SimpleQueue()
+                warm = np.zeros(shape, np.float32)
                 for _ in range(self.in_flight):
-                    free.put(compiled.create_infer_request())
+                    # One first inference at a time: requests specialising a shape concurrently deadlocked
+                    # drcn-run about one run in ten on these 2 cores (all waiting in OpenVINO, no CPU used).
+                    request = compiled.create_infer_request()
+                    _infer(request, warm)
+                    free.put(request)
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.in_flight, thread_name_prefix="drcn-openvino")
 
