@@ -167,7 +167,7 @@ class OpenVINOBackend:
                 warm = np.zeros(shape, np.float32)
                 for _ in range(self.in_flight):
                     # One first inference at a time: requests specialising a shape concurrently deadlocked
-                    # drcn-run about one run in ten on these 2 cores (all waiting in OpenVINO, no CPU used).
+                    # drcn-run about one run in three on these 2 cores (all waiting in OpenVINO, no CPU used).
                     request = compiled.create_infer_request()
                     _infer(request, warm)
                     free.put(request)
