@@ -57,7 +57,8 @@ def build_parser() -> ArgumentParser:
                         "chosen by a quantization study), refused if the calibration PSNR drops more than 0.05 dB")
     p.add_argument("--depth", type=positive_int, help="keep only the first d recursions (ensemble refit)")
     p.add_argument("--calib", nargs="+", metavar="DIR",
-                   help="training-image folders for the --depth refit (default: bundled photos) and the --fp16/--int8 checks (default: bundled photos and textures)")
+                   help="training-image folders for the --depth refit (default: bundled photos) and the "
+                        "--fp16/--int8 checks (default: bundled photos and textures)")
     p.add_argument("--shape", type=dims("NxHxW", "4x296x296"), metavar="NxHxW", help="fixed input shape (default: dynamic)")
     p.add_argument("--no-fold", action="store_true",
                    help="keep D output convolutions instead of folding the ensemble into one (exact either way)")

@@ -5,9 +5,8 @@ What stays in float is measured, not guessed: a small quantization study quantiz
 scope kept in float, most quantized first: nothing; the ensemble and residual Add/Mul chain; plus the last
 convolution (the reconstruction output); plus the first (the layer that sees raw pixels); plus both. It takes the
 first candidate whose Y-PSNR change on the calibration images (never the test sets), at its worst scale, stays
-within half the limit
-(the other half is the margin for images it has not seen; failing that, the best within the limit), for every way
-the runtime runs it (the float parts in f32, and in bf16 where this CPU has it). Symmetric activations
+within half the limit (the other half is the margin for images it has not seen; failing that, the best within the
+limit), for every way the runtime runs it (the float parts in f32, and in bf16 where this CPU has it). Symmetric activations
 (NNCF's PERFORMANCE preset) because TensorRT refuses non-zero zero points.
 """
 
