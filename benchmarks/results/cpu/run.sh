@@ -34,3 +34,5 @@ drcn-bench latency --method openvino,onnxruntime --precision fp32,bf16,int8 --de
 benchmarks/results/cpu/frames_per_second.sh > $OUT/frames_per_second.txt
 drcn-bench latency --method auto --overhead 640x360 --frames 1920x1080 --frame-repeat 3 --repeat 5 \
   --json $OUT/tiling.json --md $OUT/tiling.md
+# 10. One request's parallel efficiency and latency vs throughput mode on the backend alone.
+python3 benchmarks/results/cpu/in_flight.py > $OUT/in_flight.txt
