@@ -113,7 +113,8 @@ class Upscaler:
             # Measured on 2 cores with INT8 on both paths: the same frames/s (720p 0.98 / 0.98; bf16 device path
             # against an INT8 host path had been 10-25% slower); the host path's halo is smaller and it takes every
             # frame. On a GPU the host would set the speed.
-            self.host_reason = "the backend runs on the CPU, where it is faster; --path device changes it"
+            self.host_reason = ("the backend runs on the CPU, where the host path is as fast and takes every frame; "
+                                "--path device changes it")
             return ()
         return ("rgb", "gray")
 
