@@ -101,6 +101,22 @@ class _Unprepared(Exception):
         self.cause = cause
 
 
+class _CallingThread:
+    """Runs each submitted call at once on the calling thread: inference with ``in_flight == 1`` stays there (CUDA
+    contexts, PyTorch). A frame's own failure comes back in its future; a backend failure is raised at once."""
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except _Unprepared as failed:
+            future.set_exception(failed)
+        return future
+
+    def shutdown(self, **_) -> None:
+        pass
+
+
 class _BusyClock:
     """Seconds during which at least one frame was in inference (overlapping frames count once)."""
 
@@ -134,7 +150,8 @@ def run_frames(frames: Iterable[Frame], total: int, stages: FrameStages,
     in_flight = max(1, int(getattr(stages, "in_flight", 1)))
     prep_pool = ThreadPoolExecutor(workers, thread_name_prefix="drcn-prep")
     write_pool = ThreadPoolExecutor(1 if ordered_writes else workers, thread_name_prefix="drcn-write")
-    infer_pool = ThreadPoolExecutor(in_flight, thread_name_prefix="drcn-infer") if in_flight > 1 else None
+    infer_pool = (ThreadPoolExecutor(in_flight, thread_name_prefix="drcn-infer") if in_flight > 1
+                  else _CallingThread())
     busy = _BusyClock()
     reads: collections.deque[tuple[Frame, Future]] = collections.deque()
     inferring: collections.deque[tuple[Frame, Future]] = collections.deque()
@@ -181,18 +198,9 @@ def run_frames(frames: Iterable[Frame], total: int, stages: FrameStages,
 
     def infer_next(progress: Progress) -> None:
         frame, future = reads.popleft()
-        if infer_pool is None:
-            done: Future = Future()
-            try:
-                done.set_result(infer(future))
-            except _Unprepared as failed:
-                done.set_exception(failed)
-            inferring.append((frame, done))
-            collect(progress, 0)
-        else:
-            collect(progress, in_flight - 1)   # room for one more frame in inference
-            inferring.append((frame, infer_pool.submit(infer, future)))
-            collect(progress, in_flight)
+        collect(progress, in_flight - 1)   # room for one more frame in inference
+        inferring.append((frame, infer_pool.submit(infer, future)))
+        collect(progress, in_flight)
 
     try:
         with Progress(label, total, enabled=show_progress) as progress:
@@ -207,8 +215,7 @@ def run_frames(frames: Iterable[Frame], total: int, stages: FrameStages,
             collect(progress, 0)
             drain_writes(0, progress)
     finally:
-        if infer_pool is not None:
-            infer_pool.shutdown(wait=True, cancel_futures=True)
+        infer_pool.shutdown(wait=True, cancel_futures=True)
         prep_pool.shutdown(wait=True, cancel_futures=True)
         write_pool.shutdown(wait=True)
     summary.compute_seconds = busy.seconds
