@@ -10,6 +10,7 @@ import dataclasses
 import json
 from typing import Any, Mapping
 
+from drcn import bounded_json
 from drcn.errors import DrcnError
 
 
@@ -89,9 +90,5 @@ class ModelConfig:
         return cls(**kwargs)
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelConfig":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DrcnError(f"model config is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+    def from_json(cls, text: str, source: str = "model config") -> "ModelConfig":
+        return cls.from_dict(bounded_json.loads(text, source))

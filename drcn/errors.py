@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 import sys
 from typing import Callable, NoReturn
 
@@ -23,6 +24,23 @@ class MissingDependencyError(DrcnError):
 
     def __init__(self, package: str, purpose: str, install: str):
         super().__init__(f"{purpose} needs the '{package}' package, which is not installed: {install}")
+
+
+# Lines of backend messages that say where in the backend's source the error was raised, not why.
+_LOCATION_LINES = re.compile(r"^(Exception from \S+:\d+:?|Check '.*' failed at \S+:\d+:?|in function .*)$")
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+
+
+def backend_reason(exc: BaseException, limit: int = 400) -> str:
+    """A backend's exception text reduced to one line that carries the reason.
+
+    OpenVINO's messages open with lines naming its own source files (``Exception from src/inference/...:84:``) and
+    put the reason further down; ONNX Runtime prefixes a status code. Those parts are dropped and what is left is
+    joined into one line of at most ``limit`` characters."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    kept = [_ORT_PREFIX.sub("", line) for line in lines if line and not _LOCATION_LINES.match(line)]
+    text = ": ".join(kept) if kept else type(exc).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def fail(prog: str, message: str, code: int = 2) -> NoReturn:

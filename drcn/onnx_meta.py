@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from drcn import bounded_json
 from drcn.config import ModelConfig
 from drcn.frame import KINDS, lr_halo
 from drcn.errors import DrcnError
@@ -94,8 +95,11 @@ class OnnxModelInfo:
         if props.get("drcn.format") != FORMAT:
             raise DrcnError(f"{source}: no drcn metadata (format {FORMAT}); export it with drcn-export")
         try:
-            info = cls(config=ModelConfig.from_json(props["drcn.config"]), depth=int(props["drcn.depth"]),
-                       precision=props["drcn.precision"], ensemble=tuple(json.loads(props["drcn.ensemble"])),
+            ensemble = bounded_json.loads(props["drcn.ensemble"], f"{source}: metadata drcn.ensemble")
+            if not isinstance(ensemble, list) or not all(isinstance(w, (int, float)) for w in ensemble):
+                raise ValueError("drcn.ensemble is not a list of numbers")
+            info = cls(config=ModelConfig.from_json(props["drcn.config"], f"{source}: metadata drcn.config"),
+                       depth=int(props["drcn.depth"]), precision=props["drcn.precision"], ensemble=tuple(ensemble),
                        weights_sha256=props["drcn.weights_sha256"], version=props["drcn.version"],
                        opset=int(props["drcn.opset"]), kind=props.get("drcn.kind", "y"),
                        scale=int(props["drcn.scale"]) if "drcn.scale" in props else None)
@@ -109,16 +113,12 @@ class OnnxModelInfo:
 
 
 def read_onnx_info(path: str | os.PathLike) -> OnnxModelInfo:
-    """The :class:`OnnxModelInfo` of an ONNX file (reads the graph, not the weights)."""
-    onnx = require("onnx", "reading ONNX files", "pip install 'drcn[onnx]'")
-    path = Path(path)
-    if not path.is_file():
-        raise DrcnError(f"{path}: no such ONNX file")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf raises a variety of types for a non-ONNX file
-        raise DrcnError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    return model_info(model, str(path))
+    """The :class:`OnnxModelInfo` of an ONNX file (reads the graph, not the weights; refuses external data outside
+    the file's folder, :mod:`drcn.onnx_files`)."""
+    from drcn.onnx_files import load_onnx
+
+    # Every command and backend reads this first: the external-data check runs before any backend sees the file.
+    return model_info(load_onnx(path, external=False), str(path))
 
 
 def model_info(model, source: str = "ONNX model") -> OnnxModelInfo:

@@ -7,13 +7,13 @@ needs no torch.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
+from drcn import bounded_json
 from drcn.atomic import atomic_output
 from drcn.config import ModelConfig
-from drcn.errors import DrcnError
+from drcn.errors import DrcnError, backend_reason
 from drcn.optional import require
 
 CONFIG_KEY = "drcn.config"
@@ -50,7 +50,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
             size = int.from_bytes(fh.read(8), "little")
             if size <= 0 or size > 100_000_000:
                 raise ValueError("bad header size")
-            header = json.loads(fh.read(size))
+            header = bounded_json.loads(fh.read(size), f"{path}: its safetensors header")
             file_size = os.fstat(fh.fileno()).st_size
         if not isinstance(header, dict):
             raise ValueError("the header is not a JSON object")
@@ -105,7 +105,7 @@ def load_model(path: str | os.PathLike | None = None, device: str = "cpu"):
     try:
         state = st.load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as exc:
-        raise DrcnError(f"{path}: cannot read the weights ({str(exc).splitlines()[0]})") from None
+        raise DrcnError(f"{path}: cannot read the weights ({backend_reason(exc)})") from None
     missing, unexpected = set(model.state_dict()) - set(state), set(state) - set(model.state_dict())
     if missing or unexpected:
         raise DrcnError(f"{path}: tensors do not match the DRCN model "

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from drcn.errors import DrcnError
+from drcn.errors import DrcnError, backend_reason
+from drcn.onnx_files import load_onnx
 
 DISTINCT_CONV_WEIGHTS = 5  # embed x2, the recursive conv, reconstruction x2
 
@@ -32,7 +33,7 @@ def graph_report(path: Path) -> GraphReport:
     import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(path))
+    model = load_onnx(path)
     graph = model.graph
     identities = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
     convs = [n for n in graph.node if n.op_type == "Conv"]
@@ -50,7 +51,7 @@ def check_graph(path: Path, depth: int, expected_parameters: int, bytes_per_para
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:
-        raise DrcnError(f"{path}: onnx.checker rejects the exported graph: {str(exc).splitlines()[0]}") from exc
+        raise DrcnError(f"{path}: onnx.checker rejects the exported graph: {backend_reason(exc)}") from exc
     report = graph_report(path)
     if report.distinct_conv_weights != DISTINCT_CONV_WEIGHTS:
         raise DrcnError(f"{path}: {report.distinct_conv_weights} distinct Conv weights, expected "

@@ -20,11 +20,13 @@ from typing import Callable
 
 import numpy as np
 
+from drcn import bounded_json
 from drcn.atomic import atomic_output
 from drcn.calibration import calibration_pairs
 from drcn.checksums import file_sha256
 from drcn.errors import DrcnError
 from drcn.fp16 import mean_psnr
+from drcn.onnx_files import load_onnx
 from drcn.onnx_meta import OnnxModelInfo, read_onnx_info
 from drcn.optional import require
 
@@ -166,9 +168,9 @@ def quantize(model, windows: list[np.ndarray], candidate: Candidate):
 
 def recipe_of(path: str | Path) -> int:
     """The :data:`RECIPE` an INT8 graph was made with (1: before it was recorded)."""
-    onnx = require("onnx", "reading an INT8 graph", INSTALL)
-    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    return int(json.loads(props.get("drcn.int8", "{}")).get("recipe", 1))
+    props = {p.key: p.value for p in load_onnx(path, external=False).metadata_props}
+    record = bounded_json.loads(props.get("drcn.int8", "{}"), f"{path}: metadata drcn.int8")
+    return int(record.get("recipe", 1)) if isinstance(record, dict) else 1
 
 
 def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limit: float = MAX_INT8_PSNR_DROP,
@@ -181,7 +183,7 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
     if info.kind != "y" or info.precision != "fp32":
         raise DrcnError(f"--int8 quantizes the fp32 Y graph, not a {info.precision} {info.kind} graph")
     start = time.perf_counter()
-    model = onnx.load(str(y_onnx))
+    model = load_onnx(y_onnx)
     pairs = calibration_pairs(calib, info.config.scales, max_side=MAX_SIDE, max_images=MAX_IMAGES)
     windows = calibration_windows(pairs)
     precisions = float_precisions()

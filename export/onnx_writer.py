@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from drcn.errors import DrcnError
+from drcn.onnx_files import load_onnx
 from drcn.onnx_meta import INPUT_NAME, OUTPUT_NAME, OnnxModelInfo
 
 EXPORT_SAMPLE_SHAPE = (1, 1, 64, 64)  # verification uses a different shape on purpose
@@ -59,7 +60,7 @@ def write_onnx(module: torch.nn.Module, path: Path, info: OnnxModelInfo,
         tail = " | ".join(log.getvalue().strip().splitlines()[-3:])
         raise DrcnError(f"ONNX export failed at opset {info.opset}: {type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''} {tail}".strip()) from exc
-    model = onnx.load(str(path))
+    model = load_onnx(path)
     # The exporter annotates every node with its Python stack trace (local paths included) and stores
     # intermediate shapes: ~10% of the file for a small model, and nothing a runtime needs.
     for node in model.graph.node:

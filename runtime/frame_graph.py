@@ -21,6 +21,7 @@ from drcn import __version__, atomic, frame
 from drcn.cache import cache_dir
 from drcn.checksums import file_sha256
 from drcn.errors import DrcnError
+from drcn.onnx_files import load_onnx
 from drcn.onnx_meta import INPUT_NAME, OUTPUT_NAME, OnnxModelInfo, model_info, read_onnx_info
 from drcn.optional import require
 
@@ -186,7 +187,7 @@ def write_frame_graph(y_onnx: str | Path, target: str | Path, kind: str, scale: 
     """Build the frame graph of the Y graph file ``y_onnx`` and write it to ``target`` (atomically)."""
     onnx = require("onnx", "building a whole-frame graph", "pip install 'drcn[onnx]'")
     info = read_onnx_info(y_onnx)
-    model = build_frame_graph(onnx.load(str(y_onnx)), info, kind, scale)
+    model = build_frame_graph(load_onnx(y_onnx), info, kind, scale)
     with atomic.atomic_output(target) as tmp:
         onnx.save(model, str(tmp))
     return dataclasses.replace(info, kind=kind, scale=scale)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from drcn.errors import DrcnError
+from drcn.errors import DrcnError, backend_reason
 from drcn.optional import require
 from drcn.onnx_meta import read_onnx_info
 from drcn.runtime.backends.table import ModelSpec
@@ -42,7 +42,7 @@ class OnnxRuntimeBackend:
         try:
             self.session = ort.InferenceSession(str(model_path), options, providers=providers)
         except Exception as exc:  # ORT reports bad graphs and provider failures with many exception types
-            raise DrcnError(f"{model_path}: ONNX Runtime cannot load it: {str(exc).splitlines()[0]}") from None
+            raise DrcnError(f"{model_path}: ONNX Runtime cannot load it: {backend_reason(exc)}") from None
         used = self.session.get_providers()[0]
         self.runs_on_gpu = used != "CPUExecutionProvider"
         self.input_name = self.session.get_inputs()[0].name

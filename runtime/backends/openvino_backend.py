@@ -20,7 +20,7 @@ import numpy as np
 from drcn.cache import cache_dir
 from drcn.checksums import file_sha256
 from drcn.cpu import cpu_name, has_int8_dot
-from drcn.errors import DrcnError
+from drcn.errors import DrcnError, backend_reason
 from drcn.optional import require
 from drcn.onnx_meta import int8_sibling, read_onnx_info
 from drcn.runtime.backends.table import ModelSpec
@@ -87,7 +87,7 @@ class OpenVINOBackend:
         try:
             self.model = self.core.read_model(str(model_path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line text
-            raise DrcnError(f"{model_path}: OpenVINO cannot read it: {str(exc).splitlines()[0]}") from None
+            raise DrcnError(f"{model_path}: OpenVINO cannot read it: {backend_reason(exc)}") from None
         self.parts = None
         self.runs_on_gpu = False  # the CPU plugin only
         if info.kind != "y" and hint != "f32":
@@ -118,11 +118,10 @@ class OpenVINOBackend:
         return (channels.get_length() if channels.is_static else 1, 32, 32)
 
     def _compile_parts(self, model_path: str):
-        import onnx
-
+        from drcn.onnx_files import load_onnx
         from drcn.runtime.frame_graph import split_frame_graph
 
-        parts = split_frame_graph(onnx.load(str(model_path)))
+        parts = split_frame_graph(load_onnx(model_path))
         f32 = {**self.config, "INFERENCE_PRECISION_HINT": "f32"}
         return [(self.core.read_model(part.SerializeToString(), b""), config)
                 for part, config in ((parts.pre, f32), (parts.network, self.config), (parts.post, f32))]

@@ -82,7 +82,9 @@ def build_engine(request: BuildRequest, log: Callable[[str], None] = lambda _: N
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if plan.strongly_typed else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse(graph):
+    # With the model's own path, external data resolves beside the model (read_onnx_info has confined it there);
+    # without it, TensorRT would resolve locations against the working directory.
+    if not parser.parse(graph, str(request.onnx.absolute())):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise DrcnError(f"{request.onnx}: TensorRT's ONNX parser failed: {errors}")
 

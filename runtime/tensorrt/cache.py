@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from drcn import __version__, atomic
+from drcn import __version__, atomic, bounded_json
 from drcn.cache import cache_dir
 from drcn.checksums import bytes_sha256, file_sha256
 from drcn.errors import DrcnError
@@ -42,10 +42,10 @@ class EngineKey:
     def read(cls, path: Path) -> "EngineKey | None":
         """The key stored at ``path``; None where there is none or it is from another drcn version's format."""
         try:
-            data = json.loads(path.read_text())
+            data = bounded_json.loads(path.read_bytes(), str(path), max_bytes=1_000_000)
             data["max_size"] = tuple(data["max_size"]) if data.get("max_size") else None
             return cls(**data)
-        except (OSError, ValueError, TypeError, KeyError):
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, DrcnError):
             return None
 
     def changes_from(self, other: "EngineKey") -> list[str]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from drcn.calibration import calibration_pairs
 from drcn.fp16 import Fp16Report, check_fp16, psnr_change
+from drcn.onnx_files import load_onnx
 from drcn.onnx_meta import OnnxModelInfo, model_info
 from drcn.optional import require
 
@@ -69,7 +70,7 @@ def convert_to_fp16(onnx_path: Path, info: OnnxModelInfo, calib: list[str] | Non
 
     from drcn.runtime.frame_graph import build_frame_graph, network_part
 
-    model = onnx.load(str(onnx_path))
+    model = load_onnx(onnx_path)
     # A frame graph's colour conversion, enlargement and rounding stay float32 (fp16 cannot hold the 0..255 grid):
     # the network is converted alone and wrapped again. (The converter's node_block_list is no help: it casts every
     # blocked node's output to fp16 and back.)

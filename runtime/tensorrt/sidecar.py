@@ -12,7 +12,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from drcn import atomic
+from drcn import atomic, bounded_json
 from drcn.errors import DrcnError
 from drcn.runtime.tensorrt.flavour import FLAVOURS, RTX_DEFAULT_TARGETS
 
@@ -92,7 +92,9 @@ class EngineSidecar:
     @classmethod
     def from_json(cls, text: str, source: str = "sidecar") -> "EngineSidecar":
         try:
-            data = json.loads(text)
+            data = bounded_json.loads(text, source, max_bytes=1_000_000)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
             if data.get("format") != FORMAT:
                 raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
             data["profile"] = Profile(**{k: tuple(v) for k, v in data["profile"].items()})
