@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from drcn import cache
 from drcn.cache import cache_dir
 from drcn.checksums import file_sha256
 from drcn.errors import DrcnError
@@ -23,9 +24,10 @@ def exported_onnx(weights: str | None, precision: str, depth: int | None = None,
     source = resolve_weights(weights)
     key = f"{file_sha256(source)[:16]}_{precision}" + (f"_d{depth}" if depth else "") + ("" if fold_output else "_nofold")
     path = cache_dir("bench") / f"{key}.onnx"
-    if not path.is_file():
+    if not cache.verified(path):
         export_model(path, weights=str(source), fp16=precision == "fp16", depth=depth, calib=calib,
                      fold_output=fold_output)
+        cache.seal(path)
     return path
 
 
@@ -70,11 +72,13 @@ def int8_graph(graph: Path) -> Path:
 
     from drcn.export.int8 import RECIPE, export_int8, recipe_of
 
-    found = int8_sibling(graph)
+    target = graph.with_name(f"{graph.stem}_int8.onnx")
+    found = int8_sibling(graph) if cache.verified(target) else None
     if found is not None and recipe_of(found) == RECIPE:
         return found
-
-    return export_int8(graph, graph.with_name(f"{graph.stem}_int8.onnx")).path
+    made = export_int8(graph, target).path
+    cache.seal(made)
+    return made
 
 
 def _graph_precision(method: str, precision: str) -> str:

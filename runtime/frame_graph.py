@@ -14,10 +14,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from drcn import __version__, atomic, frame
+from drcn import __version__, atomic, cache, frame
 from drcn.cache import cache_dir
 from drcn.checksums import file_sha256
 from drcn.errors import DrcnError
@@ -193,11 +194,12 @@ def write_frame_graph(y_onnx: str | Path, target: str | Path, kind: str, scale: 
     return dataclasses.replace(info, kind=kind, scale=scale)
 
 
-def cached_frame_graph(y_onnx: str | Path, kind: str, scale: int) -> Path:
+def cached_frame_graph(y_onnx: str | Path, kind: str, scale: int, log: Callable[[str], None] = lambda _: None) -> Path:
     """The frame graph of ``y_onnx`` under ``$DRCN_CACHE/frame-graphs``, built on first use, with the frame graph
     of its INT8 sibling beside it (``<name>_int8.onnx``, found by :func:`drcn.onnx_meta.int8_sibling`) when it has
     one. The folder is keyed by the checksums of both Y graphs, the kind, the scale and drcn's version (the
-    builder is drcn's code), so a re-exported INT8 graph never meets a stale wrapper."""
+    builder is drcn's code), so a re-exported INT8 graph never meets a stale wrapper. Each graph is sealed with its
+    checksum when written and checked on every use: a damaged one is made again (``log`` says so)."""
     from drcn.onnx_meta import int8_sibling
 
     int8 = int8_sibling(y_onnx)
@@ -206,10 +208,12 @@ def cached_frame_graph(y_onnx: str | Path, kind: str, scale: int) -> Path:
     target = cache_dir("frame-graphs") / key / f"{Path(y_onnx).stem}_{kind}_x{scale}.onnx"
     if int8 is not None:
         int8_target = target.with_name(f"{target.stem}_int8.onnx")
-        if not int8_target.is_file():
+        if not cache.verified(int8_target, log):
             write_frame_graph(int8, int8_target, kind, scale)
-    if not target.is_file():
-        write_frame_graph(y_onnx, target, kind, scale)  # last: its presence means the folder is complete
+            cache.seal(int8_target)
+    if not cache.verified(target, log):
+        write_frame_graph(y_onnx, target, kind, scale)  # last: its seal means the folder is complete
+        cache.seal(target)
     return target
 
 

@@ -137,7 +137,7 @@ class Upscaler:
             else:
                 from drcn.runtime.frame_graph import cached_frame_graph
 
-                model = str(cached_frame_graph(request.model, kind, self.integer_scale))
+                model = str(cached_frame_graph(request.model, kind, self.integer_scale, self.log))
         backend = create_backend(request.backend, model, device=request.device, precision=request.precision,
                                  provider=request.provider, threads=request.threads, tile=request.tile,
                                  batch=request.batch, log=self.log, mode=request.mode, **options)

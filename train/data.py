@@ -18,7 +18,7 @@ import numpy as np
 
 from drcn import matlab
 from drcn.atomic import atomic_output
-from drcn.cache import cache_dir
+from drcn.cache import cache_dir, seal, verified
 from drcn.errors import DrcnError
 from drcn.images import list_images, read_image
 from drcn.patches import PatchSpec, extract_patches
@@ -82,7 +82,7 @@ class PatchSet:
         files = [f for folder in folders for f in list_images(folder)]
         cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
         cache = cache_dir / f"{_cache_key(files, spec)}.npz"
-        if cache.is_file():
+        if verified(cache):   # sealed when written: damaged patches are extracted again, never trained on
             with np.load(cache) as data:
                 return cls(data["inputs"], data["targets"], spec, data["scale_ids"])
         inputs, targets, scale_ids = [], [], []
@@ -101,6 +101,7 @@ class PatchSet:
         patches = cls(np.concatenate(inputs), np.concatenate(targets), spec, np.concatenate(scale_ids))
         with atomic_output(cache) as tmp:
             np.savez(tmp, inputs=patches.inputs, targets=patches.targets, scale_ids=patches.scale_ids)
+        seal(cache)
         return patches
 
     def sample(self, rng: np.random.Generator, n: int, scale_weights: tuple[float, ...] = ()) -> np.ndarray:

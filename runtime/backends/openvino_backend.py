@@ -14,10 +14,11 @@ import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from drcn.cache import cache_dir
+from drcn.cache import cache_dir, seal_folder, verified_folder
 from drcn.checksums import file_sha256
 from drcn.cpu import cpu_name, has_int8_dot
 from drcn.errors import DrcnError, backend_reason
@@ -59,7 +60,7 @@ class OpenVINOBackend:
     name = "openvino"
 
     def __init__(self, model_path: str, precision: str = "auto", threads: int | None = None,
-                 mode: str = "latency", **_):
+                 mode: str = "latency", log: Callable[[str], None] = lambda _: None, **_):
         ov = require("openvino", "the OpenVINO backend", INSTALL)
         info = read_onnx_info(model_path)
         self.core = ov.Core()
@@ -80,6 +81,10 @@ class OpenVINOBackend:
         if mode not in ("latency", "throughput"):
             raise DrcnError(f"--mode {mode}: latency or throughput")
         cache = cache_folder(file_sha256(model_path), self.precision, mode, ov.__version__)
+        # OpenVINO trusts the blobs in its cache folder as they are: drcn seals them after every compile and checks
+        # them here, so a damaged blob is compiled again instead of computing wrong pixels.
+        verified_folder(cache, log)
+        self.cache_folder = cache
         self.config = {"INFERENCE_PRECISION_HINT": hint,
                        "PERFORMANCE_HINT": mode.upper(), "CACHE_DIR": str(cache)}
         if threads:
@@ -129,7 +134,12 @@ class OpenVINOBackend:
     def _compiled(self, model, config: dict, shape: tuple[int, ...]):
         model = model.clone()
         model.reshape({model.inputs[0].get_any_name(): list(shape)})  # static shapes compile faster code
-        return self.core.compile_model(model, "CPU", config)
+        return self._compile(model, config)
+
+    def _compile(self, model, config: dict):
+        compiled = self.core.compile_model(model, "CPU", config)
+        seal_folder(self.cache_folder)
+        return compiled
 
     def _request(self, shape: tuple[int, ...]):
         request = self._requests.get(shape)
@@ -211,7 +221,7 @@ class _Parts:
         post = post.clone()
         post.reshape({port.get_any_name(): [n, 1 if i == 0 else 2, h * scale, w * scale]
                       for i, port in enumerate(post.inputs)})
-        self.post = backend.core.compile_model(post, "CPU", post_config)
+        self.post = backend._compile(post, post_config)
 
     def create_infer_request(self) -> "_PartsRequest":
         return _PartsRequest(self)

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from drcn import atomic
+from drcn import atomic, cache
 from drcn.checksums import bytes_sha256, file_sha256
 from drcn.errors import DrcnError
 from drcn.runtime.backends.table import ModelSpec
@@ -78,7 +78,7 @@ class TensorRTBackend:
             self.runtime_cache_file = runtime_cache_path(engine_path, sidecar, trt.__version__, gpu)
             runtime_config = self.engine.create_runtime_config()
             self.runtime_cache = runtime_config.create_runtime_cache()
-            if self.runtime_cache_file.is_file():
+            if cache.verified(self.runtime_cache_file, log):   # JIT kernels: a damaged file is compiled again
                 self.runtime_cache.deserialize(self.runtime_cache_file.read_bytes())
             runtime_config.set_runtime_cache(self.runtime_cache)
             self.context = self.engine.create_execution_context(runtime_config)
@@ -130,7 +130,9 @@ class TensorRTBackend:
             for stale in self.runtime_cache_file.parent.glob(f"{self.engine_name}.*.rtxcache"):
                 if stale != self.runtime_cache_file:
                     stale.unlink(missing_ok=True)
+                    cache.seal_path(stale).unlink(missing_ok=True)
             atomic.write_bytes(self.runtime_cache_file, bytes(self.runtime_cache.serialize()))
+            cache.seal(self.runtime_cache_file)
             self.runtime_cache = None
         self.context = None
         self.engine = None

@@ -11,13 +11,13 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from drcn import __version__, atomic, bounded_json
+from drcn import __version__, atomic, bounded_json, cache
 from drcn.cache import cache_dir
 from drcn.checksums import bytes_sha256, file_sha256
 from drcn.errors import DrcnError
 from drcn.runtime.tensorrt.cuda import visible_gpu
 from drcn.runtime.tensorrt.build import BuildRequest, build_engine, resolve_flavour
-from drcn.runtime.tensorrt.sidecar import read_sidecar
+from drcn.runtime.tensorrt.sidecar import read_sidecar, sidecar_path
 from drcn.runtime.tensorrt.flavour import RTX_DEFAULT_TARGETS, import_flavour
 
 
@@ -73,20 +73,25 @@ def cached_engine(onnx: Path, precision: str, tile: int, batch: int, max_size: t
     folder = cache_dir("engines")
     engine = folder / f"{onnx.stem}-{key.digest()}.engine"
     last = folder / f"{onnx.stem}-{bytes_sha256(str(onnx).encode())[:12]}.last.json"
+    reason = "no cached engine for these settings"
     if engine.is_file():
+        # The sidecar vouches for the engine's bytes, its seal for the sidecar's: both are checked on every use.
         try:
-            if read_sidecar(engine).engine_sha256 == file_sha256(engine):
+            if cache.verified(sidecar_path(engine), log) and read_sidecar(engine).engine_sha256 == file_sha256(engine):
                 log(f"using the cached engine {engine}")
                 return engine
-        except DrcnError:  # an unreadable sidecar is a cache miss: the engine is rebuilt below
-            pass
-    reason = "no cached engine for these settings"
+            reason = "the cached engine no longer matches the checksum it was built with (damaged)"
+        except DrcnError as exc:  # an unreadable sidecar is a cache miss: the engine is rebuilt below
+            reason = f"the cached engine's sidecar is unreadable ({exc})"
+        engine.unlink(missing_ok=True)
+        sidecar_path(engine).unlink(missing_ok=True)
     previous = EngineKey.read(last)
-    if previous is not None and previous != key:
+    if previous is not None and previous != key and reason.startswith("no cached"):
         reason = "changed since the last build: " + "; ".join(key.changes_from(previous))
     log(f"building a TensorRT engine for {onnx.name} ({reason})")
     build_engine(BuildRequest(onnx=onnx, engine=engine, fp16=precision == "fp16", tile=tile, batch=batch,
                               max_size=max_size, flavour=key.flavour), log)
+    cache.seal(sidecar_path(engine))
     atomic.write_text(last, json.dumps(dataclasses.asdict(key), sort_keys=True))
     return engine
 
