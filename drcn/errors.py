@@ -19,6 +19,11 @@ class DrcnError(Exception):
     """A problem the user can fix; the message names the file or option and what is wrong."""
 
 
+class InvalidArgument(DrcnError, ValueError):
+    """A bad argument to the Python API (a scale that is not a finite number > 1, an empty image): a
+    :class:`DrcnError` that ``except ValueError`` also catches; the message names the argument."""
+
+
 class MissingDependencyError(DrcnError):
     """An optional package needed by the chosen feature is not installed."""
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from drcn import atomic
 from drcn.errors import DrcnError
+from drcn.limits import check_image_file, check_pixels
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -35,10 +36,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
     Returns:
         (H, W) for grayscale, (H, W, 3) RGB or (H, W, 4) RGBA; uint8 or uint16 as in the file.
+
+    An image over the pixel limit (:mod:`drcn.limits`) is refused from its header, before it is decoded.
     """
     import cv2
 
     path = Path(path)
+    if path.is_file():
+        check_image_file(path)   # the header's size against the pixel limit, before any pixel is decoded
     try:
         data = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
     except OSError as exc:
@@ -51,6 +56,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if image.ndim == 3:
         code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
         image = cv2.cvtColor(image, code)
+    check_pixels(image.shape[1], image.shape[0], str(path))   # formats whose header Pillow cannot read
     if image.dtype not in (np.uint8, np.uint16):
         raise DrcnError(f"{path}: unsupported pixel type {image.dtype} (expected 8- or 16-bit)")
     return image

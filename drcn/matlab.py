@@ -80,7 +80,10 @@ def _cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         # MATLAB rounds half away from zero; values here are >= 0 after clipping, so floor(x + 0.5) matches.
-        return np.floor(np.clip(values, info.min, info.max) + 0.5).astype(dtype)
+        # In place (the same arithmetic): a full-size float64 temporary per step is what bounds large frames.
+        values = np.clip(values, info.min, info.max)
+        values += 0.5
+        return np.floor(values, out=values).astype(dtype)
     return values.astype(dtype)
 
 
@@ -89,7 +92,9 @@ def _resize_axis(image: np.ndarray, axis: int, weights: np.ndarray, indices: np.
     out = np.zeros((weights.shape[0],) + moved.shape[1:], dtype=np.float64)
     shape = (-1,) + (1,) * (moved.ndim - 1)
     for tap in range(weights.shape[1]):
-        out += weights[:, tap].reshape(shape) * moved[indices[:, tap]]
+        term = moved[indices[:, tap]]
+        term *= weights[:, tap].reshape(shape)   # in place: one full-size temporary per tap, not two
+        out += term
     return np.moveaxis(out, 0, axis)
 
 

@@ -11,12 +11,38 @@ image read from a file gives exactly the pixels ``drcn-run`` writes for that fil
 
 from __future__ import annotations
 
+import math
+import numbers
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from drcn.errors import DrcnError
+from drcn.errors import DrcnError, InvalidArgument
+
+
+def _check_number(name: str, value: Any, integer: bool = False, minimum: float | None = None,
+                  above: float | None = None) -> None:
+    """One :class:`InvalidArgument` line naming ``name`` unless ``value`` is a finite real (an int where
+    ``integer``) within the bound."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(float(value)):
+        raise InvalidArgument(f"{name} must be a finite {'whole ' if integer else ''}number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise InvalidArgument(f"{name} must be >= {minimum:g}, got {value!r}")
+    if above is not None and not value > above:
+        raise InvalidArgument(f"{name} must be greater than {above:g}, got {value!r}")
+
+
+def _check_image(array: np.ndarray) -> None:
+    """(H, W), (H, W, 3) or (H, W, 4) uint8/uint16 with H, W >= 1, else one line naming ``image``."""
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
+        raise InvalidArgument(f"image must be (H, W), (H, W, 3) or (H, W, 4), got shape {array.shape}")
+    if array.shape[0] < 1 or array.shape[1] < 1:
+        raise InvalidArgument(f"image is empty (shape {array.shape}): nothing to upscale")
+    if array.dtype not in (np.uint8, np.uint16):
+        raise InvalidArgument(f"image must be uint8 or uint16, got {array.dtype}")
 
 
 def _model_arguments(model: str | Path | None) -> dict[str, str | None]:
@@ -58,6 +84,10 @@ class Upscaler:
         scale: the upscaling factor (> 1).
         backend, precision, tile, batch, device, provider, threads, path: as drcn-run's options.
         log: where the backend's messages go (default: nowhere).
+
+    One Upscaler may be shared by several threads: each call's colour conversion and bicubic enlargement run on its
+    own thread, the network runs one call at a time (serialised inside; results equal one thread's). Bad arguments
+    raise :class:`drcn.errors.InvalidArgument` (a ``ValueError``) naming the argument.
     """
 
     def __init__(self, model: str | Path | None = None, *, scale: float = 2.0, backend: str = "auto",
@@ -67,16 +97,20 @@ class Upscaler:
         from drcn.runtime.backends import select
         from drcn.runtime.upscaler import BackendRequest, Upscaler as Stages
 
-        if not scale > 1:
-            raise DrcnError(f"scale must be greater than 1, got {scale}")
-        if tile < 0 or batch < 1:
-            raise DrcnError(f"tile must be >= 0 and batch >= 1, got tile={tile}, batch={batch}")
+        _check_number("scale", scale, above=1)
+        _check_number("tile", tile, integer=True, minimum=0)
+        _check_number("batch", batch, integer=True, minimum=1)
+        if threads is not None:
+            _check_number("threads", threads, integer=True, minimum=1)
         choice = select.choose(backend=backend, **_model_arguments(model))
         request = BackendRequest(choice.backend, str(choice.model), tile=tile, batch=batch, device=device,
                                  precision=precision, provider=provider, threads=threads, path=path)
-        self.scale = scale
-        self._stages = Stages(request, scale, log)
+        self.scale = float(scale)
+        self._stages = Stages(request, self.scale, log)
         self.description = self._stages.description
+        # Colour and bicubic run on the calling threads; the network one call at a time unless the backend keeps
+        # requests in flight itself (OpenVINO's throughput mode): sharing one Upscaler across threads is safe.
+        self._infer_lock = threading.Lock() if self._stages.in_flight <= 1 else None
 
     def upscale(self, image: Any) -> Any:
         """``image`` ``scale`` times larger, of the same kind: numpy (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA,
@@ -84,7 +118,18 @@ class Upscaler:
         if self._stages is None:
             raise DrcnError("this Upscaler is closed")
         array, give_back = _to_array(image)
-        return give_back(self._stages.upscale_image(np.ascontiguousarray(array)))
+        array = np.ascontiguousarray(array)
+        _check_image(array)
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[:, :, 0]
+        stages = self._stages
+        prepared = stages.prepare(array)
+        if self._infer_lock is None:
+            result = stages.infer(prepared)
+        else:
+            with self._infer_lock:
+                result = stages.infer(prepared)
+        return give_back(stages.finish(prepared, result))
 
     def close(self) -> None:
         if self._stages is not None:

@@ -29,8 +29,8 @@ class FrameStages(Protocol):
     threads. 1 keeps inference on the calling thread (CUDA contexts, PyTorch); more is for a thread-safe backend
     whose requests in flight would otherwise idle at the end of each frame (OpenVINO's throughput mode)."""
 
-    def prepare(self, image: np.ndarray) -> object:
-        """(H, W[, C]) uint8/uint16 -> what ``infer`` takes (any thread)."""
+    def prepare(self, image: np.ndarray, source: str = "image") -> object:
+        """(H, W[, C]) uint8/uint16 -> what ``infer`` takes (any thread); ``source`` names the frame in errors."""
 
     def infer(self, prepared: object) -> np.ndarray:
         """The network (the calling thread only, unless ``in_flight`` > 1)."""
@@ -45,7 +45,7 @@ class HostStages:
     def __init__(self, scale: float, infer_y: Callable[[np.ndarray], np.ndarray]):
         self.scale, self.infer_y = scale, infer_y
 
-    def prepare(self, image: np.ndarray) -> colour.Prepared:
+    def prepare(self, image: np.ndarray, source: str = "image") -> colour.Prepared:
         return colour.prepare(image, self.scale)
 
     def infer(self, prepared: colour.Prepared) -> np.ndarray:
@@ -158,7 +158,7 @@ def run_frames(frames: Iterable[Frame], total: int, stages: FrameStages,
     writes: collections.deque[tuple[Frame, Future]] = collections.deque()
 
     def load_and_prepare(frame: Frame) -> object:
-        return stages.prepare(frame.load())
+        return stages.prepare(frame.load(), frame.name)
 
     def infer(prepared_future: Future) -> tuple[object, np.ndarray]:
         try:

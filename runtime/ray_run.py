@@ -143,7 +143,11 @@ def _connect(ray, address: str | None) -> bool:
     try:
         if address:
             probe_address(address)
-            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+            # The pixel limit travels to workers on other machines (they read it where they decode).
+            from drcn.limits import ENV, max_pixels
+
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
+                     runtime_env={"env_vars": {ENV: str(max_pixels())}})
             return False
         ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **quiet)
         return True

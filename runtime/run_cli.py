@@ -62,6 +62,9 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--workers", type=positive_int,
                    help="Ray workers (default: one per GPU in the cluster, else one per CPU core, each running "
                         "--threads threads, default 1)")
+    p.add_argument("--max-pixels", type=non_negative_int, metavar="N",
+                   help="refuse images and video frames of more than N pixels, from their header, before decoding "
+                        "(default: $DRCN_MAX_PIXELS, else a 16K frame, 132710400; 0: no limit)")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip)")
     p.add_argument("--make-samples", metavar="DIR",
                    help="write sample low-resolution frames (from scikit-image's bundled photos) to DIR and exit")
@@ -101,7 +104,9 @@ def _report(summary, job) -> int:
     if job.skipped:
         print(f"{PROG}: skipped {job.skipped} existing output(s) (use --overwrite to redo them)")
     for name, why in summary.failed:
-        print(f"{PROG}: failed: {name}: {why}", file=sys.stderr)
+        # Messages from readers already start with the file's path; don't say its name twice.
+        said = why if why.split(": ", 1)[0].endswith(name) else f"{name}: {why}"
+        print(f"{PROG}: failed: {said}", file=sys.stderr)
     if summary.failed:
         print(f"{PROG}: error: {len(summary.failed)} frame(s) failed", file=sys.stderr)
         return 1
@@ -111,6 +116,12 @@ def _report(summary, job) -> int:
 @cli_entry(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.max_pixels is not None:
+        import os
+
+        from drcn.limits import ENV
+
+        os.environ[ENV] = str(args.max_pixels)   # every reader, and the local Ray workers this process starts
     if args.make_samples:
         return make_samples(Path(args.make_samples))
     if args.ray:

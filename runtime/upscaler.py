@@ -23,6 +23,7 @@ import numpy as np
 
 from drcn import frame
 from drcn.errors import DrcnError
+from drcn.limits import check_memory, check_pixels
 from drcn.runtime.media import colour
 from drcn.runtime.backends.table import Backend, create_backend
 from drcn.runtime.tiling import run_tiled, tiled_plane
@@ -181,7 +182,13 @@ class Upscaler:
                 f"({self.request.tile} output)")
 
     # -- the three stages ------------------------------------------------------------------------------------------
-    def prepare(self, image: np.ndarray) -> _Prepared:
+    def prepare(self, image: np.ndarray, source: str = "image") -> _Prepared:
+        """One decoded frame -> what :meth:`infer` takes; a frame over the pixel or memory budget (:mod:`drcn.limits`)
+        is refused in one line naming ``source`` before any work."""
+        if image.ndim < 2 or image.shape[0] < 1 or image.shape[1] < 1:
+            raise DrcnError(f"{source}: an empty image ({'x'.join(map(str, image.shape))}) has nothing to upscale")
+        check_pixels(image.shape[1], image.shape[0], source)
+        check_memory(*colour.output_size(image.shape[0], image.shape[1], self.scale), source)
         kind = "gray" if image.ndim == 2 else "rgb"
         if kind in self.device_kinds and frame.device_path_reason(image.shape, image.dtype, self.scale) is None:
             return _Prepared("device", frame.to_input(image)[0], kind)

@@ -15,6 +15,7 @@ import numpy as np
 from drcn import matlab
 from drcn.errors import DrcnError
 
+FINISH_BAND = 256   # rows converted back to RGB at a time
 SuperResolve = Callable[[np.ndarray], np.ndarray]   # (H, W) float32 in [0, 1] -> (H, W) float32
 
 
@@ -29,7 +30,7 @@ class Prepared:
 
     y: np.ndarray                      # (H', W') float32 in [0, 1]: the enlarged Y (or gray) plane
     dtype: np.dtype
-    chroma: np.ndarray | None = None   # (H', W', 2) float64 in [0, 1]: enlarged Cb, Cr
+    chroma: np.ndarray | None = None   # (H', W', 2) enlarged Cb, Cr on the image dtype's integer grid
     alpha: np.ndarray | None = None    # (H', W') enlarged alpha, image dtype
 
 
@@ -52,22 +53,37 @@ def prepare(image: np.ndarray, scale: float) -> Prepared:
     if image.ndim == 2:
         return Prepared(enlarge(image).astype(np.float32) / np.float32(peak), image.dtype)
     rgb = image[:, :, :3]
+    # One plane at a time, kept on the integer grid until the network needs Y and finish needs Cb, Cr: the same
+    # values as enlarging all three in float64 at once, in a fraction of the memory (the host path's peak is per
+    # output pixel; measured by tests/runtime/test_colour.py::test_host_path_memory_per_output_pixel).
     if image.dtype == np.uint8:
-        ycbcr = enlarge(matlab.rgb2ycbcr(rgb)) / 255.0
+        ycbcr = matlab.rgb2ycbcr(rgb)
+        planes = [enlarge(ycbcr[:, :, c]) for c in range(3)]
     else:  # 16-bit: convert in float, then quantise the enlarged planes to the 16-bit grid
-        ycbcr = matlab.quantize(matlab.imresize(matlab.rgb2ycbcr(rgb / peak), output_shape=size), np.uint16) / peak
+        ycbcr = matlab.rgb2ycbcr(rgb / peak)
+        planes = [matlab.quantize(matlab.imresize(ycbcr[:, :, c], output_shape=size), np.uint16) for c in range(3)]
+    del ycbcr
+    y = (planes[0] / peak).astype(np.float32)
     alpha = enlarge(image[:, :, 3]) if image.shape[2] == 4 else None
-    return Prepared(np.ascontiguousarray(ycbcr[:, :, 0], dtype=np.float32), image.dtype,
-                    np.ascontiguousarray(ycbcr[:, :, 1:]), alpha)
+    return Prepared(y, image.dtype, np.dstack(planes[1:]), alpha)
 
 
 def finish(prepared: Prepared, y: np.ndarray) -> np.ndarray:
     """Everything after the network: (H', W') float32 Y -> the output image, same kind as the input."""
     if prepared.chroma is None:
         return matlab.quantize(y, prepared.dtype)
-    ycbcr = np.dstack([y.astype(np.float64), prepared.chroma])
-    out = matlab.quantize(matlab.ycbcr2rgb(ycbcr), prepared.dtype)
-    return out if prepared.alpha is None else np.dstack([out, prepared.alpha])
+    peak = float(np.iinfo(prepared.dtype).max)
+    channels = 3 if prepared.alpha is None else 4
+    out = np.empty((*y.shape, channels), prepared.dtype)
+    # In bands of rows: every step is per pixel, so the result is the same as the whole frame at once, with float64
+    # temporaries of one band instead of the frame.
+    for top in range(0, y.shape[0], FINISH_BAND):
+        rows = slice(top, top + FINISH_BAND)
+        ycbcr = np.dstack([y[rows].astype(np.float64), prepared.chroma[rows] / peak])
+        out[rows, :, :3] = matlab.quantize(matlab.ycbcr2rgb(ycbcr), prepared.dtype)
+    if prepared.alpha is not None:
+        out[:, :, 3] = prepared.alpha
+    return out
 
 
 def upscale_image(image: np.ndarray, scale: float, sr: SuperResolve) -> np.ndarray:

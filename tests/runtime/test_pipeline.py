@@ -20,7 +20,7 @@ class _Stages:
         self.lock = threading.Lock()
         self.threads: set[str] = set()
 
-    def prepare(self, image):
+    def prepare(self, image, source="image"):
         return image
 
     def infer(self, image):
