@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from drcn import matlab, metrics
-from drcn.evaluation import shave_border
+from drcn.evaluation import check_measurable, shave_border
 from drcn.images import list_images, read_image
 
 
@@ -33,7 +33,9 @@ def check_frame_graph(folders: list[str], y_onnx: str, scales: tuple[int, ...] =
             psnr_graph, psnr_host = [], []
             for folder in folders:
                 for path in list_images(folder):
-                    hr = matlab.modcrop(read_image(path), scale)
+                    hr = read_image(path)
+                    check_measurable(hr.shape, scale, str(path))
+                    hr = matlab.modcrop(hr, scale)
                     hr = hr[:, :, :3] if hr.ndim == 3 else hr
                     lr = matlab.imresize(hr, 1.0 / scale)
                     kind = "rgb" if lr.ndim == 3 else "gray"

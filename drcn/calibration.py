@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from drcn import matlab
-from drcn.evaluation import Dataset, check_dataset, folder_dataset, sample_dataset
+from drcn.evaluation import Dataset, check_dataset, check_measurable, folder_dataset, sample_dataset
 from drcn.patches import PatchSpec, extract_patches
 
 
@@ -25,11 +25,15 @@ def calibration_pairs(folders: list[str] | None, scales, max_side: int = 192, ma
     """(HR Y, bicubic input) uint8 pairs, centre-cropped to at most ``max_side`` pixels to bound the time; with
     ``max_images``, that many images spread evenly over all folders."""
     pairs = []
-    images = [load for dataset in calibration_datasets(folders, checks=True) for _, load in dataset.images]
+    images = [(f"{name} (in {dataset.name})", load) for dataset in calibration_datasets(folders, checks=True)
+              for name, load in dataset.images]
     if max_images and len(images) > max_images:
         images = [images[round(i * len(images) / max_images)] for i in range(max_images)]
-    for load in images:
-        y = matlab.luma(load())
+    for name, load in images:
+        image = load()
+        for scale in scales:
+            check_measurable(image.shape, scale, f"--calib {name}")
+        y = matlab.luma(image)
         h, w = y.shape
         top, left = max(0, (h - max_side) // 2), max(0, (w - max_side) // 2)
         y = np.ascontiguousarray(y[top:top + max_side, left:left + max_side])

@@ -11,6 +11,7 @@ from typing import Callable, Iterable, Protocol
 import numpy as np
 
 from drcn import matlab, metrics
+from drcn.errors import DrcnError
 from drcn.images import list_images, read_image
 from drcn.progress import Progress
 from drcn.samples import CHECK_DATASET, SAMPLE_DATASET, SAMPLE_NAMES, TEXTURE_NAMES, load_sample
@@ -61,6 +62,17 @@ def shave_border(scale: float) -> int:
     return int(math.ceil(scale))
 
 
+def check_measurable(shape: tuple[int, ...], scale: float, source: str) -> None:
+    """One line naming ``source`` when an HR image of ``shape`` leaves nothing to measure at ``scale``: after the
+    mod-crop and the shaved border of ``scale`` pixels, at least one pixel must be left."""
+    period, border = matlab.scale_period(scale), shave_border(scale)
+    need = period * math.ceil((2 * border + 1) / period)
+    height, width = shape[:2]
+    if min(height - height % period, width - width % period) < need:
+        raise DrcnError(f"{source}: {width}x{height} is too small to measure at x{scale:g} (at least {need}x{need} "
+                        f"pixels: a multiple of {period}, with a border of {border} shaved on each side)")
+
+
 def degraded_pair(hr: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """HR image -> (HR Y, network input), both (H, W) uint8: mod-crop, Y, MATLAB bicubic down and up."""
     y = matlab.luma(matlab.modcrop(hr, scale))
@@ -83,7 +95,9 @@ def evaluate(method: Method, dataset: Dataset, scale: float) -> list[ImageScore]
     scores = []
     with Progress(f"{method.name} x{scale:g} {dataset.name}", len(dataset.images)) as progress:
         for name, load in dataset.images:
-            psnr, ssim = score_image(method, load(), scale)
+            hr = load()
+            check_measurable(hr.shape, scale, f"{name} (in {dataset.name})")
+            psnr, ssim = score_image(method, hr, scale)
             scores.append(ImageScore(name, psnr, ssim))
             progress.update(extra=name)
     return scores

@@ -183,3 +183,21 @@ def test_bad_images_name_the_argument(tiny_model_files, shape, dtype, why):
     with drcn.Upscaler(tiny_model_files[1], backend="onnxruntime", scale=2) as up:
         with pytest.raises(ValueError, match=why):
             up.upscale(np.zeros(shape, dtype))
+
+
+def test_images_too_small_to_measure_are_named(tmp_path):
+    import cv2
+
+    from drcn.calibration import calibration_pairs
+    from drcn.errors import DrcnError
+    from drcn.evaluation import check_measurable
+
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "tiny.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(DrcnError, match=r"--calib tiny.png \(in calib\): 8x8 is too small to measure at x3"):
+        calibration_pairs([str(folder)], (2.0, 3.0))
+    with pytest.raises(DrcnError, match="dot.png: 1x1 is too small to measure at x2"):
+        check_measurable((1, 1, 3), 2.0, "dot.png")
+    check_measurable((6, 6), 2.0, "ok.png")
+    check_measurable((9, 9), 3.0, "ok.png")
