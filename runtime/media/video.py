@@ -7,12 +7,18 @@ times. Sample aspect ratio and the colour tags (matrix, primaries, transfer, ran
 converted to RGB with the input's own matrix and range (said out loud), and back with the same, so the Y the
 network sees is the BT.601 Y of the true RGB, as for still images. Video deeper than 8 bits is decoded to 16-bit
 RGB and goes through the 16-bit path. A stream the output container cannot hold is reported by name.
+
+Unusual videos are kept or refused, never silently wrong: a display rotation (display matrix) is carried to the
+output, or the frames are turned upright where the output container cannot carry it (said); further video streams
+(another angle, cover art) are copied as they are, not upscaled (said); a video whose resolution changes mid-stream
+is refused at the frame where it changes, with nothing written, because one encoded stream has one size.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import struct
 import threading
 from pathlib import Path
 from typing import Callable, Iterator
@@ -21,6 +27,7 @@ import numpy as np
 
 from drcn.atomic import atomic_output
 from drcn.errors import DrcnError
+from drcn.limits import check_pixels
 from drcn.optional import require
 from drcn.runtime.media.jobs import Frame
 
@@ -29,6 +36,12 @@ INSTALL = "pip install av (or: pip install 'drcn[onnx]')"
 QUALITY = {"libx264": ("crf", 18), "libx265": ("crf", 20), "libsvtav1": ("crf", 30), "libvpx-vp9": ("crf", 28),
            "h264_nvenc": ("cq", 19), "hevc_nvenc": ("cq", 21), "av1_nvenc": ("cq", 28), "ffv1": None}
 DEFAULT_CODECS = ("libx264", "libsvtav1", "libvpx-vp9", "ffv1")   # the first the output container can hold
+# Codecs a muxer holds that FFmpeg's query (PyAV's supported_codecs) does not list: MPEG-TS answers only its
+# defaults (mpeg2video, mp2), yet carries H.264, HEVC, AAC and more (checked by tests/runtime/test_video_unusual.py).
+EXTRA_CODECS = {"mpegts": {"libx264", "h264", "libx265", "hevc", "aac", "mp3", "ac3", "eac3", "opus",
+                           "dvb_subtitle", "dvbsub"}}
+# Muxers that store a display matrix (checked by writing one and reading it back); others lose it (MPEG-TS, AVI).
+DISPLAY_MATRIX_FORMATS = ("mov", "mp4", "ipod", "3gp", "3g2", "matroska", "webm")
 # Checked here because libx264/libx265 print a bad preset straight to stderr before FFmpeg sees the error.
 X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
@@ -96,6 +109,77 @@ class VideoInfo:
     colour: ColourTags
     copied: list[str]      # the other streams, by name, copied as they are
     dropped: list[str]     # streams the output container cannot hold (filled in by VideoSink)
+    display: "DisplayTransform | None" = None   # the display matrix of the first frame, if any
+
+
+@dataclasses.dataclass(frozen=True)
+class DisplayTransform:
+    """A video's display matrix: how players turn the decoded picture before showing it."""
+
+    matrix: tuple[int, ...]    # the 9 numbers of FFmpeg's display matrix (16.16 fixed point; 2.30 in the last column)
+    degrees: int | None        # counter-clockwise quarter turns applied first (0, 90, 180, 270); None: not a multiple
+    hflip: bool                # then mirrored left to right
+
+    @classmethod
+    def of_matrix(cls, matrix: tuple[int, ...]) -> "DisplayTransform":
+        for degrees in (0, 90, 180, 270):
+            for hflip in (False, True):
+                if _display_matrix(degrees, hflip)[:2] + _display_matrix(degrees, hflip)[3:5] == \
+                        tuple(matrix[:2]) + tuple(matrix[3:5]):
+                    return cls(tuple(matrix), degrees, hflip)
+        return cls(tuple(matrix), None, False)
+
+    @property
+    def identity(self) -> bool:
+        return self.degrees == 0 and not self.hflip
+
+    def describe(self) -> str:
+        if self.degrees is None:
+            return "a display matrix that is not a quarter turn"
+        turn = f"rotated {self.degrees}° counter-clockwise" if self.degrees else "not rotated"
+        return turn + (", mirrored" if self.hflip else "")
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, C) as decoded -> as a player shows it."""
+        turned = np.rot90(image, self.degrees // 90)
+        return np.ascontiguousarray(turned[:, ::-1] if self.hflip else turned)
+
+    def shown_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(H, W) of a decoded frame -> (H, W) as shown."""
+        return (size[1], size[0]) if self.degrees in (90, 270) else size
+
+
+def _display_matrix(degrees: int, hflip: bool) -> tuple[int, ...]:
+    """FFmpeg's av_display_rotation_set(-degrees) then av_display_matrix_flip(hflip): what PyAV's
+    ``set_display_rotation(degrees, hflip)`` writes."""
+    cos, sin = {0: (1, 0), 90: (0, 1), 180: (-1, 0), 270: (0, -1)}[degrees]
+    one = 1 << 16
+    matrix = [cos * one, -sin * one, 0, sin * one, cos * one, 0, 0, 0, 1 << 30]
+    if hflip:
+        for index in (0, 3, 6):
+            matrix[index] = -matrix[index]
+    return tuple(matrix)
+
+
+def _display_of(frame) -> DisplayTransform | None:
+    for side in frame.side_data or ():
+        if side.type.name == "DISPLAYMATRIX" and side.buffer_size >= 36:
+            transform = DisplayTransform.of_matrix(struct.unpack("=9i", bytes(side)[:36]))
+            return None if transform.identity else transform
+    return None
+
+
+def _first_frame(path: Path, index: int) -> tuple[int, int, DisplayTransform | None] | None:
+    """(width, height, display matrix) of the first decodable frame of video stream ``index`` (a separate, short
+    read): the stream header may describe a later part of a video whose resolution changes."""
+    av = _av()
+    try:
+        with av.open(str(path)) as probe:
+            for frame in probe.decode(probe.streams[index]):
+                return frame.width, frame.height, _display_of(frame)
+    except (av.error.FFmpegError, OSError):
+        return None   # the main read reports the damage where it is
+    return None
 
 
 def _stream_name(stream) -> str:
@@ -123,12 +207,20 @@ class VideoSource:
             self.container.close()
             raise DrcnError(f"{path}: cannot decode its video stream (codec '{ctx.name}' unknown to this FFmpeg, or "
                             "the stream is broken)")
+        try:
+            check_pixels(ctx.width, ctx.height, f"{path}: video stream #{self.stream.index}")
+        except DrcnError:
+            self.container.close()
+            raise
         self.stream.thread_type = "AUTO"
+        # Every other stream is copied as it is: further video streams (another angle, cover art) too, not upscaled.
         self.others = [s for s in self.container.streams if s.index != self.stream.index
-                       and s.type in ("audio", "subtitle", "data", "attachment")]
+                       and s.type in ("audio", "subtitle", "data", "attachment", "video")]
         depth = max(c.bits for c in ctx.format.components)
-        self.info = VideoInfo(ctx.width, ctx.height, self._count(), depth, ctx.format.name, ctx.name,
-                              colour_tags(self.stream), [_stream_name(s) for s in self.others], [])
+        names = [_stream_name(s) + (" as it is, not upscaled" if s.type == "video" else "") for s in self.others]
+        width, height, display = _first_frame(path, self.stream.index) or (ctx.width, ctx.height, None)
+        self.info = VideoInfo(width, height, self._count(), depth, ctx.format.name, ctx.name,
+                              colour_tags(self.stream), names, [], display)
 
     def _count(self) -> int:
         if self.stream.frames:
@@ -173,6 +265,12 @@ class VideoSource:
                         f"cannot decode this packet ({_reason(exc)})"))
                     continue
                 for frame in decoded:
+                    if (frame.width, frame.height) != (self.info.width, self.info.height):
+                        raise DrcnError(
+                            f"{self.path}: the video changes resolution at frame {count} (t="
+                            f"{_seconds(frame.pts, frame.time_base)}), from {self.info.width}x{self.info.height} to "
+                            f"{frame.width}x{frame.height}; one output stream has one size, so nothing is written: "
+                            "split the video where it changes and upscale each part")
                     yield self._frame(frame, count, converter(frame))
                     count += 1
                     if frame.pts is not None:
@@ -216,16 +314,17 @@ class VideoSource:
                 f"of video (about {round(lost * rate)} frames) could not be read; the frames that decoded are written")
 
     def _declared_seconds(self) -> float | None:
-        """The video stream's declared length in seconds: its duration, else Matroska's DURATION tag."""
-        if self.stream.duration and self.stream.time_base:
-            return float(self.stream.duration * self.stream.time_base)
+        """The video stream's declared length in seconds: Matroska's per-stream DURATION tag, else its duration
+        (Matroska gives its first stream the whole segment's duration, which may be another stream's length)."""
         tag = self.stream.metadata.get("DURATION") or self.stream.metadata.get("duration")
         if tag:
             try:
                 hours, minutes, seconds = tag.split(":")
                 return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
             except ValueError:
-                return None
+                pass
+        if self.stream.duration and self.stream.time_base:
+            return float(self.stream.duration * self.stream.time_base)
         if not self.others and self.container.duration:  # with other streams it may be the audio's length
             return self.container.duration / 1e6
         return None
@@ -279,7 +378,22 @@ class VideoSink:
         self.frames_written = 0
 
     def _setup(self, av, source: VideoSource, options: EncodeOptions, out_size: tuple[int, int]) -> None:
-        supported = self.container.supported_codecs
+        fmt = self.container.format.name
+        supported = set(self.container.supported_codecs) | EXTRA_CODECS.get(fmt, set())
+        display = source.info.display
+        self.turn: DisplayTransform | None = None
+        self.display_note = None
+        if display is not None:
+            if fmt in DISPLAY_MATRIX_FORMATS:
+                self.display_note = f"display matrix kept ({display.describe()})"
+            elif display.degrees is None:
+                raise DrcnError(f"{source.path}: its display matrix ({display.describe()}) cannot be stored in a "
+                                f"'{self.path.suffix}' file nor applied as quarter turns: write .mp4, .mov or .mkv")
+            else:
+                self.turn = display
+                out_size = display.shown_size(out_size)
+                self.display_note = (f"frames turned upright ({display.describe()}): a '{self.path.suffix}' file "
+                                     "cannot carry a display matrix")
         codec = options.codec or next((c for c in DEFAULT_CODECS if c in supported and c in av.codecs_available),
                                       None)
         if codec is None or codec not in av.codecs_available:
@@ -305,7 +419,12 @@ class VideoSink:
         stream = self.container.add_stream(codec, rate=rate)
         stream.width, stream.height = out_size[1], out_size[0]
         stream.pix_fmt = pix_fmt
+        if display is not None and self.turn is None:
+            stream.set_display_matrix(list(display.matrix))   # written with the header, before the first frame
         stream.time_base = src.time_base
+        # Frames keep the input's timestamps in the input's time base. Some muxers choose their own stream time base
+        # when the header is written (MPEG-TS: 1/90000), so frames say which time base their pts are in.
+        self.frame_time_base = src.time_base
         ctx = stream.codec_context
         ctx.time_base = src.time_base
         ctx.framerate = rate
@@ -369,6 +488,8 @@ class VideoSink:
         """Encode one upscaled frame, (H, W, 3) uint8 or uint16 RGB, at the input frame's timestamp."""
         av = _av()
         self._mux_pending(frame.index)
+        if self.turn is not None:
+            rgb = self.turn.apply(rgb)
         fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
         if rgb.dtype == np.uint8 and self.deep_output:
             rgb, fmt = rgb.astype(np.uint16) * 257, "rgb48le"
@@ -378,8 +499,8 @@ class VideoSink:
                                    dst_color_range=tags.range, interpolation="BICUBIC")
         pts = frame.pts
         if pts is None:  # some containers carry no timestamps: place the frame by its index and the frame rate
-            pts = round(frame.index / float(self.video.codec_context.framerate) / self.video.time_base)
-        picture.pts, picture.time_base = pts, self.video.time_base
+            pts = round(frame.index / float(self.video.codec_context.framerate) / self.frame_time_base)
+        picture.pts, picture.time_base = pts, self.frame_time_base
         try:
             packets = self.video.encode(picture)
         except av.error.FFmpegError as exc:

@@ -23,6 +23,8 @@ def upscale_video(source: Path, output: Path, scale: float, stages: FrameStages,
         f"RGB via {info.colour.described}")
     log(f"-> {size[1]}x{size[0]} {sink.codec} {sink.pix_fmt}"
         + (f"; copying {', '.join(info.copied)}" if info.copied else "; no other streams"))
+    if sink.display_note:
+        log(f"{source.name}: {sink.display_note}")
     for name in info.dropped:
         log(f"warning: stream {name} cannot go into a '{output.suffix}' file and is left out (choose .mkv to keep it)")
     try:
