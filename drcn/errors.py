@@ -24,6 +24,10 @@ class InvalidArgument(DrcnError, ValueError):
     :class:`DrcnError` that ``except ValueError`` also catches; the message names the argument."""
 
 
+class OverLimit(DrcnError):
+    """An input over a size limit (pixels, working memory): refused before the work (a server answers 413)."""
+
+
 class MissingDependencyError(DrcnError):
     """An optional package needed by the chosen feature is not installed."""
 

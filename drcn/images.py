@@ -51,15 +51,52 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise DrcnError(f"{path}: cannot decode this file as an image")
+    return _as_stored(image, str(path))
+
+
+def decode_image(data: bytes, source: str) -> np.ndarray:
+    """An encoded image held in memory (an upload) -> the array :func:`read_image` gives for the same file; its
+    header is checked against the pixel limit before any pixel is decoded. ``source`` names it in errors."""
+    import io
+
+    import cv2
+
+    if not data:
+        raise DrcnError(f"{source}: empty, not an image")
+    check_image_file(io.BytesIO(data), source)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise DrcnError(f"{source}: cannot decode this file as an image")
+    return _as_stored(image, source)
+
+
+def _as_stored(image: np.ndarray, source: str) -> np.ndarray:
+    """OpenCV's decoded array (BGR order) -> RGB order, one plane as (H, W); the pixel limit checked again for
+    formats whose header Pillow cannot read."""
+    import cv2
+
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 3:
         code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
         image = cv2.cvtColor(image, code)
-    check_pixels(image.shape[1], image.shape[0], str(path))   # formats whose header Pillow cannot read
+    check_pixels(image.shape[1], image.shape[0], source)
     if image.dtype not in (np.uint8, np.uint16):
-        raise DrcnError(f"{path}: unsupported pixel type {image.dtype} (expected 8- or 16-bit)")
+        raise DrcnError(f"{source}: unsupported pixel type {image.dtype} (expected 8- or 16-bit)")
     return image
+
+
+def encode_image(image: np.ndarray, suffix: str = ".png") -> bytes:
+    """(H, W), (H, W, 3) RGB or (H, W, 4) RGBA uint8/uint16 -> the bytes :func:`write_image` writes for a file
+    with ``suffix``."""
+    import cv2
+
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(suffix, image)
+    if not ok:
+        raise DrcnError(f"OpenCV cannot encode an image of type {image.dtype} as '{suffix}'")
+    return encoded.tobytes()
 
 
 def _unreadable(path: Path, exc: OSError) -> str:
@@ -77,13 +114,9 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
 
     The file is encoded in memory and written atomically (:mod:`drcn.atomic`).
     """
-    import cv2
-
     path = Path(path)
-    if image.ndim == 3:
-        code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
-        image = cv2.cvtColor(image, code)
-    ok, encoded = cv2.imencode(path.suffix or ".png", image)
-    if not ok:
-        raise DrcnError(f"{path}: OpenCV cannot encode an image of type {image.dtype} as '{path.suffix}'")
-    atomic.write_bytes(path, encoded.tobytes())
+    try:
+        encoded = encode_image(image, path.suffix or ".png")
+    except DrcnError as exc:
+        raise DrcnError(f"{path}: {exc}") from None
+    atomic.write_bytes(path, encoded)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import BinaryIO
 
-from drcn.errors import DrcnError
+from drcn.errors import DrcnError, OverLimit
 
 ENV = "DRCN_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 15360 * 8640          # a 16K frame: 132,710,400 pixels
@@ -43,7 +44,7 @@ def check_pixels(width: int, height: int, source: str) -> None:
     """One line naming ``source`` when a ``width`` x ``height`` image is over the pixel limit."""
     limit = max_pixels()
     if limit and width * height > limit:
-        raise DrcnError(f"{source}: {width}x{height} is {width * height:,} pixels, over the limit of {limit:,} "
+        raise OverLimit(f"{source}: {width}x{height} is {width * height:,} pixels, over the limit of {limit:,} "
                         f"(--max-pixels or {ENV} raise it)")
 
 
@@ -65,14 +66,16 @@ def check_memory(out_height: int, out_width: int, source: str) -> None:
         return
     needed, free = out_height * out_width * BYTES_PER_OUTPUT_PIXEL, available_memory()
     if free is not None and needed > free:
-        raise DrcnError(f"{source}: a {out_width}x{out_height} output needs about {needed / 2**30:.1f} GiB of working "
+        raise OverLimit(f"{source}: a {out_width}x{out_height} output needs about {needed / 2**30:.1f} GiB of working "
                         f"memory and {free / 2**30:.1f} GiB is available; upscale a smaller image or crop it")
 
 
-def check_image_file(path: str | os.PathLike) -> None:
+def check_image_file(path: str | os.PathLike | BinaryIO, source: str | None = None) -> None:
     """Check the size an image file's header declares against the pixel limit, without decoding its pixels (Pillow
-    reads only the header). Pillow's own decompression-bomb guard answers first for the very largest; a header
+    reads only the header). ``path`` may be an open binary file (an upload held in memory); ``source`` names it in
+    errors (default: the path). Pillow's own decompression-bomb guard answers first for the very largest; a header
     Pillow cannot parse is left to OpenCV's decoder, whose own pixel guard (2^30) still holds."""
+    source = source or str(path)
     try:
         from PIL import Image
     except ImportError:
@@ -85,9 +88,9 @@ def check_image_file(path: str | os.PathLike) -> None:
         pixels, limit = (int(digits.group(1)) if digits else None), max_pixels()
         if limit and (pixels is None or pixels > limit):
             count = f"{pixels:,} pixels" if pixels else "more pixels than Pillow's decompression-bomb guard allows"
-            raise DrcnError(f"{path}: its header declares {count}, over the limit of {limit:,} (--max-pixels or "
+            raise OverLimit(f"{source}: its header declares {count}, over the limit of {limit:,} (--max-pixels or "
                             f"{ENV} raise it)") from None
         return
     except Exception:  # noqa: BLE001 - a header Pillow cannot parse: OpenCV's decoder reports it by name
         return
-    check_pixels(int(width), int(height), str(path))
+    check_pixels(int(width), int(height), source)

@@ -18,15 +18,8 @@ from drcn.errors import ArgumentParser, DrcnError, cli_entry
 PROG = "drcn-run"
 
 
-def build_parser() -> ArgumentParser:
-    p = ArgumentParser(prog=PROG, description="Upscale images, frame folders and videos with DRCN. The network "
-                                              "runs on Y; Cb, Cr and alpha are enlarged with MATLAB bicubic.")
-    p.add_argument("input", nargs="?", help="a folder of frames, an image file or a video file")
-    p.add_argument("-o", "--output", help="output folder (for a folder) or file (default: beside the input, _x2)")
-    p.add_argument("--scale", type=scale, default=2.0, help="upscaling factor > 1 (default 2)")
-    p.add_argument("--tile", type=non_negative_int, default=256,
-                   help="output tile side in pixels; 0 = whole frames (default 256)")
-    p.add_argument("--batch", type=positive_int, default=4, help="tiles per inference call (default 4)")
+def add_model_arguments(p: ArgumentParser) -> None:
+    """The model and backend options drcn-run and drcn-serve share (the same choice, the same words)."""
     m = p.add_argument_group("model (default: model.engine / model.onnx here, else the shipped model)")
     m.add_argument("--engine", help="TensorRT engine (built by drcn-trt build)")
     m.add_argument("--onnx", help="ONNX file (written by drcn-export)")
@@ -48,6 +41,18 @@ def build_parser() -> ArgumentParser:
                    help="device: the whole frame runs on the backend (8-bit RGB/grey, integer scales); host: colour "
                         "and bicubic in numpy, the Y network on the backend; auto (default): device where a frame "
                         "allows")
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog=PROG, description="Upscale images, frame folders and videos with DRCN. The network "
+                                              "runs on Y; Cb, Cr and alpha are enlarged with MATLAB bicubic.")
+    p.add_argument("input", nargs="?", help="a folder of frames, an image file or a video file")
+    p.add_argument("-o", "--output", help="output folder (for a folder) or file (default: beside the input, _x2)")
+    p.add_argument("--scale", type=scale, default=2.0, help="upscaling factor > 1 (default 2)")
+    p.add_argument("--tile", type=non_negative_int, default=256,
+                   help="output tile side in pixels; 0 = whole frames (default 256)")
+    p.add_argument("--batch", type=positive_int, default=4, help="tiles per inference call (default 4)")
+    add_model_arguments(p)
     v = p.add_argument_group("video output (other streams are copied as they are)")
     v.add_argument("--codec", help="video encoder: libx264 (default), libx265, libsvtav1, libvpx-vp9, ffv1 (lossless), "
                                    "h264_nvenc/hevc_nvenc where the GPU allows")

@@ -72,10 +72,13 @@ class Upscaler:
     """Upscale decoded frames by ``scale``: ``prepare`` (any thread) -> ``infer`` (one thread) -> ``finish`` (any
     thread), or ``upscale_image`` for all three. Frames are (H, W[, C]) uint8/uint16, RGB(A) order."""
 
-    def __init__(self, request: BackendRequest, scale: float, log: Callable[[str], None] = lambda _: None):
+    def __init__(self, request: BackendRequest, scale: float, log: Callable[[str], None] = lambda _: None,
+                 wrap_run: Callable[[Backend], Callable[[np.ndarray], np.ndarray]] | None = None):
+        """``wrap_run``: called with each backend as it opens; what it returns replaces the backend's ``run`` (a
+        server's :class:`drcn.runtime.serve.batching.WindowBatcher`)."""
         if request.path not in PATHS:
             raise DrcnError(f"--path {request.path}: choose auto, host or device")
-        self.request, self.scale, self.log = request, scale, log
+        self.request, self.scale, self.log, self.wrap_run = request, scale, log, wrap_run
         self.kind, model_scale = model_kind(request.backend, request.model)
         self.integer_scale = frame.integer_scale(scale)
         self._backends: dict[str, Backend] = {}
@@ -143,6 +146,8 @@ class Upscaler:
                                  provider=request.provider, threads=request.threads, tile=request.tile,
                                  batch=request.batch, log=self.log, mode=request.mode, **options)
         self._check_profile(backend)
+        if self.wrap_run is not None:
+            backend.run = self.wrap_run(backend)
         return backend
 
     def _check_profile(self, backend: Backend) -> None:
