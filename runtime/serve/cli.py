@@ -163,3 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             ray.shutdown()
     print(f"{PROG}: stopped", file=sys.stderr)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
