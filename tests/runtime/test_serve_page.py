@@ -1,0 +1,86 @@
+"""The web page of drcn-serve in a real browser: Debian's Chromium, headless, driven by selenium through Debian's
+chromedriver. The test picks an image, presses Upscale, and checks the result image's size and every pixel against
+what drcn-run writes for the same file."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+
+pytest.importorskip("ray.serve")
+pytest.importorskip("onnxruntime")
+webdriver = pytest.importorskip("selenium.webdriver")
+
+pytestmark = pytest.mark.slow
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM and DRIVER):
+        pytest.skip("no browser: install Debian's chromium and chromium-driver (.ci/run does, as root)")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="drcn-chromium-")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_the_page_upscales_a_picked_image_to_the_pixels_drcn_run_writes(browser, tmp_path, tiny_model_files):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as until
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    from drcn.images import read_image, write_image
+    from test_serve import Server
+
+    image = np.random.default_rng(3).integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    write_image(tmp_path / "pick.png", image)
+    result = run_cli("drcn.runtime.run_cli", str(tmp_path / "pick.png"), "-o", str(tmp_path / "want.png"),
+                     "--onnx", str(tiny_model_files[1]), "--backend", "onnxruntime", "--scale", "3", "--tile", "32")
+    assert result.returncode == 0, result.stderr
+    want = read_image(tmp_path / "want.png")
+
+    server = Server(tmp_path, "--onnx", str(tiny_model_files[1]), "--backend", "onnxruntime", "--tile", "32")
+    try:
+        browser.get(server.url + "/")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda d: "onnxruntime" in d.find_element(By.ID, "runs").text)
+        assert "precision fp32" in browser.find_element(By.ID, "runs").text
+        browser.find_element(By.ID, "file").send_keys(str(tmp_path / "pick.png"))
+        Select(browser.find_element(By.ID, "scale")).select_by_visible_text("3")
+        wait.until(until.element_to_be_clickable((By.ID, "go"))).click()
+        wait.until(lambda d: d.find_element(By.ID, "status").text.startswith(("done", "failed")))
+        status = browser.find_element(By.ID, "status")
+        assert status.text.startswith("done: 123x90"), status.text
+        assert browser.find_element(By.ID, "download").get_attribute("download") == "pick_x3.png"
+        # every pixel of the shown result, read back through a canvas
+        pixels = browser.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            const img = document.getElementById("after");
+            const canvas = document.createElement("canvas");
+            canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+            const context = canvas.getContext("2d");
+            context.drawImage(img, 0, 0);
+            done(Array.from(context.getImageData(0, 0, canvas.width, canvas.height).data));""")
+        shown = np.array(pixels, np.uint8).reshape(90, 123, 4)
+        np.testing.assert_array_equal(shown[:, :, :3], want)
+        assert (shown[:, :, 3] == 255).all()
+        browser.save_screenshot(str(tmp_path / "page.png"))
+    finally:
+        assert server.stop() == 0, server.output()
