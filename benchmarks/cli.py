@@ -202,6 +202,42 @@ def _crop(text: str) -> tuple[int, int, int]:
     return x, y, size
 
 
+def _add_serve_parser(sub) -> None:
+    from drcn.argtypes import positive_float
+
+    v = sub.add_parser("serve", help="load on drcn-serve (requests/s, p50/p90/p99, errors) beside drcn-run",
+                       description="Start drcn-serve on 127.0.0.1 (or use --url), send the same images from 1, 4 "
+                                   "and 16 concurrent clients (asyncio, aiohttp), and measure drcn-run's frames/s "
+                                   "and a warm drcn.upscale on those images in the same run.")
+    v.add_argument("--url", help="a running drcn-serve (default: start one here with the model options below)")
+    v.add_argument("--clients", type=positive_ints, default=[1, 4, 16], help="concurrent clients (default 1,4,16)")
+    v.add_argument("--seconds", type=positive_float, default=20.0, help="seconds per client count (default 20)")
+    v.add_argument("--size", type=frame_sizes, default=[(256, 256)], help="LR image size(s) WxH (default 256x256)")
+    v.add_argument("--images", type=positive_int, default=4, help="distinct images (default 4)")
+    v.add_argument("--onnx", help="as drcn-run's --onnx (default: the shipped model)")
+    v.add_argument("--backend", default="auto", help="as drcn-run's --backend")
+    v.add_argument("--precision", default="auto", help="as drcn-run's --precision")
+    v.add_argument("--tile", type=non_negative_int, default=256, help="as drcn-run's --tile (default 256)")
+    _add_outputs(v)
+    v.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from drcn.benchmarks.serve_bench import ServeBenchRequest, measure_serve, serve_rows
+
+    model_args = ["--backend", args.backend, "--precision", args.precision, "--tile", str(args.tile)]
+    if args.onnx:
+        model_args += ["--onnx", str(Path(args.onnx).resolve())]
+    if not args.size:
+        raise DrcnError("--size: give at least one image size, e.g. 256x256")
+    sizes = tuple(tuple(s) for s in args.size)
+    request = ServeBenchRequest(tuple(model_args), args.url, sizes, args.images, tuple(args.clients), args.seconds)
+    result = measure_serve(request, _log)
+    headers, rows = serve_rows(result)
+    _emit(args, headers, rows, result)
+    return 0
+
+
 def _add_compare_parser(sub) -> None:
     c = sub.add_parser("compare", help="one PNG of a crop side by side: nearest, bicubic, drcn (and the HR original)",
                        description="Upscale IMAGE (a low-resolution image) and write the same crop of nearest, "
@@ -243,7 +279,7 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description="Quality and speed measurements for DRCN.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_quality_parser, _add_recursions_parser, _add_latency_parser, _add_sweep_parser,
-                _add_compare_parser, _add_paths_parser, _add_framegraph_parser):
+                _add_compare_parser, _add_paths_parser, _add_framegraph_parser, _add_serve_parser):
         add(sub)
     return parser
 

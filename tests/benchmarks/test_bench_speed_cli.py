@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
+from conftest import run_cli  # noqa: E402
 from drcn.benchmarks import cli  # noqa: E402
 
 
@@ -167,3 +168,20 @@ def test_latency_default_measures_what_drcn_run_runs_and_depth_variants(tiny_mod
     backends = list(dict.fromkeys([auto_onnx_backend(), "onnxruntime"]))
     assert [(r["backend"], r["depth"]) for r in records] == [(b, d) for b in backends for d in (1, 2)]
     assert all(r["precision"].startswith("auto=") for r in records)
+
+
+@pytest.mark.slow
+def test_bench_serve_measures_load_beside_drcn_run(tmp_path, tiny_model_files):
+    pytest.importorskip("ray.serve")
+    pytest.importorskip("aiohttp")
+    import json
+
+    result = run_cli("drcn.benchmarks.cli", "serve", "--onnx", str(tiny_model_files[1]), "--backend", "onnxruntime",
+                     "--seconds", "2", "--clients", "1,3", "--size", "40x32", "--images", "2", "--json",
+                     str(tmp_path / "serve.json"), "--md", str(tmp_path / "serve.md"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "serve.json").read_text())
+    assert [r["clients"] for r in record["runs"]] == [1, 3]
+    assert all(r["ok"] > 0 and not r["errors"] for r in record["runs"])
+    assert record["drcn_run_fps"] > 0 and record["api_p50_ms"] > 0 and record["saturation_vs_drcn_run"] > 0
+    assert "requests/s" in (tmp_path / "serve.md").read_text()

@@ -1,0 +1,212 @@
+"""``drcn-bench serve``: load on a drcn-serve (started here on 127.0.0.1, or one already running), beside what
+drcn-run and a warm ``drcn.upscale`` do with the same images in the same run.
+
+The load generator is asyncio with aiohttp (one connection per client, no thread per request): for each count of
+concurrent clients, every client sends the images in turn for ``seconds`` (or until ``max_requests``), and the
+run reports requests/s, p50/p90/p99 latency and errors by status. Then ``drcn-run`` upscales the same images (its
+own frames/s line, model load excluded) and the Python API upscales one image warm (its median), so the ratios
+compare like with like on this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from drcn.errors import DrcnError
+from drcn.optional import require
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeBenchRequest:
+    model_args: tuple[str, ...] = ()          # drcn-serve / drcn-run model options (--onnx m.onnx --backend ...)
+    url: str | None = None                    # a running server; None: start one on 127.0.0.1
+    sizes: tuple[tuple[int, int], ...] = ((256, 256),)   # (H, W) of the LR images sent
+    images: int = 4                           # distinct images (made from the bundled photos)
+    clients: tuple[int, ...] = (1, 4, 16)
+    seconds: float = 20.0                     # per client count
+    max_requests: int = 100_000               # per client count, a bound on the loop
+    scale: int = 2
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _make_images(folder: Path, request: ServeBenchRequest) -> list[Path]:
+    from drcn import matlab
+    from drcn.images import write_image
+    from drcn.samples import SAMPLE_NAMES, load_sample
+
+    paths = []
+    for i in range(request.images):
+        h, w = request.sizes[i % len(request.sizes)]
+        photo = load_sample(SAMPLE_NAMES[i % len(SAMPLE_NAMES)])
+        photo = photo[:, :, :3] if photo.ndim == 3 else np.dstack([photo] * 3)
+        image = matlab.imresize(photo, output_shape=(h, w))
+        paths.append(folder / f"bench_{i}_{w}x{h}.png")
+        write_image(paths[-1], image)
+    return paths
+
+
+class _Server:
+    def __init__(self, model_args: tuple[str, ...], log: Callable[[str], None]):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.output = tempfile.TemporaryFile("w+")
+        self.process = subprocess.Popen([sys.executable, "-m", "drcn.runtime.serve.cli", "--port", str(self.port),
+                                         "--queue", "64", *model_args], stdout=self.output,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise DrcnError(f"drcn-serve ended: {self.tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2):
+                    log(f"drcn-serve ready on {self.url}")
+                    return
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.5)
+        self.stop()
+        raise DrcnError("drcn-serve was not ready within 300 s")
+
+    def tail(self) -> str:
+        self.output.seek(0)
+        lines = [line for line in self.output.read().splitlines() if line.startswith("drcn-serve")]
+        return " | ".join(lines[-3:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+async def _load(url: str, bodies: list[bytes], clients: int, seconds: float, limit: int) -> dict:
+    aiohttp = require("aiohttp", "drcn-bench serve", "pip install 'drcn[serve]'")
+    latencies, statuses = [], {}
+    sent = 0
+    stop_at = time.monotonic() + seconds
+    timeout = aiohttp.ClientTimeout(total=max(60.0, seconds))
+
+    async def client(index: int, session) -> None:
+        nonlocal sent
+        turn = index
+        while time.monotonic() < stop_at and sent < limit:
+            sent += 1
+            body = bodies[turn % len(bodies)]
+            turn += 1
+            start = time.perf_counter()
+            try:
+                async with session.post(f"{url}/v1/upscale?scale=2", data=body) as response:
+                    await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                status = "connection"
+            latencies.append(time.perf_counter() - start) if status == 200 else None
+            statuses[status] = statuses.get(status, 0) + 1
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(i, session) for i in range(clients)))
+        elapsed = time.perf_counter() - start
+    done = statuses.get(200, 0)
+    q = np.percentile(latencies, [50, 90, 99]) if latencies else [float("nan")] * 3
+    return {"clients": clients, "requests": sum(statuses.values()), "ok": done, "seconds": elapsed,
+            "rps": done / elapsed, "p50_ms": q[0] * 1000, "p90_ms": q[1] * 1000, "p99_ms": q[2] * 1000,
+            "errors": {str(k): v for k, v in statuses.items() if k != 200}}
+
+
+def _drcn_run_fps(images: list[Path], model_args: tuple[str, ...], folder: Path) -> float:
+    """drcn-run's own frames/s line over the images (model loading excluded by drcn-run itself)."""
+    frames = folder / "frames"
+    frames.mkdir(exist_ok=True)
+    for i in range(3):       # three passes over the images: a run long enough to measure
+        for path in images:
+            (frames / f"{i}_{path.name}").write_bytes(path.read_bytes())
+    result = subprocess.run([sys.executable, "-m", "drcn.runtime.run_cli", str(frames), "-o", str(folder / "out"),
+                             "--overwrite", *model_args], capture_output=True, text=True, timeout=3600)
+    found = re.search(r"\(([\d.]+) frames/s", result.stdout)
+    if result.returncode or not found:
+        raise DrcnError(f"drcn-run failed in the benchmark: {result.stderr.strip()[-300:]}")
+    return float(found.group(1))
+
+
+def _api_p50(image: Path, model_args: tuple[str, ...]) -> float:
+    """Median seconds of a warm ``Upscaler.upscale`` of one image, the model options of drcn-serve."""
+    from drcn.images import read_image
+    from drcn.runtime.api import Upscaler
+    from drcn.runtime.run_cli import build_parser
+
+    args = build_parser().parse_args([str(image), *model_args])
+    model = args.engine or args.onnx or args.weights
+    array = read_image(image)
+    with Upscaler(model, backend=args.backend, precision=args.precision, tile=args.tile, batch=args.batch,
+                  path=args.path) as upscaler:
+        upscaler.upscale(array)
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            upscaler.upscale(array)
+            times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def measure_serve(request: ServeBenchRequest, log: Callable[[str], None]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="drcn-bench-serve-") as tmp:
+        folder = Path(tmp)
+        images = _make_images(folder, request)
+        bodies = [p.read_bytes() for p in images]
+        server = None if request.url else _Server(request.model_args, log)
+        url = request.url or server.url
+        try:
+            runs = []
+            for clients in request.clients:
+                asyncio.run(_load(url, bodies[:1], clients, min(2.0, request.seconds), 20))   # warm-up
+                record = asyncio.run(_load(url, bodies, clients, request.seconds, request.max_requests))
+                log(f"{clients} client(s): {record['rps']:.2f} requests/s, p50 {record['p50_ms']:.0f} ms, p99 "
+                    f"{record['p99_ms']:.0f} ms, errors {record['errors'] or 'none'}")
+                runs.append(record)
+            single = asyncio.run(_load(url, bodies[:1], 1, min(10.0, request.seconds), 15))
+        finally:
+            if server is not None:
+                server.stop()
+        fps = _drcn_run_fps(images, request.model_args, folder)
+        api = _api_p50(images[0], request.model_args)
+        log(f"drcn-run: {fps:.2f} frames/s; warm drcn.upscale of one image: {api * 1000:.0f} ms")
+    best = max(r["rps"] for r in runs)
+    return {"runs": runs, "drcn_run_fps": fps, "api_p50_ms": api * 1000, "single_p50_ms": single["p50_ms"],
+            "saturation_vs_drcn_run": best / fps if fps else float("nan"),
+            "single_vs_api": single["p50_ms"] / (api * 1000), "images": [p.name for p in images]}
+
+
+def serve_rows(result: dict) -> tuple[list[str], list[list[str]]]:
+    headers = ["clients", "requests", "requests/s", "p50 ms", "p90 ms", "p99 ms", "errors"]
+    rows = [[r["clients"], r["requests"], f"{r['rps']:.2f}", f"{r['p50_ms']:.0f}", f"{r['p90_ms']:.0f}",
+             f"{r['p99_ms']:.0f}", ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "0"]
+            for r in result["runs"]]
+    rows.append(["drcn-run", "", f"{result['drcn_run_fps']:.2f}", "", "", "", "frames/s, same images"])
+    rows.append(["api", "", "", f"{result['api_p50_ms']:.0f}", "", "", "warm drcn.upscale, one image"])
+    rows.append(["ratio", "", f"{result['saturation_vs_drcn_run']:.2f}x", f"{result['single_vs_api']:.2f}x", "",
+                 "", "best requests/s / drcn-run; one client's p50 / api"])
+    return headers, [[str(c) for c in row] for row in rows]
