@@ -158,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         import ray
 
         try:
+            # Deleting the application first lets each replica finish the requests it holds (Ray Serve's graceful
+            # replica shutdown, up to 30 s) while the proxy still carries their answers; then everything stops.
+            serve.delete("drcn", _blocking=True)
+        except Exception as exc:  # noqa: BLE001 - stopping goes on; say why the drain was cut short
+            print(f"{PROG}: draining failed ({type(exc).__name__}: {exc}); stopping", file=sys.stderr)
+        try:
             serve.shutdown()
         finally:
             ray.shutdown()

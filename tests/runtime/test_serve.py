@@ -310,5 +310,20 @@ def test_a_killed_replica_never_gives_a_wrong_image_and_serves_again(tmp_path_fa
         else:
             raise AssertionError(f"no answer within 90 s of the kill: {running.output()}")
         print(f"served again {time.monotonic() - killed:.1f} s after the replica was killed")
+
+        # SIGTERM drains: a request in hand when the signal comes still gets its whole image
+        from drcn.images import encode_image
+
+        big = encode_image(np.random.default_rng(1).integers(0, 256, (200, 260, 3), dtype=np.uint8))
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(post, f"{running.url}/v1/upscale?scale=3", big, None, 120)
+            time.sleep(1.0)
+            assert not slow.done()
+            assert running.stop() == 0, running.output()
+            status, _, body = slow.result()
+        assert status == 200, body
+        from drcn.images import decode_image
+
+        assert decode_image(body, "drained").shape == (600, 780, 3)
     finally:
         running.stop()
