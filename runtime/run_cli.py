@@ -109,9 +109,9 @@ def _report(summary, job) -> int:
     if job.skipped:
         print(f"{PROG}: skipped {job.skipped} existing output(s) (use --overwrite to redo them)")
     for name, why in summary.failed:
-        # Messages from readers already start with the file's path; don't say its name twice.
-        said = why if why.split(": ", 1)[0].endswith(name) else f"{name}: {why}"
-        print(f"{PROG}: failed: {said}", file=sys.stderr)
+        # Messages from readers start with the file's path: say the frame's name once.
+        first, _, rest = why.partition(": ")
+        print(f"{PROG}: failed: {name}: {rest if rest and first.endswith(name) else why}", file=sys.stderr)
     if summary.failed:
         print(f"{PROG}: error: {len(summary.failed)} frame(s) failed", file=sys.stderr)
         return 1
