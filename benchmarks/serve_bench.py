@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import re
 import signal
@@ -27,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 
+from drcn.cpu import cpu_name
 from drcn.errors import DrcnError
 from drcn.optional import require
 
@@ -179,6 +181,9 @@ def measure_serve(request: ServeBenchRequest, log: Callable[[str], None]) -> dic
         bodies = [p.read_bytes() for p in images]
         server = None if request.url else _Server(request.model_args, log)
         url = request.url or server.url
+        with urllib.request.urlopen(f"{url}/v1/info", timeout=30) as answer:
+            served = json.loads(answer.read())
+        log(f"serving: {served['description']}")
         try:
             runs = []
             for clients in request.clients:
@@ -195,7 +200,7 @@ def measure_serve(request: ServeBenchRequest, log: Callable[[str], None]) -> dic
         api = _api_p50(images[0], request.model_args)
         log(f"drcn-run: {fps:.2f} frames/s; warm drcn.upscale of one image: {api * 1000:.0f} ms")
     best = max(r["rps"] for r in runs)
-    return {"runs": runs, "drcn_run_fps": fps, "api_p50_ms": api * 1000, "single_p50_ms": single["p50_ms"],
+    return {"runs": runs, "served": served["description"], "cpu": cpu_name(), "drcn_run_fps": fps, "api_p50_ms": api * 1000, "single_p50_ms": single["p50_ms"],
             "saturation_vs_drcn_run": best / fps if fps else float("nan"),
             "single_vs_api": single["p50_ms"] / (api * 1000), "images": [p.name for p in images]}
 
@@ -208,5 +213,6 @@ def serve_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     rows.append(["drcn-run", "", f"{result['drcn_run_fps']:.2f}", "", "", "", "frames/s, same images"])
     rows.append(["api", "", "", f"{result['api_p50_ms']:.0f}", "", "", "warm drcn.upscale, one image"])
     rows.append(["ratio", "", f"{result['saturation_vs_drcn_run']:.2f}x", f"{result['single_vs_api']:.2f}x", "",
-                 "", "best requests/s / drcn-run; one client's p50 / api"])
+                 "", f"best requests/s / drcn-run; one client's p50 ({result['single_p50_ms']:.0f} ms, one image) "
+                     "/ api"])
     return headers, [[str(c) for c in row] for row in rows]

@@ -18,7 +18,9 @@ of concurrent requests share backend calls (:mod:`.batching`).
 
 
 import asyncio
+import contextvars
 import dataclasses
+import functools
 import hmac
 import threading
 import time
@@ -117,16 +119,25 @@ class DrcnDeployment:
                 raise HttpError(503, f"busy: {self._pending} requests in hand (the limit); try again shortly",
                                 {"Retry-After": "1"})
             self._pending += 1
+        # Imported here, not at module level: Ray pickles the ingress app with the globals it names.
+        from drcn.runtime.serve.batching import CANCELLED
+
+        given_up = threading.Event()
+        context = contextvars.copy_context()
+        context.run(CANCELLED.set, given_up)       # the thread's backend calls see it (drcn.runtime.serve.batching)
         try:
-            task = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+            task = asyncio.get_running_loop().run_in_executor(None, functools.partial(context.run, fn, *args))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())   # a given-up task's error is expected
             deadline = time.monotonic() + self.limits.deadline_s
             while True:
                 done, _ = await asyncio.wait({task}, timeout=min(0.25, max(0.0, deadline - time.monotonic())))
                 if done:
                     return task.result()
                 if time.monotonic() >= deadline:
+                    given_up.set()
                     raise HttpError(504, f"the request took longer than its deadline of {self.limits.deadline_s:g} s")
                 if await request.is_disconnected():
+                    given_up.set()
                     raise HttpError(499, "the client went away")
         finally:
             with self._lock:
@@ -157,7 +168,8 @@ class DrcnDeployment:
                              "scales": [MIN_SCALE, MAX_SCALE], "formats": sorted(FORMATS),
                              "max_body_bytes": self.limits.max_body_bytes, "max_pixels": max_pixels(),
                              "token_required": self.limits.token is not None,
-                             "backend_calls": model.backend_calls, "window_calls": model.window_calls})
+                             "backend_calls": model.backend_calls, "window_calls": model.window_calls,
+                             "cancelled_calls": model.cancelled_calls, "pending": self._pending})
 
     @app.post("/v1/upscale")
     async def upscale(self, request: Request) -> Response:

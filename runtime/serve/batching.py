@@ -9,6 +9,7 @@ not thread-safe (OpenVINO's latency mode, CUDA contexts) is safe behind it.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import queue
 import threading
@@ -17,6 +18,14 @@ from concurrent.futures import Future
 from typing import Callable
 
 import numpy as np
+
+# The cancel flag of the request a thread works for (set by the server per request): a request whose client went
+# away or whose deadline passed stops at its next backend call instead of computing the rest of its image.
+CANCELLED: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("drcn_cancelled", default=None)
+
+
+class Cancelled(Exception):
+    """The request this work was for was given up (client gone, deadline passed)."""
 
 
 @dataclasses.dataclass
@@ -40,10 +49,15 @@ class WindowBatcher:
         self._held: list[_Call] = []          # taken from the queue, of another shape than the batch being built
         self.backend_calls = 0                # what batching saves: compare with the callers' calls
         self.calls = 0
+        self.cancelled = 0                    # calls refused because their request was given up
         self._worker = threading.Thread(target=self._serve, name="drcn-batcher", daemon=True)
         self._worker.start()
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
+        flag = CANCELLED.get()
+        if flag is not None and flag.is_set():
+            self.cancelled += 1
+            raise Cancelled("the request was given up")
         call = _Call(np.ascontiguousarray(windows, dtype=np.float32), Future())
         self.calls += 1
         self._queue.put(call)

@@ -75,6 +75,10 @@ class ServedModel:
     def window_calls(self) -> int:
         return sum(b.calls for b in self._batchers.values())
 
+    @property
+    def cancelled_calls(self) -> int:
+        return sum(b.cancelled for b in self._batchers.values())
+
     def upscaler(self, scale: float) -> Upscaler:
         """The Upscaler for ``scale`` (one per scale asked for, opened on first use)."""
         with self._lock:

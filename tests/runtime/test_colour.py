@@ -49,3 +49,22 @@ def test_network_changes_only_luma():
     y0 = int(matlab.rgb2ycbcr(rgb)[0, 0, 0])  # 126: Y of mid-grey in studio swing
     assert np.abs(ycc[:, :, 0].astype(int) - (y0 + 10)).max() <= 1
     assert np.abs(ycc[:, :, 1:].astype(int) - 128).max() <= 1
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_host_path_memory_per_output_pixel(scale):
+    """The host path's numpy work stays within drcn.limits' budget per output pixel (it took 120 bytes when Cb and
+    Cr were enlarged together in float64): the pixel budget that refuses oversized images relies on it."""
+    import tracemalloc
+
+    from drcn.limits import BYTES_PER_OUTPUT_PIXEL
+
+    # large enough that finish's bands of rows are a small part of the frame, as for the frames the budget is for
+    image = np.random.default_rng(0).integers(0, 256, (400, 500, 3), dtype=np.uint8)
+    tracemalloc.start()
+    prepared = prepare(image, scale)
+    out = finish(prepared, prepared.y.copy())
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    per_pixel = peak / (out.shape[0] * out.shape[1])
+    assert per_pixel < BYTES_PER_OUTPUT_PIXEL * 0.75, per_pixel

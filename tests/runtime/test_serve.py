@@ -262,6 +262,10 @@ def test_token_queue_and_deadline(tmp_path_factory, tiny_model_files, images):
         busy = next(a for a in answers if a[0] == 503)
         assert busy[1]["Retry-After"] == "1" and "busy" in json.loads(busy[2])["error"]
         assert 504 in statuses, statuses                                   # 300x400 x4 on tile 16 > 2 s
+        deadline = time.monotonic() + 30
+        while json.loads(get(f"{running.url}/v1/info")[1])["cancelled_calls"] == 0:   # its work was stopped
+            assert time.monotonic() < deadline, "the work of a request past its deadline went on"
+            time.sleep(0.2)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:                                 # the replica frees up again
             if post(f"{running.url}/v1/upscale", rgb, auth)[0] == 200:
@@ -314,16 +318,16 @@ def test_a_killed_replica_never_gives_a_wrong_image_and_serves_again(tmp_path_fa
         # SIGTERM drains: a request in hand when the signal comes still gets its whole image
         from drcn.images import encode_image
 
-        big = encode_image(np.random.default_rng(1).integers(0, 256, (200, 260, 3), dtype=np.uint8))
+        big = encode_image(np.random.default_rng(1).integers(0, 256, (400, 520, 3), dtype=np.uint8))
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             slow = pool.submit(post, f"{running.url}/v1/upscale?scale=3", big, None, 120)
-            time.sleep(1.0)
+            time.sleep(0.5)
             assert not slow.done()
             assert running.stop() == 0, running.output()
             status, _, body = slow.result()
         assert status == 200, body
         from drcn.images import decode_image
 
-        assert decode_image(body, "drained").shape == (600, 780, 3)
+        assert decode_image(body, "drained").shape == (1200, 1560, 3)
     finally:
         running.stop()
