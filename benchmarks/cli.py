@@ -218,6 +218,9 @@ def _add_serve_parser(sub) -> None:
     v.add_argument("--backend", default="auto", help="as drcn-run's --backend")
     v.add_argument("--precision", default="auto", help="as drcn-run's --precision")
     v.add_argument("--tile", type=non_negative_int, default=256, help="as drcn-run's --tile (default 256)")
+    v.add_argument("--max-batch", type=positive_int, default=8,
+                   help="the started drcn-serve's windows per backend call across requests (1: no batching; "
+                        "default 8)")
     _add_outputs(v)
     v.set_defaults(run=run_serve)
 
@@ -231,7 +234,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if not args.size:
         raise DrcnError("--size: give at least one image size, e.g. 256x256")
     sizes = tuple(tuple(s) for s in args.size)
-    request = ServeBenchRequest(tuple(model_args), args.url, sizes, args.images, tuple(args.clients), args.seconds)
+    request = ServeBenchRequest(tuple(model_args), args.url, sizes, args.images, tuple(args.clients), args.seconds,
+                                server_args=("--max-batch", str(args.max_batch)))
     result = measure_serve(request, _log)
     headers, rows = serve_rows(result)
     _emit(args, headers, rows, result)

@@ -43,6 +43,7 @@ class ServeBenchRequest:
     seconds: float = 20.0                     # per client count
     max_requests: int = 100_000               # per client count, a bound on the loop
     scale: int = 2
+    server_args: tuple[str, ...] = ()         # drcn-serve's own options (--max-batch ...)
 
 
 def _free_port() -> int:
@@ -179,7 +180,7 @@ def measure_serve(request: ServeBenchRequest, log: Callable[[str], None]) -> dic
         folder = Path(tmp)
         images = _make_images(folder, request)
         bodies = [p.read_bytes() for p in images]
-        server = None if request.url else _Server(request.model_args, log)
+        server = None if request.url else _Server(request.model_args + request.server_args, log)
         url = request.url or server.url
         with urllib.request.urlopen(f"{url}/v1/info", timeout=30) as answer:
             served = json.loads(answer.read())
@@ -193,6 +194,8 @@ def measure_serve(request: ServeBenchRequest, log: Callable[[str], None]) -> dic
                     f"{record['p99_ms']:.0f} ms, errors {record['errors'] or 'none'}")
                 runs.append(record)
             single = asyncio.run(_load(url, bodies[:1], 1, min(10.0, request.seconds), 15))
+            with urllib.request.urlopen(f"{url}/v1/info", timeout=30) as answer:
+                served_after = json.loads(answer.read())
         finally:
             if server is not None:
                 server.stop()
@@ -200,7 +203,10 @@ def measure_serve(request: ServeBenchRequest, log: Callable[[str], None]) -> dic
         api = _api_p50(images[0], request.model_args)
         log(f"drcn-run: {fps:.2f} frames/s; warm drcn.upscale of one image: {api * 1000:.0f} ms")
     best = max(r["rps"] for r in runs)
-    return {"runs": runs, "served": served["description"], "cpu": cpu_name(), "drcn_run_fps": fps, "api_p50_ms": api * 1000, "single_p50_ms": single["p50_ms"],
+    return {"runs": runs, "served": served["description"], "server_args": list(request.server_args),
+            "backend_calls": served_after["backend_calls"] - served["backend_calls"],
+            "window_calls": served_after["window_calls"] - served["window_calls"], "cpu": cpu_name(),
+            "drcn_run_fps": fps, "api_p50_ms": api * 1000, "single_p50_ms": single["p50_ms"],
             "saturation_vs_drcn_run": best / fps if fps else float("nan"),
             "single_vs_api": single["p50_ms"] / (api * 1000), "images": [p.name for p in images]}
 
@@ -212,6 +218,8 @@ def serve_rows(result: dict) -> tuple[list[str], list[list[str]]]:
             for r in result["runs"]]
     rows.append(["drcn-run", "", f"{result['drcn_run_fps']:.2f}", "", "", "", "frames/s, same images"])
     rows.append(["api", "", "", f"{result['api_p50_ms']:.0f}", "", "", "warm drcn.upscale, one image"])
+    rows.append(["batching", "", "", "", "", "", f"{result['backend_calls']} backend calls for "
+                 f"{result['window_calls']} calls of requests (drcn-serve {' '.join(result['server_args'])})"])
     rows.append(["ratio", "", f"{result['saturation_vs_drcn_run']:.2f}x", f"{result['single_vs_api']:.2f}x", "",
                  "", f"best requests/s / drcn-run; one client's p50 ({result['single_p50_ms']:.0f} ms, one image) "
                      "/ api"])

@@ -265,9 +265,16 @@ class DrcnDeployment:
         return Response(data, headers=headers, media_type=headers["Content-Type"])
 
 
-def application(settings: ServeSettings, limits: ServeLimits, replicas: int = 1, num_cpus: float = 0):
-    """The Ray Serve application ``drcn-serve`` runs (and a RayService manifest's import path names)."""
-    return DrcnDeployment.options(num_replicas=replicas, max_ongoing_requests=max(64, 2 * limits.max_pending),
+def application(settings: ServeSettings, limits: ServeLimits, replicas: int = 1, num_cpus: float = 0,
+                max_replicas: int | None = None):
+    """The Ray Serve application ``drcn-serve`` runs (and a RayService manifest's import path names); with
+    ``max_replicas``, Ray Serve autoscales between ``replicas`` and it on the requests each replica holds."""
+    if max_replicas is not None and max_replicas < replicas:
+        raise DrcnError(f"--max-replicas {max_replicas}: at least --replicas ({replicas})")
+    scaling = {} if max_replicas is None else {"num_replicas": "auto", "autoscaling_config": {
+        "min_replicas": replicas, "max_replicas": max_replicas, "target_ongoing_requests": 2}}
+    options = {"num_replicas": replicas, **scaling}
+    return DrcnDeployment.options(**options, max_ongoing_requests=max(64, 2 * limits.max_pending),
                                   max_queued_requests=4 * limits.max_pending,
                                   ray_actor_options={"num_cpus": num_cpus}).bind(settings, limits)
 
@@ -284,5 +291,5 @@ def from_args(args: dict):
         argv += [flag] if value is True else [flag, str(value)]
     parsed = build_parser().parse_args(argv)
     settings, limits = settings_from(parsed)
-    return application(settings, limits, parsed.replicas)
+    return application(settings, limits, parsed.replicas, max_replicas=parsed.max_replicas)
 

@@ -45,6 +45,9 @@ def build_parser() -> ArgumentParser:
     h.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     h.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
     h.add_argument("--replicas", type=positive_int, default=1, help="model replicas (default 1)")
+    h.add_argument("--max-replicas", type=positive_int,
+                   help="autoscale between --replicas and this many replicas on the requests in hand (Ray Serve's "
+                        "autoscaling; default: a fixed --replicas)")
     h.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
                    help="serve on a Ray cluster (ADDRESS, or auto); default: a local Ray started here")
     h.add_argument("--token-file", help="file holding a bearer token that every request but health and the page "
@@ -145,10 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         serve.start(http_options={"host": args.host, "port": args.port})
-        serve.run(application(settings, limits, args.replicas), name="drcn", route_prefix="/")
+        serve.run(application(settings, limits, args.replicas, max_replicas=args.max_replicas), name="drcn",
+                  route_prefix="/")
         url = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{args.port}"
         print(f"{PROG}: {description}; model from {settings.model_reason}", flush=True)
-        print(f"{PROG}: {args.replicas} replica(s); v2 model '{settings.model_name}' ({settings.kind}, "
+        replicas = f"{args.replicas}-{args.max_replicas} (autoscaled)" if args.max_replicas else args.replicas
+        print(f"{PROG}: {replicas} replica(s); v2 model '{settings.model_name}' ({settings.kind}, "
               f"x{settings.scale}); max batch {settings.max_batch} windows across requests"
               + ("; bearer token required" if limits.token else ""), flush=True)
         print(f"{PROG}: serving on {url}/ (page), {url}/v1/upscale, {url}/v2 (Ctrl-C stops)", flush=True)

@@ -44,3 +44,7 @@ def test_from_args_builds_the_application_with_the_options(tiny_model_files):
     assert deployment.num_replicas == 2
     settings, limits = deployment.init_args
     assert settings.request.backend == "onnxruntime" and limits.max_pending == 4
+    scaled = from_args({"onnx": str(tiny_model_files[1]), "backend": "onnxruntime", "replicas": 1,
+                        "max-replicas": 3})._bound_deployment
+    assert scaled._deployment_config.autoscaling_config.min_replicas == 1
+    assert scaled._deployment_config.autoscaling_config.max_replicas == 3

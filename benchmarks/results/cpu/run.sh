@@ -36,3 +36,13 @@ drcn-bench latency --method auto --overhead 640x360 --frames 1920x1080 --frame-r
   --json $OUT/tiling.json --md $OUT/tiling.md
 # 10. One request's parallel efficiency and latency vs throughput mode on the backend alone.
 python3 benchmarks/results/cpu/in_flight.py > $OUT/in_flight.txt
+# 11. drcn-serve under load (issue 24): 1, 4 and 16 clients on 256x256 images beside drcn-run and a warm
+#     drcn.upscale; the 2-minute soak at 16 clients; windows batched across requests or not, on small images.
+drcn-bench serve --seconds 20 --json $OUT/serve.json --md $OUT/serve.md
+drcn-bench serve --clients 16 --seconds 120 --json $OUT/serve_soak.json --md $OUT/serve_soak.md
+for b in 1 8; do
+  drcn-bench serve --clients 16 --seconds 20 --size 64x64 --max-batch $b --json $OUT/serve_batch$b.json \
+    --md $OUT/serve_batch$b.md
+done
+# 12. Working memory per output pixel of the host and device paths (what drcn.limits budgets).
+python3 benchmarks/results/cpu/host_memory.py > $OUT/host_memory.txt
