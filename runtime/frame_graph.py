@@ -27,6 +27,10 @@ from drcn.onnx_meta import INPUT_NAME, OUTPUT_NAME, OnnxModelInfo, model_info, r
 from drcn.optional import require
 
 PRE, POST, NET = "drcn_pre/", "drcn_post/", "drcn_net/"
+# The operators a frame graph may use (fp32, fp16 and INT8 networks): what ONNX Runtime, OpenVINO, TensorRT, OpenCV
+# DNN, onnx2torch and ncnn (through pnnx) all convert; tests/runtime/test_frame_graph.py holds every graph to it.
+PORTABLE_OPS = frozenset({"Conv", "Relu", "Add", "Mul", "Div", "Floor", "Clip", "Slice", "Concat", "DepthToSpace",
+                          "Identity", "Cast", "QuantizeLinear", "DequantizeLinear"})
 FLOAT32_PREFIXES = (PRE, POST)
 # What the network sees, exposed by ``debug_outputs=True`` so tests can compare it across precisions.
 ENLARGED_Y = PRE + "y_up"
@@ -137,9 +141,13 @@ def build_frame_graph(y_model, info: OnnxModelInfo, kind: str, scale: int, debug
     enlarged = pre.round_half_up(pre.clip(pre.enlarge(grid, channels, scale), 0.0, 255.0))
     unit = pre.op("Div", [enlarged, pre.const("from_255", np.float32(255.0))], name="unit")   # exact k/255
     if kind == "rgb":
-        split = pre.const("split", np.array([1, 2], np.int64))
-        pre.nodes.append(helper.make_node("Split", [unit, split], [ENLARGED_Y, PRE + "cbcr"], name=PRE + "split",
-                                          axis=1))
+        # Two Slices rather than Split: onnx2torch has no Split at opset 18 (PORTABLE_OPS is the contract).
+        def channels_of(start: int, end: int, out: str) -> None:
+            bounds = [pre.const(f"{out}_{n}", np.array([v], np.int64)) for n, v in
+                      (("start", start), ("end", end), ("axis", 1))]
+            pre.nodes.append(helper.make_node("Slice", [unit, *bounds], [PRE + out], name=PRE + out))
+        channels_of(0, 1, "y_up")
+        channels_of(1, 3, "cbcr")
     else:
         pre.nodes.append(helper.make_node("Identity", [unit], [ENLARGED_Y], name=PRE + "y_up"))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import REPO
 from drcn import frame, matlab
 
 onnx = pytest.importorskip("onnx")
@@ -290,3 +291,18 @@ def test_tensorrt_rtx_builds_engines_from_the_rgb_graph(tmp_path, graphs, image_
         window = 32 + 2 * sidecar.halo
         assert sidecar.profile.max == (2, 3, window, window)
         assert sidecar.precision == ("fp16" if fp16 else "fp32")
+
+
+@pytest.mark.parametrize("kind", ["rgb", "gray"])
+def test_frame_graphs_use_only_the_portable_operators(kind):
+    """The portability contract (README): every operator of a frame graph, fp32 and INT8 networks alike, is in
+    PORTABLE_OPS (no Split: onnx2torch lacks it at opset 18)."""
+    from drcn.onnx_files import load_onnx
+    from drcn.onnx_meta import read_onnx_info
+    from drcn.runtime.frame_graph import PORTABLE_OPS, build_frame_graph
+
+    shipped = REPO / "weights"
+    for name in ("drcn_f64_d9.onnx", "drcn_f64_d9_int8.onnx"):
+        graph = build_frame_graph(load_onnx(shipped / name), read_onnx_info(shipped / name), kind, 2)
+        used = {node.op_type for node in graph.graph.node}
+        assert used <= PORTABLE_OPS, (name, sorted(used - PORTABLE_OPS))
