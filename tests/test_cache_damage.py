@@ -76,15 +76,27 @@ def test_a_damaged_frame_graph_and_its_int8_sibling_are_rebuilt(tmp_path, tiny_m
 
     from drcn.runtime.frame_graph import cached_frame_graph
 
+    import onnx
+
     y_graph = tmp_path / "tiny.onnx"
     shutil.copyfile(tiny_model_files[1], y_graph)
+    # an INT8 sibling as drcn-export --int8 names it (metadata says int8; same weights, depth and config)
+    sibling = onnx.load(str(y_graph))
+    for prop in sibling.metadata_props:
+        if prop.key == "drcn.precision":
+            prop.value = "int8"
+    onnx.save(sibling, str(tmp_path / "tiny_int8.onnx"))
     said = []
     graph = cached_frame_graph(y_graph, "rgb", 2, said.append)
-    good = graph.read_bytes()
-    flip_weight_bit(graph)
-    again = cached_frame_graph(y_graph, "rgb", 2, said.append)
-    assert again == graph and graph.read_bytes() == good
-    assert any("no longer matches" in line and graph.name in line for line in said), said
+    int8_graph = graph.with_name(f"{graph.stem}_int8.onnx")
+    assert int8_graph.is_file()
+    for damaged in (graph, int8_graph):
+        good = damaged.read_bytes()
+        flip_weight_bit(damaged)
+        said.clear()
+        again = cached_frame_graph(y_graph, "rgb", 2, said.append)
+        assert again == graph and damaged.read_bytes() == good
+        assert any("no longer matches" in line and damaged.name in line for line in said), said
 
 
 def test_a_damaged_frame_graph_never_reaches_the_output(tmp_path, tiny_model_files, cache):
@@ -158,3 +170,14 @@ def test_damaged_training_patches_are_extracted_again(tmp_path, image_folder):
     again = PatchSet.from_folders([image_folder], spec, cache_dir=tmp_path / "patches", show_progress=False)
     np.testing.assert_array_equal(first.inputs, again.inputs)
     np.testing.assert_array_equal(first.targets, again.targets)
+
+
+def test_a_damaged_benchmark_export_is_exported_again(tiny_model_files, cache):
+    pytest.importorskip("torch")
+    from drcn.benchmarks.variants import exported_onnx
+
+    path = exported_onnx(str(tiny_model_files[0]), "fp32")
+    good = path.read_bytes()
+    flip_weight_bit(path)
+    assert exported_onnx(str(tiny_model_files[0]), "fp32") == path
+    assert path.read_bytes() == good
