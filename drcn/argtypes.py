@@ -129,3 +129,11 @@ def frame_scale(text: str) -> int:
     if value not in (2, 3, 4):
         raise argparse.ArgumentTypeError(f"a whole-frame graph upscales by 2, 3 or 4, got {text}")
     return value
+
+
+def ensemble_size(text: str) -> int:
+    """Transforms of the geometric self-ensemble: 1 (off), 2, 4 or 8 (drcn.ensemble.SUBSETS)."""
+    value = _int(text)
+    if value not in (1, 2, 4, 8):
+        raise argparse.ArgumentTypeError(f"1 (off), 2, 4 or 8 transforms, got {text}")
+    return value

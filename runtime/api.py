@@ -82,7 +82,7 @@ class Upscaler:
         model: an ``.engine``, ``.onnx`` or ``.safetensors`` file; None: ``model.engine`` / ``model.onnx`` in the
             working directory, else the shipped model (as drcn-run).
         scale: the upscaling factor (> 1).
-        backend, precision, tile, batch, device, provider, threads, path: as drcn-run's options.
+        backend, precision, tile, batch, device, provider, threads, path, ensemble: as drcn-run's options.
         log: where the backend's messages go (default: nowhere).
 
     One Upscaler may be shared by several threads: each call's colour conversion and bicubic enlargement run on its
@@ -92,7 +92,7 @@ class Upscaler:
 
     def __init__(self, model: str | Path | None = None, *, scale: float = 2.0, backend: str = "auto",
                  precision: str = "auto", tile: int = 256, batch: int = 4, device: str = "auto",
-                 provider: str = "auto", threads: int | None = None, path: str = "auto",
+                 provider: str = "auto", threads: int | None = None, path: str = "auto", ensemble: int = 1,
                  log: Callable[[str], None] = lambda _: None):
         from drcn.runtime.backends import select
         from drcn.runtime.upscaler import BackendRequest, Upscaler as Stages
@@ -102,9 +102,15 @@ class Upscaler:
         _check_number("batch", batch, integer=True, minimum=1)
         if threads is not None:
             _check_number("threads", threads, integer=True, minimum=1)
+        _check_number("ensemble", ensemble, integer=True, minimum=1)
+        from drcn.ensemble import SUBSETS
+
+        if ensemble not in SUBSETS:
+            raise InvalidArgument(f"ensemble must be 1, 2, 4 or 8, got {ensemble!r}")
         choice = select.choose(backend=backend, **_model_arguments(model))
         request = BackendRequest(choice.backend, str(choice.model), tile=tile, batch=batch, device=device,
-                                 precision=precision, provider=provider, threads=threads, path=path)
+                                 precision=precision, provider=provider, threads=threads, path=path,
+                                 ensemble=int(ensemble))
         self.scale = float(scale)
         self._stages = Stages(request, self.scale, log)
         self.description = self._stages.description

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from drcn.argtypes import non_negative_float, non_negative_int, positive_int, scale
+from drcn.argtypes import ensemble_size, non_negative_float, non_negative_int, positive_int, scale
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 
 PROG = "drcn-run"
@@ -41,6 +41,10 @@ def add_model_arguments(p: ArgumentParser) -> None:
                    help="device: the whole frame runs on the backend (8-bit RGB/grey, integer scales); host: colour "
                         "and bicubic in numpy, the Y network on the backend; auto (default): device where a frame "
                         "allows")
+    m.add_argument("--ensemble", type=ensemble_size, default=1,
+                   help="geometric self-ensemble: average the network over 2 (mirror), 4 (mirrors, half turn) or 8 "
+                        "(every flip and rotation) transforms of each window, at that many times the compute "
+                        "(default 1: off)")
 
 
 def build_parser() -> ArgumentParser:
@@ -152,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = args.mode if args.mode != "auto" else ("latency" if job.kind == "image" else "throughput")
     request = BackendRequest(choice.backend, str(choice.model), tile=args.tile, batch=args.batch, device=args.device,
                              precision=args.precision, provider=args.provider, threads=args.threads, path=args.path,
-                             mode=mode)
+                             mode=mode, ensemble=args.ensemble)
     options = _encode_options(args)
     if args.ray is not None:
         from drcn.runtime.ray_run import RayRequest, run_on_ray

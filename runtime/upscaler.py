@@ -43,6 +43,7 @@ class BackendRequest:
     threads: int | None = None
     path: str = "auto"           # auto (device where a frame allows), host, device
     mode: str = "latency"        # OpenVINO: latency (one request) or throughput (one request per stream in flight)
+    ensemble: int = 1            # geometric self-ensemble: 1 (off), 2, 4 or 8 transforms averaged (drcn.ensemble)
 
 
 def model_kind(backend: str, model: str) -> tuple[str, int]:
@@ -78,12 +79,18 @@ class Upscaler:
         server's :class:`drcn.runtime.serve.batching.WindowBatcher`)."""
         if request.path not in PATHS:
             raise DrcnError(f"--path {request.path}: choose auto, host or device")
+        from drcn.ensemble import check_size
+
+        check_size(request.ensemble)
         self.request, self.scale, self.log, self.wrap_run = request, scale, log, wrap_run
         self.kind, model_scale = model_kind(request.backend, request.model)
         self.integer_scale = frame.integer_scale(scale)
         self._backends: dict[str, Backend] = {}
         self._opening = threading.RLock()   # frames in flight on several threads may open a backend at once
         self.host_reason = "--path host"
+        if self.kind != "y" and request.ensemble > 1:
+            raise DrcnError(f"--ensemble {request.ensemble}: {request.model} is a whole-frame graph, which clips its "
+                            "RGB output before an ensemble could average it; use the Y graph (drcn-export --onnx)")
         if self.kind != "y":
             # A frame graph holds its scale and kind: only the device path, only that scale.
             if request.path == "host":
@@ -106,6 +113,10 @@ class Upscaler:
         why = None
         if self.integer_scale is None:
             why = f"x{self.scale:g} is not an integer scale"
+        elif request.ensemble > 1:
+            # The ensemble averages the Y network's output; a frame graph clips its RGB first, so averaging outside
+            # it would not give the host path's pixels where colours saturate.
+            why = f"--ensemble {request.ensemble} averages the Y network's output, on the host path"
         elif request.backend == "tensorrt" and Path(request.model).suffix.lower() != ".onnx":
             why = f"{request.model} is an engine of the Y graph (build one from drcn-export --rgb for the device path)"
         if why:
@@ -148,6 +159,11 @@ class Upscaler:
         self._check_profile(backend)
         if self.wrap_run is not None:
             backend.run = self.wrap_run(backend)
+        if request.ensemble > 1 and kind == "y":
+            from drcn.ensemble import ensemble_run
+
+            limit = backend.spec.max_shape[0] if backend.spec.max_shape else None
+            backend.run = ensemble_run(backend.run, request.ensemble, limit)
         return backend
 
     def _check_profile(self, backend: Backend) -> None:
@@ -170,6 +186,11 @@ class Upscaler:
     @property
     def description(self) -> str:
         """What runs, and which path frames take, for the line that names the backend."""
+        ensemble = (f"; self-ensemble of {self.request.ensemble} flips/rotations per window"
+                    if self.request.ensemble > 1 else "")
+        return self._paths_description() + ensemble
+
+    def _paths_description(self) -> str:
         if self.device_kinds:
             others = ("; frames it cannot take (alpha, 16-bit) take the host path" if self.kind == "y" else "")
             return (f"{self.primary.description}; device path: the whole frame on the backend (colour, bicubic, "

@@ -76,7 +76,7 @@ def settings_from(args):
     mode = args.mode if args.mode != "auto" else "latency"
     request = BackendRequest(choice.backend, str(Path(choice.model).resolve()), tile=args.tile, batch=args.batch,
                              device=args.device, precision=args.precision, provider=args.provider,
-                             threads=args.threads, path=args.path, mode=mode)
+                             threads=args.threads, path=args.path, mode=mode, ensemble=args.ensemble)
     token = None
     if args.token_file:
         try:
