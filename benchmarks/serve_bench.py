@@ -46,7 +46,7 @@ class ServeBenchRequest:
     server_args: tuple[str, ...] = ()         # drcn-serve's own options (--max-batch ...)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -68,18 +68,25 @@ def _make_images(folder: Path, request: ServeBenchRequest) -> list[Path]:
     return paths
 
 
-class _Server:
-    def __init__(self, model_args: tuple[str, ...], log: Callable[[str], None]):
-        self.port = _free_port()
+class ServeProcess:
+    """A ``drcn-serve`` process on 127.0.0.1 (a free port), ready when its health endpoint answers: ``url``,
+    ``output()``, ``stop()`` (SIGTERM, which drains; SIGKILL of its process group after ``stop_s``). Used by this
+    benchmark and by the serving tests."""
+
+    def __init__(self, *args: str, ready_s: float = 300, stop_s: float = 90, cwd: Path | None = None,
+                 log: Callable[[str], None] = lambda _: None):
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.output = tempfile.TemporaryFile("w+")
+        self.stop_s = stop_s
+        self.log = tempfile.TemporaryFile("w+")
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
         self.process = subprocess.Popen([sys.executable, "-m", "drcn.runtime.serve.cli", "--port", str(self.port),
-                                         "--queue", "64", *model_args], stdout=self.output,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 300
+                                         *args], stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                        start_new_session=True)
+        deadline = time.monotonic() + ready_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise DrcnError(f"drcn-serve ended: {self.tail()}")
+                raise DrcnError(f"drcn-serve ended: {self.said()}")
             try:
                 with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2):
                     log(f"drcn-serve ready on {self.url}")
@@ -87,21 +94,27 @@ class _Server:
             except (urllib.error.URLError, OSError):
                 time.sleep(0.5)
         self.stop()
-        raise DrcnError("drcn-serve was not ready within 300 s")
+        raise DrcnError(f"drcn-serve was not ready within {ready_s:g} s: {self.said()}")
 
-    def tail(self) -> str:
-        self.output.seek(0)
-        lines = [line for line in self.output.read().splitlines() if line.startswith("drcn-serve")]
-        return " | ".join(lines[-3:])
+    def output(self) -> str:
+        """The last 4000 characters the process printed."""
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()[-4000:]
 
-    def stop(self) -> None:
+    def said(self) -> str:
+        """drcn-serve's own last lines, joined into one."""
+        return " | ".join([line for line in self.output().splitlines() if line.startswith("drcn-serve")][-3:])
+
+    def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=60)
+                self.process.wait(timeout=self.stop_s)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+                self.process.wait(timeout=30)
+        return self.process.returncode
 
 
 async def _load(url: str, bodies: list[bytes], clients: int, seconds: float, limit: int) -> dict:
@@ -180,7 +193,8 @@ def measure_serve(request: ServeBenchRequest, log: Callable[[str], None]) -> dic
         folder = Path(tmp)
         images = _make_images(folder, request)
         bodies = [p.read_bytes() for p in images]
-        server = None if request.url else _Server(request.model_args + request.server_args, log)
+        server = None if request.url else ServeProcess("--queue", "64", *request.model_args, *request.server_args,
+                                                        log=log)
         url = request.url or server.url
         with urllib.request.urlopen(f"{url}/v1/info", timeout=30) as answer:
             served = json.loads(answer.read())

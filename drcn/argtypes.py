@@ -133,7 +133,9 @@ def frame_scale(text: str) -> int:
 
 def ensemble_size(text: str) -> int:
     """Transforms of the geometric self-ensemble: 1 (off), 2, 4 or 8 (drcn.ensemble.SUBSETS)."""
+    from drcn.ensemble import SUBSETS
+
     value = _int(text)
-    if value not in (1, 2, 4, 8):
+    if value not in SUBSETS:
         raise argparse.ArgumentTypeError(f"1 (off), 2, 4 or 8 transforms, got {text}")
     return value

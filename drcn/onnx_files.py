@@ -24,7 +24,12 @@ def _tensors(graph):
     for sparse in graph.sparse_initializer:
         yield sparse.values
         yield sparse.indices
-    for node in graph.node:
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes):
+    """Every TensorProto in the attributes of ``nodes`` (a graph's or a function's), subgraphs included."""
+    for node in nodes:
         for attribute in node.attribute:
             if attribute.HasField("t"):
                 yield attribute.t
@@ -40,26 +45,23 @@ def external_locations(model) -> list[tuple[str, str]]:
     whose data lives in another file."""
     onnx = require("onnx", "reading ONNX files", INSTALL)
     found = []
-    for tensor in _tensors(model.graph):
+    tensors = [_tensors(model.graph)] + [_node_tensors(function.node) for function in model.functions]
+    for tensor in (t for group in tensors for t in group):
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             entries = {entry.key: entry.value for entry in tensor.external_data}
             found.append((tensor.name, entries.get("location", "")))
-    for function in model.functions:
-        for node in function.node:
-            for attribute in node.attribute:
-                if attribute.HasField("t") and attribute.t.data_location == onnx.TensorProto.EXTERNAL:
-                    entries = {entry.key: entry.value for entry in attribute.t.external_data}
-                    found.append((attribute.t.name, entries.get("location", "")))
     return found
 
 
-def check_confined(model, path: str | os.PathLike) -> None:
+def check_confined(model, path: str | os.PathLike) -> list[tuple[str, str]]:
     """Refuse ``model`` (loaded from ``path`` without external data) when any external-data location could read a
-    file outside ``path``'s folder; one line naming the file, the tensor and the location."""
+    file outside ``path``'s folder; one line naming the file, the tensor and the location. Returns the (tensor,
+    location) pairs it checked (:func:`external_locations`)."""
     path = Path(path)
     base = path.absolute().parent          # what ONNX's own loaders resolve locations against
     folder = base.resolve()
-    for tensor, location in external_locations(model):
+    located = external_locations(model)
+    for tensor, location in located:
         where = f"{path}: tensor '{tensor}' keeps its data in {location!r}"
         if not location:
             raise DrcnError(f"{path}: tensor '{tensor}' has external data without a location")
@@ -75,6 +77,7 @@ def check_confined(model, path: str | os.PathLike) -> None:
             raise DrcnError(f"{where}, which leads outside the model's folder ({folder}) through a symbolic link")
         if not target.is_file():
             raise DrcnError(f"{where}, which does not exist beside the model")
+    return located
 
 
 def load_onnx(path: str | os.PathLike, external: bool = True):
@@ -88,8 +91,7 @@ def load_onnx(path: str | os.PathLike, external: bool = True):
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises a variety of types for a non-ONNX file
         raise DrcnError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
-    check_confined(model, path)
-    if external and external_locations(model):
+    if check_confined(model, path) and external:
         from onnx.external_data_helper import load_external_data_for_model
 
         try:

@@ -15,7 +15,6 @@ from drcn import bounded_json
 from drcn.config import ModelConfig
 from drcn.frame import KINDS, lr_halo
 from drcn.errors import DrcnError
-from drcn.optional import require
 
 FORMAT = "1"
 COLOUR = "Y of BT.601 YCbCr (MATLAB rgb2ycbcr), float32 in [0, 1]; input is the bicubic-upscaled image"

@@ -30,7 +30,6 @@ def _resolve(name: str, identities: dict[str, str]) -> str:
 
 
 def graph_report(path: Path) -> GraphReport:
-    import onnx
     from onnx import numpy_helper
 
     model = load_onnx(path)

@@ -23,7 +23,7 @@ from drcn.cache import cache_dir
 from drcn.checksums import file_sha256
 from drcn.errors import DrcnError
 from drcn.onnx_files import load_onnx
-from drcn.onnx_meta import INPUT_NAME, OUTPUT_NAME, OnnxModelInfo, model_info, read_onnx_info
+from drcn.onnx_meta import INPUT_NAME, OUTPUT_NAME, OnnxModelInfo, model_info
 from drcn.optional import require
 
 PRE, POST, NET = "drcn_pre/", "drcn_post/", "drcn_net/"
@@ -195,8 +195,9 @@ def build_frame_graph(y_model, info: OnnxModelInfo, kind: str, scale: int, debug
 def write_frame_graph(y_onnx: str | Path, target: str | Path, kind: str, scale: int) -> OnnxModelInfo:
     """Build the frame graph of the Y graph file ``y_onnx`` and write it to ``target`` (atomically)."""
     onnx = require("onnx", "building a whole-frame graph", "pip install 'drcn[onnx]'")
-    info = read_onnx_info(y_onnx)
-    model = build_frame_graph(load_onnx(y_onnx), info, kind, scale)
+    y_model = load_onnx(y_onnx)
+    info = model_info(y_model, str(y_onnx))
+    model = build_frame_graph(y_model, info, kind, scale)
     with atomic.atomic_output(target) as tmp:
         onnx.save(model, str(tmp))
     return dataclasses.replace(info, kind=kind, scale=scale)

@@ -122,10 +122,11 @@ class DisplayTransform:
 
     @classmethod
     def of_matrix(cls, matrix: tuple[int, ...]) -> "DisplayTransform":
+        turn = tuple(matrix[:2]) + tuple(matrix[3:5])     # the 2x2 part; the rest is translation and scale
         for degrees in (0, 90, 180, 270):
             for hflip in (False, True):
-                if _display_matrix(degrees, hflip)[:2] + _display_matrix(degrees, hflip)[3:5] == \
-                        tuple(matrix[:2]) + tuple(matrix[3:5]):
+                candidate = _display_matrix(degrees, hflip)
+                if candidate[:2] + candidate[3:5] == turn:
                     return cls(tuple(matrix), degrees, hflip)
         return cls(tuple(matrix), None, False)
 

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from drcn.runtime.serve.app import application
 
-    _start_ray(args.ray if args.ray != "" else None)
+    _start_ray(args.ray)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
-from pathlib import Path
 
 import numpy as np
 
@@ -53,7 +51,7 @@ class ServedModel:
             raise DrcnError(f"--kind {settings.kind}: rgb, gray or y")
         frame.require_integer_scale(settings.scale)
         self.settings, self.log = settings, log
-        self._batchers: dict[int, WindowBatcher] = {}
+        self._batchers: list[WindowBatcher] = []
         self._lock = threading.Lock()
         self._upscalers: dict[float, Upscaler] = {}
         self.primary = self.upscaler(float(settings.scale))     # loads the model now: a bad file fails at start
@@ -64,20 +62,20 @@ class ServedModel:
     # -- batching across requests ------------------------------------------------------------------------------
     def _wrap(self, backend) -> WindowBatcher:
         batcher = WindowBatcher(backend.run, self.settings.max_batch, self.settings.batch_wait_ms / 1000)
-        self._batchers[id(backend)] = batcher
+        self._batchers.append(batcher)
         return batcher
 
     @property
     def backend_calls(self) -> int:
-        return sum(b.backend_calls for b in self._batchers.values())
+        return sum(b.backend_calls for b in self._batchers)
 
     @property
     def window_calls(self) -> int:
-        return sum(b.calls for b in self._batchers.values())
+        return sum(b.calls for b in self._batchers)
 
     @property
     def cancelled_calls(self) -> int:
-        return sum(b.cancelled for b in self._batchers.values())
+        return sum(b.cancelled for b in self._batchers)
 
     def upscaler(self, scale: float) -> Upscaler:
         """The Upscaler for ``scale`` (one per scale asked for, opened on first use)."""
@@ -125,16 +123,6 @@ class ServedModel:
     def close(self) -> None:
         for upscaler in self._upscalers.values():
             upscaler.close()
-        for batcher in self._batchers.values():
+        for batcher in self._batchers:
             batcher.close()
         self._upscalers.clear()
-
-
-def timed(fn, *args):
-    """(result, seconds) of ``fn(*args)``."""
-    start = time.perf_counter()
-    return fn(*args), time.perf_counter() - start
-
-
-def model_file(settings: ServeSettings) -> Path:
-    return Path(settings.request.model)

@@ -73,21 +73,24 @@ def cached_engine(onnx: Path, precision: str, tile: int, batch: int, max_size: t
     folder = cache_dir("engines")
     engine = folder / f"{onnx.stem}-{key.digest()}.engine"
     last = folder / f"{onnx.stem}-{bytes_sha256(str(onnx).encode())[:12]}.last.json"
-    reason = "no cached engine for these settings"
     if engine.is_file():
         # The sidecar vouches for the engine's bytes, its seal for the sidecar's: both are checked on every use.
         try:
-            if cache.verified(sidecar_path(engine), log) and read_sidecar(engine).engine_sha256 == file_sha256(engine):
-                log(f"using the cached engine {engine}")
-                return engine
+            usable = cache.verified(sidecar_path(engine), log) and \
+                read_sidecar(engine).engine_sha256 == file_sha256(engine)
             reason = "the cached engine no longer matches the checksum it was built with (damaged)"
         except DrcnError as exc:  # an unreadable sidecar is a cache miss: the engine is rebuilt below
-            reason = f"the cached engine's sidecar is unreadable ({exc})"
+            usable, reason = False, f"the cached engine's sidecar is unreadable ({exc})"
+        if usable:
+            log(f"using the cached engine {engine}")
+            return engine
         engine.unlink(missing_ok=True)
         sidecar_path(engine).unlink(missing_ok=True)
-    previous = EngineKey.read(last)
-    if previous is not None and previous != key and reason.startswith("no cached"):
-        reason = "changed since the last build: " + "; ".join(key.changes_from(previous))
+    else:
+        reason = "no cached engine for these settings"
+        previous = EngineKey.read(last)
+        if previous is not None and previous != key:
+            reason = "changed since the last build: " + "; ".join(key.changes_from(previous))
     log(f"building a TensorRT engine for {onnx.name} ({reason})")
     build_engine(BuildRequest(onnx=onnx, engine=engine, fp16=precision == "fp16", tile=tile, batch=batch,
                               max_size=max_size, flavour=key.flavour), log)

@@ -64,7 +64,7 @@ def activation_peak(model, inputs: list[np.ndarray]) -> float:
 
 def convert_to_fp16(onnx_path: Path, info: OnnxModelInfo, calib: list[str] | None = None) -> Converted:
     """The FP16 form of the FP32 graph at ``onnx_path``, checked; a one-line error when it is not safe."""
-    onnx = require("onnx", "converting a graph to FP16", INSTALL)
+    require("onnx", "converting a graph to FP16", INSTALL)
     require("onnxruntime", "converting a graph to FP16", INSTALL)
     from onnxruntime.transformers.float16 import convert_float_to_float16
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
+from drcn.benchmarks.serve_bench import free_port
 
 pytest.importorskip("ray.serve")
 pytest.importorskip("onnxruntime")
@@ -28,50 +28,11 @@ http = pytest.importorskip("tritonclient.http")
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def Server(tmp: Path, *args: str, ready_s: float = 180):
+    """A drcn-serve process on 127.0.0.1, run from ``tmp``."""
+    from drcn.benchmarks.serve_bench import ServeProcess
 
-
-class Server:
-    """A drcn-serve process on 127.0.0.1; ``url``; ``stop()`` sends SIGTERM and waits."""
-
-    def __init__(self, tmp: Path, *args: str, ready_s: float = 180):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(tmp / f"serve-{self.port}.log", "w+")
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-        self.process = subprocess.Popen([sys.executable, "-m", "drcn.runtime.serve.cli", "--port", str(self.port),
-                                         *args], stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=tmp,
-                                        start_new_session=True)
-        deadline = time.monotonic() + ready_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"drcn-serve exited: {self.output()}")
-            try:
-                if urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2).status == 200:
-                    return
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise AssertionError(f"drcn-serve not ready in {ready_s} s: {self.output()}")
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-4000:]
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=30)
-        return self.process.returncode
+    return ServeProcess(*args, ready_s=ready_s, cwd=tmp)
 
 
 def post(url: str, body: bytes, headers: dict | None = None, timeout: float = 60) -> tuple[int, dict, bytes]:
