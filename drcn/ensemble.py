@@ -25,6 +25,15 @@ SUBSETS: dict[int, tuple[tuple[int, bool], ...]] = {
 }
 
 
+def groups(size: int) -> list[tuple[tuple[int, bool], ...]]:
+    """The transforms of ``size`` in the batches one network call can take: those that keep the input's shape
+    (no or two quarter turns), then the quarter-turned ones (height and width swapped); the order every
+    implementation (numpy, graph, PyTorch) sums them in."""
+    transforms = SUBSETS[check_size(size)]
+    found = [tuple(t for t in transforms if t[0] % 2 == 0), tuple(t for t in transforms if t[0] % 2)]
+    return [g for g in found if g]
+
+
 def check_size(size: int, option: str = "--ensemble") -> int:
     if size not in SUBSETS:
         raise DrcnError(f"{option} {size}: 1 (off), 2 (mirror), 4 (mirrors and half turn) or 8 (every flip and "
@@ -49,22 +58,20 @@ def ensemble_run(run: Callable[[np.ndarray], np.ndarray], size: int,
     """``run`` (N, C, h, w) float32 -> (N, C', s·h, s·w), averaged over ``size`` transforms of its input. The
     transforms that keep the shape go to ``run`` together; quarter-turned ones (h and w swapped) apart; calls hold at
     most ``max_batch`` windows where the backend has a limit (a TensorRT profile)."""
-    transforms = SUBSETS[check_size(size)]
+    batches = groups(size)
     if size == 1:
         return run
 
     def averaged(batch: np.ndarray) -> np.ndarray:
         n = len(batch)
         total = None
-        for group in (tuple(t for t in transforms if t[0] % 2 == 0), tuple(t for t in transforms if t[0] % 2)):
-            if not group:
-                continue
+        for group in batches:
             stacked = np.concatenate([np.ascontiguousarray(forward(batch, *t)) for t in group])
             step = max_batch or len(stacked)
             out = np.concatenate([run(stacked[i:i + step]) for i in range(0, len(stacked), step)])
             for i, t in enumerate(group):
                 part = inverse(out[i * n:(i + 1) * n], *t)
                 total = part.astype(np.float32, copy=True) if total is None else total + part
-        return np.ascontiguousarray(total / np.float32(len(transforms)))
+        return np.ascontiguousarray(total / np.float32(size))
 
     return averaged

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from drcn import frame
+from drcn.ensemble import groups
 from drcn.model import DRCN
 
 
@@ -34,11 +35,15 @@ class FrameModel(nn.Module):
     """``forward``: (N, 3, h, w) RGB ("rgb") or (N, 1, h, w) ("gray") float32 in [0, 1] -> (N, C, s·h, s·w)
     float32 in [0, 1]. ``enlarged_y(x)`` is what the network sees, (N, 1, s·h, s·w) float32 in [0, 1]."""
 
-    def __init__(self, network: DRCN, kind: str, scale: int, dtype: torch.dtype = torch.float32):
+    def __init__(self, network: DRCN, kind: str, scale: int, dtype: torch.dtype = torch.float32, ensemble: int = 1):
+        """``ensemble``: the network's Y averaged over that many flips/rotations (:mod:`drcn.ensemble`), before
+        colour conversion and clipping, as the host path and the ensemble graph do."""
         super().__init__()
         if kind not in ("rgb", "gray") or scale < 2:
             raise ValueError(f"FrameModel: kind rgb or gray and an integer scale >= 2, got {kind!r}, {scale!r}")
         self.network, self.kind, self.scale, self.dtype = network, kind, scale, dtype
+        self.batches = groups(ensemble)
+        self.ensemble = ensemble
         self.channels = 3 if kind == "rgb" else 1
         filters = torch.from_numpy(frame.phase_filters(scale)).float()[:, None]      # (s², 1, 5, 5)
         self.register_buffer("phases", filters.repeat(self.channels, 1, 1, 1), persistent=False)
@@ -62,9 +67,21 @@ class FrameModel(nn.Module):
     def enlarged_y(self, x: torch.Tensor) -> torch.Tensor:
         return self._enlarge(x.float())[:, :1]
 
+    def _network(self, y: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) float32 -> the network's (N, 1, H, W) float32, averaged over the ensemble's transforms."""
+        total = None
+        for group in self.batches:
+            moved = [torch.rot90(y, turns, dims=(2, 3)) for turns, _ in group]
+            moved = [m.flip(3) if mirror else m for m, (_, mirror) in zip(moved, group)]
+            out = self.network(torch.cat(moved).to(self.dtype)).float()
+            for part, (turns, mirror) in zip(out.chunk(len(group)), group):
+                part = torch.rot90(part.flip(3) if mirror else part, -turns, dims=(2, 3))
+                total = part if total is None else total + part
+        return total if self.ensemble == 1 else total / self.ensemble
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         planes = self._enlarge(x.float())
-        y = self.network(planes[:, :1].to(self.dtype)).float()
+        y = self._network(planes[:, :1])
         if self.kind == "gray":
             return y.clamp(0.0, 1.0)
         ycbcr = torch.cat([y, planes[:, 1:]], dim=1)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from drcn import bounded_json
 from drcn.config import ModelConfig
+from drcn.ensemble import SUBSETS
 from drcn.frame import KINDS, lr_halo
 from drcn.errors import DrcnError
 
@@ -45,6 +46,7 @@ class OnnxModelInfo:
     opset: int
     kind: str = "y"
     scale: int | None = None     # frame graphs: their fixed integer scale
+    self_ensemble: int = 1       # flips/rotations averaged inside the graph (drcn-export --ensemble; drcn.ensemble)
 
     @property
     def halo(self) -> int:
@@ -86,6 +88,7 @@ class OnnxModelInfo:
             "drcn.input": INPUT_NAME,
             "drcn.output": OUTPUT_NAME,
             "drcn.kind": self.kind,
+            "drcn.self_ensemble": str(self.self_ensemble),
             **frame,
         }
 
@@ -101,9 +104,12 @@ class OnnxModelInfo:
                        depth=int(props["drcn.depth"]), precision=props["drcn.precision"], ensemble=tuple(ensemble),
                        weights_sha256=props["drcn.weights_sha256"], version=props["drcn.version"],
                        opset=int(props["drcn.opset"]), kind=props.get("drcn.kind", "y"),
-                       scale=int(props["drcn.scale"]) if "drcn.scale" in props else None)
+                       scale=int(props["drcn.scale"]) if "drcn.scale" in props else None,
+                       self_ensemble=int(props.get("drcn.self_ensemble", "1")))
             if info.kind not in KINDS or (info.kind != "y" and not (info.scale or 0) >= 2):
                 raise ValueError(f"kind {info.kind!r} with scale {info.scale!r}")
+            if info.self_ensemble not in SUBSETS:
+                raise ValueError(f"self_ensemble {info.self_ensemble!r}")
         except (KeyError, ValueError) as exc:
             raise DrcnError(f"{source}: incomplete or invalid drcn metadata ({exc})") from None
         if int(props.get("drcn.halo", -1)) != info.halo:
@@ -128,7 +134,7 @@ def model_info(model, source: str = "ONNX model") -> OnnxModelInfo:
 def int8_sibling(path: str | os.PathLike) -> Path | None:
     """The INT8 graph of the same model as the fp32 graph at ``path`` (``<stem>_int8.onnx`` beside it, as
     drcn-export --int8 and the shipped model name it), or None. "The same model" means the same weights checksum,
-    depth and config in the metadata, and the same kind and scale (a Y graph's sibling is a Y graph, an RGB x2
+    depth and config in the metadata, and the same kind, scale and self-ensemble (a Y graph's sibling is a Y graph, an RGB x2
     graph's an RGB x2 graph): an INT8 graph left beside other weights is stale and never used."""
     path = Path(path)
     sibling = path.with_name(f"{path.stem}_int8.onnx")
@@ -140,5 +146,6 @@ def int8_sibling(path: str | os.PathLike) -> Path | None:
         return None
     same = (theirs.precision == "int8" and mine.precision != "int8" and theirs.kind == mine.kind
             and theirs.scale == mine.scale and theirs.depth == mine.depth
+            and theirs.self_ensemble == mine.self_ensemble
             and theirs.config == mine.config and theirs.weights_sha256 == mine.weights_sha256)
     return sibling if same else None

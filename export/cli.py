@@ -4,6 +4,7 @@
     drcn-export --onnx model_fp16.onnx --fp16           # FP16 weights and arithmetic, float32 I/O
     drcn-export --onnx fast.onnx --depth 5 --calib ../shared/datasets/T91
     drcn-export --triton models/ --triton-tile 256          # a Triton model repository: models/drcn/...
+    drcn-export --onnx frame_x2_e8.onnx --rgb --ensemble 8  # whole frames, every flip and rotation averaged inside
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from drcn.argtypes import dims, frame_scale, opset, positive_int
+from drcn.argtypes import dims, ensemble_size, frame_scale, opset, positive_int
 from drcn.atomic import check_destination
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 from drcn.optional import require
@@ -55,6 +56,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--int8", action="store_true",
                    help="INT8 QDQ graph (NNCF; symmetric activations, per-channel weights; what stays in float is "
                         "chosen by a quantization study), refused if the calibration PSNR drops more than 0.05 dB")
+    p.add_argument("--ensemble", type=ensemble_size, default=1, metavar="N",
+                   help="geometric self-ensemble inside the graph: the network runs on 2 (mirror), 4 (mirrors, half "
+                        "turn) or 8 (every flip and rotation) transforms of its input, undone and averaged; N times "
+                        "the compute, for any consumer (default 1: off)")
     p.add_argument("--depth", type=positive_int, help="keep only the first d recursions (ensemble refit)")
     p.add_argument("--calib", nargs="+", metavar="DIR",
                    help="training-image folders for the --depth refit (default: bundled photos) and the "
@@ -102,25 +107,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.onnx:
         check_destination(args.onnx, "--onnx")
     with tempfile.TemporaryDirectory() as scratch:
-        y_path = Path(args.onnx) if args.onnx and kind == "y" and not args.int8 else Path(scratch) / "model.onnx"
+        final = kind == "y" and not args.int8 and args.ensemble == 1   # the exported Y graph is the file asked for
+        y_path = Path(args.onnx) if args.onnx and final else Path(scratch) / "model.onnx"
         result = export_model(y_path, weights=args.weights, opset=args.opset,
                               fp16=args.fp16, depth=args.depth, calib=args.calib, static_shape=args.shape,
                               fold_output=not args.no_fold)
-        _report(result, printed_path=bool(args.onnx) and kind == "y" and not args.int8)
+        _report(result, printed_path=bool(args.onnx) and final)
         if args.int8:
             from drcn.export.int8 import MAX_INT8_PSNR_DROP, export_int8
 
-            int8_path = Path(args.onnx) if kind == "y" else Path(scratch) / "model_int8.onnx"
+            int8_final = kind == "y" and args.ensemble == 1
+            int8_path = Path(args.onnx) if int8_final else Path(scratch) / "model_int8.onnx"
             made = export_int8(y_path, int8_path, args.calib,
                                log=lambda message: print(f"{PROG}: {message}", flush=True))
             y_path = int8_path   # a frame graph wraps the INT8 network
             changes = ", ".join(f"{-d:+.4f} dB at the worst scale with float parts in {p} ("
                                 + ", ".join(f"{k} {v:+.4f}" for k, v in made.chosen.by_scale[p].items()) + ")"
                                 for p, d in made.chosen.drops.items())
-            print(f"{PROG}: {'wrote ' + str(made.path) if kind == 'y' else 'quantized'} "
+            print(f"{PROG}: {'wrote ' + str(made.path) if int8_final else 'quantized'} "
                   f"({made.path.stat().st_size / 1e3:.1f} kB, int8, {made.chosen.label}): "
                   f"calibration Y-PSNR {made.psnr_fp32:.3f} dB, {changes} (limit -{MAX_INT8_PSNR_DROP} dB; "
                   f"{made.windows} windows, {made.seconds:.0f} s)")
+        if args.ensemble > 1:
+            from drcn.export.ensemble_export import MAX_DIFF, export_ensemble_graph
+
+            ensemble_path = Path(args.onnx) if args.onnx and kind == "y" else Path(scratch) / "model_ensemble.onnx"
+            made = export_ensemble_graph(y_path, ensemble_path, args.ensemble)
+            y_path = ensemble_path   # a frame graph or the Triton repository wraps the ensemble
+            print(f"{PROG}: {'wrote ' + str(made.path) if kind == 'y' and args.onnx else 'wrapped the network'} "
+                  f"({made.path.stat().st_size / 1e3:.1f} kB): self-ensemble of {args.ensemble} flips/rotations "
+                  f"inside the graph ({args.ensemble}x the network's compute)")
+            print(f"  checked: ONNX Runtime vs the ensemble around the plain graph on {made.windows} windows: max "
+                  f"|diff| {made.max_abs_diff:.2e} (limit {MAX_DIFF:g})")
         if kind != "y":
             from drcn.export.frame_export import export_frame_graph
 
@@ -132,13 +150,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * made.differing:.4f}% of values differ, by at most {made.max_levels} grey level(s)")
         if triton:
             from drcn.export.triton import write_repository
+            from drcn.onnx_meta import read_onnx_info
 
-            served, served_info = result.path, result.info
+            served, served_info = y_path, read_onnx_info(y_path)
             if args.triton_kind != "y":
                 from drcn.runtime.frame_graph import write_frame_graph
 
                 served = Path(scratch) / "frame.onnx"
-                served_info = write_frame_graph(result.path, served, args.triton_kind, args.scale)
+                served_info = write_frame_graph(y_path, served, args.triton_kind, args.scale)
             model_dir = write_repository(served, served_info, triton)
             window = args.triton_tile + 2 * result.info.halo
             takes = (f"windows {window}x{window}" if args.triton_kind == "y" else

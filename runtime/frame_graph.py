@@ -25,93 +25,22 @@ from drcn.errors import DrcnError
 from drcn.onnx_files import load_onnx
 from drcn.onnx_meta import INPUT_NAME, OUTPUT_NAME, OnnxModelInfo, model_info
 from drcn.optional import require
+from drcn.runtime.onnx_builder import GraphBuilder, copy_nodes
 
 PRE, POST, NET = "drcn_pre/", "drcn_post/", "drcn_net/"
-# The operators a frame graph may use (fp32, fp16 and INT8 networks): what ONNX Runtime, OpenVINO, TensorRT, OpenCV
-# DNN, onnx2torch and ncnn (through pnnx) all convert; tests/runtime/test_frame_graph.py holds every graph to it.
+# The operators a frame graph may use (fp32, fp16 and INT8 networks, with or without the self-ensemble): what ONNX
+# Runtime, OpenVINO, TensorRT, OpenCV DNN, onnx2torch and ncnn (through pnnx) all convert;
+# tests/runtime/test_frame_graph.py holds every graph to it.
 PORTABLE_OPS = frozenset({"Conv", "Relu", "Add", "Mul", "Div", "Floor", "Clip", "Slice", "Concat", "DepthToSpace",
-                          "Identity", "Cast", "QuantizeLinear", "DequantizeLinear"})
+                          "Identity", "Cast", "QuantizeLinear", "DequantizeLinear", "Transpose", "Reshape"})
 FLOAT32_PREFIXES = (PRE, POST)
 # What the network sees, exposed by ``debug_outputs=True`` so tests can compare it across precisions.
 ENLARGED_Y = PRE + "y_up"
-INT64_MAX = np.iinfo(np.int64).max
 
 
 def float32_nodes(model) -> list[str]:
     """Names of the nodes that must compute in float32 whatever the network's precision."""
     return [n.name for n in model.graph.node if n.name.startswith(FLOAT32_PREFIXES)]
-
-
-class _Builder:
-    def __init__(self, prefix: str):
-        from onnx import helper, numpy_helper
-
-        self.helper, self.numpy_helper = helper, numpy_helper
-        self.prefix = prefix
-        self.nodes, self.initializers = [], []
-        self.count = 0
-
-    def const(self, name: str, value: np.ndarray) -> str:
-        full = self.prefix + name
-        self.initializers.append(self.numpy_helper.from_array(np.asarray(value), full))
-        return full
-
-    def op(self, op_type: str, inputs: list[str], name: str | None = None, **attributes) -> str:
-        self.count += 1
-        out = self.prefix + (name or f"{op_type.lower()}_{self.count}")
-        self.nodes.append(self.helper.make_node(op_type, inputs, [out], name=out, **attributes))
-        return out
-
-    def round_half_up(self, x: str) -> str:
-        """MATLAB's rounding of values >= 0: floor(x + 0.5) (ONNX Round is half to even)."""
-        half = self.const(f"half_{self.count}", np.float32(0.5))
-        return self.op("Floor", [self.op("Add", [x, half])])
-
-    def clip(self, x: str, low: float, high: float) -> str:
-        lo = self.const(f"lo_{self.count}", np.float32(low))
-        hi = self.const(f"hi_{self.count}", np.float32(high))
-        return self.op("Clip", [x, lo, hi])
-
-    def symmetric_pad(self, x: str, axis: int) -> str:
-        """Mirror PAD (2) pixels at both ends of ``axis``, edge pixel included (MATLAB imresize's borders)."""
-        def take(start: int, end: int) -> str:
-            return self.op("Slice", [x, self.const(f"s{self.count}", np.array([start], np.int64)),
-                                     self.const(f"e{self.count}", np.array([end], np.int64)),
-                                     self.const(f"a{self.count}", np.array([axis], np.int64))])
-        parts = [take(1, 2), take(0, 1), x, take(-1, INT64_MAX), take(-2, -1)]
-        return self.op("Concat", parts, axis=axis)
-
-    def enlarge(self, x: str, channels: int, scale: int) -> str:
-        """(N, C, h, w) on the 0..255 grid -> (N, C, s·h, s·w), MATLAB bicubic, before rounding."""
-        padded = self.symmetric_pad(self.symmetric_pad(x, 2), 3)
-        filters = frame.phase_filters(scale).astype(np.float32)                   # (s², 5, 5)
-        weight = np.tile(filters[:, None], (channels, 1, 1, 1))                    # (C·s², 1, 5, 5)
-        phases = self.op("Conv", [padded, self.const("phase_filters", weight)], name="phases", group=channels,
-                         kernel_shape=[frame.TAPS, frame.TAPS])
-        return self.op("DepthToSpace", [phases], name="enlarged", blocksize=scale, mode="CRD")
-
-    def conv1x1(self, x: str, matrix: np.ndarray, bias: np.ndarray, name: str) -> str:
-        weight = self.const(f"{name}_w", matrix.astype(np.float32)[:, :, None, None])
-        return self.op("Conv", [x, weight, self.const(f"{name}_b", bias.astype(np.float32))], name=name,
-                       kernel_shape=[1, 1])
-
-
-def _topological(graph) -> list:
-    """The graph's nodes in an order where every input is made before it is read (converters append casts)."""
-    ready = {v.name for v in graph.input} | {i.name for i in graph.initializer} | {""}
-    pending, ordered = list(graph.node), []
-    while pending:
-        left = []
-        for node in pending:
-            if all(name in ready for name in node.input):
-                ordered.append(node)
-                ready.update(node.output)
-            else:
-                left.append(node)
-        if len(left) == len(pending):
-            raise DrcnError(f"the Y graph has a cycle or a missing tensor at node {left[0].name}")
-        pending = left
-    return ordered
 
 
 def build_frame_graph(y_model, info: OnnxModelInfo, kind: str, scale: int, debug_outputs: bool = False):
@@ -130,7 +59,7 @@ def build_frame_graph(y_model, info: OnnxModelInfo, kind: str, scale: int, debug
     if scale < 2:
         raise DrcnError(f"--scale {scale}: a whole-frame graph needs an integer scale >= 2")
     channels = 3 if kind == "rgb" else 1
-    pre, post = _Builder(PRE), _Builder(POST)
+    pre, post = GraphBuilder(PRE), GraphBuilder(POST)
 
     if kind == "rgb":
         matrix, offset = frame.ycbcr_matrix()
@@ -151,16 +80,7 @@ def build_frame_graph(y_model, info: OnnxModelInfo, kind: str, scale: int, debug
     else:
         pre.nodes.append(helper.make_node("Identity", [unit], [ENLARGED_Y], name=PRE + "y_up"))
 
-    net_nodes = []
-    rename = {INPUT_NAME: ENLARGED_Y, OUTPUT_NAME: NET + "y_sr"}
-    for node in _topological(y_model.graph):
-        copy = onnx.NodeProto()
-        copy.CopyFrom(node)
-        copy.input[:] = [rename.get(t, t) for t in copy.input]
-        copy.output[:] = [rename.get(t, t) for t in copy.output]
-        if not copy.name.startswith(NET):
-            copy.name = NET + copy.name
-        net_nodes.append(copy)
+    net_nodes = copy_nodes(y_model.graph, {INPUT_NAME: ENLARGED_Y, OUTPUT_NAME: NET + "y_sr"}, NET)
     y_sr = NET + "y_sr"
 
     if kind == "rgb":
@@ -192,10 +112,16 @@ def build_frame_graph(y_model, info: OnnxModelInfo, kind: str, scale: int, debug
     return model
 
 
-def write_frame_graph(y_onnx: str | Path, target: str | Path, kind: str, scale: int) -> OnnxModelInfo:
-    """Build the frame graph of the Y graph file ``y_onnx`` and write it to ``target`` (atomically)."""
+def write_frame_graph(y_onnx: str | Path, target: str | Path, kind: str, scale: int,
+                      ensemble: int = 1) -> OnnxModelInfo:
+    """Build the frame graph of the Y graph file ``y_onnx`` (with the self-ensemble of ``ensemble`` transforms
+    around its network, :mod:`drcn.runtime.ensemble_graph`) and write it to ``target`` (atomically)."""
+    from drcn.runtime.ensemble_graph import build_ensemble_graph
+
     onnx = require("onnx", "building a whole-frame graph", "pip install 'drcn[onnx]'")
     y_model = load_onnx(y_onnx)
+    if ensemble > 1:
+        y_model = build_ensemble_graph(y_model, ensemble)
     info = model_info(y_model, str(y_onnx))
     model = build_frame_graph(y_model, info, kind, scale)
     with atomic.atomic_output(target) as tmp:
@@ -203,25 +129,28 @@ def write_frame_graph(y_onnx: str | Path, target: str | Path, kind: str, scale: 
     return dataclasses.replace(info, kind=kind, scale=scale)
 
 
-def cached_frame_graph(y_onnx: str | Path, kind: str, scale: int, log: Callable[[str], None] = lambda _: None) -> Path:
+def cached_frame_graph(y_onnx: str | Path, kind: str, scale: int, log: Callable[[str], None] = lambda _: None,
+                       ensemble: int = 1) -> Path:
     """The frame graph of ``y_onnx`` under ``$DRCN_CACHE/frame-graphs``, built on first use, with the frame graph
     of its INT8 sibling beside it (``<name>_int8.onnx``, found by :func:`drcn.onnx_meta.int8_sibling`) when it has
-    one. The folder is keyed by the checksums of both Y graphs, the kind, the scale and drcn's version (the
+    one; ``ensemble`` > 1 puts the self-ensemble around the network of both. The folder is keyed by the checksums
+    of both Y graphs, the kind, the scale, the ensemble and drcn's version (the
     builder is drcn's code), so a re-exported INT8 graph never meets a stale wrapper. Each graph is sealed with its
     checksum when written and checked on every use: a damaged one is made again (``log`` says so)."""
     from drcn.onnx_meta import int8_sibling
 
     int8 = int8_sibling(y_onnx)
     sources = f"{file_sha256(y_onnx)}|{file_sha256(int8) if int8 else '-'}"
-    key = hashlib.sha256(f"{sources}|{kind}|{scale}|{__version__}".encode()).hexdigest()[:24]
-    target = cache_dir("frame-graphs") / key / f"{Path(y_onnx).stem}_{kind}_x{scale}.onnx"
+    key = hashlib.sha256(f"{sources}|{kind}|{scale}|{ensemble}|{__version__}".encode()).hexdigest()[:24]
+    suffix = f"_e{ensemble}" if ensemble > 1 else ""
+    target = cache_dir("frame-graphs") / key / f"{Path(y_onnx).stem}_{kind}_x{scale}{suffix}.onnx"
     if int8 is not None:
         int8_target = target.with_name(f"{target.stem}_int8.onnx")
         if not cache.verified(int8_target, log):
-            write_frame_graph(int8, int8_target, kind, scale)
+            write_frame_graph(int8, int8_target, kind, scale, ensemble)
             cache.seal(int8_target)
     if not cache.verified(target, log):
-        write_frame_graph(y_onnx, target, kind, scale)  # last: its seal means the folder is complete
+        write_frame_graph(y_onnx, target, kind, scale, ensemble)  # last: its seal means the folder is complete
         cache.seal(target)
     return target
 

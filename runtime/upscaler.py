@@ -46,20 +46,27 @@ class BackendRequest:
     ensemble: int = 1            # geometric self-ensemble: 1 (off), 2, 4 or 8 transforms averaged (drcn.ensemble)
 
 
-def model_kind(backend: str, model: str) -> tuple[str, int]:
-    """(kind, scale) of the model file: a Y graph/engine/weights is ("y", 1); a frame graph says its own."""
+@dataclasses.dataclass(frozen=True)
+class ModelKind:
+    kind: str = "y"              # drcn.frame.KINDS
+    scale: int = 1               # a frame graph's own scale; 1 for a Y graph, engine or weights
+    self_ensemble: int = 1       # flips/rotations the file averages inside (drcn-export --ensemble)
+
+
+def model_kind(backend: str, model: str) -> ModelKind:
+    """What the model file is: a Y graph/engine/weights is ("y", 1); a frame graph says its own kind and scale."""
     path = Path(model)
     if backend == "torch" or path.suffix == ".safetensors":
-        return "y", 1
+        return ModelKind()
     if path.suffix.lower() == ".onnx":
         from drcn.onnx_meta import read_onnx_info
 
         info = read_onnx_info(path)
-        return info.kind, info.scale or 1
+        return ModelKind(info.kind, info.scale or 1, info.self_ensemble)
     from drcn.runtime.tensorrt.sidecar import read_sidecar
 
     sidecar = read_sidecar(path)
-    return sidecar.kind, sidecar.scale
+    return ModelKind(sidecar.kind, sidecar.scale, sidecar.self_ensemble)
 
 
 @dataclasses.dataclass
@@ -83,14 +90,19 @@ class Upscaler:
 
         check_size(request.ensemble)
         self.request, self.scale, self.log, self.wrap_run = request, scale, log, wrap_run
-        self.kind, model_scale = model_kind(request.backend, request.model)
+        made = model_kind(request.backend, request.model)
+        self.kind, model_scale, self.inside = made.kind, made.scale, made.self_ensemble
         self.integer_scale = frame.integer_scale(scale)
         self._backends: dict[str, Backend] = {}
         self._opening = threading.RLock()   # frames in flight on several threads may open a backend at once
         self.host_reason = "--path host"
+        if self.inside > 1 and request.ensemble > 1:
+            raise DrcnError(f"--ensemble {request.ensemble}: {request.model} already averages {self.inside} "
+                            "flips/rotations inside the graph; drop --ensemble, or give the plain graph")
         if self.kind != "y" and request.ensemble > 1:
             raise DrcnError(f"--ensemble {request.ensemble}: {request.model} is a whole-frame graph, which clips its "
-                            "RGB output before an ensemble could average it; use the Y graph (drcn-export --onnx)")
+                            "output before an ensemble outside could average it; export it with the ensemble inside "
+                            f"(drcn-export --{self.kind} --ensemble {request.ensemble}) or give the Y graph")
         if self.kind != "y":
             # A frame graph holds its scale and kind: only the device path, only that scale.
             if request.path == "host":
@@ -113,10 +125,6 @@ class Upscaler:
         why = None
         if self.integer_scale is None:
             why = f"x{self.scale:g} is not an integer scale"
-        elif request.ensemble > 1:
-            # The ensemble averages the Y network's output; a frame graph clips its RGB first, so averaging outside
-            # it would not give the host path's pixels where colours saturate.
-            why = f"--ensemble {request.ensemble} averages the Y network's output, on the host path"
         elif request.backend == "tensorrt" and Path(request.model).suffix.lower() != ".onnx":
             why = f"{request.model} is an engine of the Y graph (build one from drcn-export --rgb for the device path)"
         if why:
@@ -147,12 +155,13 @@ class Upscaler:
         request = self.request
         model, options = request.model, {}
         if kind != "y" and self.kind == "y":
+            # The device path's ensemble sits inside the frame graph, around the network (before colour and clipping).
             if request.backend == "torch":
-                options = {"kind": kind, "scale": self.integer_scale}
+                options = {"kind": kind, "scale": self.integer_scale, "ensemble": request.ensemble}
             else:
                 from drcn.runtime.frame_graph import cached_frame_graph
 
-                model = str(cached_frame_graph(request.model, kind, self.integer_scale, self.log))
+                model = str(cached_frame_graph(request.model, kind, self.integer_scale, self.log, request.ensemble))
         backend = create_backend(request.backend, model, device=request.device, precision=request.precision,
                                  provider=request.provider, threads=request.threads, tile=request.tile,
                                  batch=request.batch, log=self.log, mode=request.mode, **options)
@@ -187,7 +196,8 @@ class Upscaler:
     def description(self) -> str:
         """What runs, and which path frames take, for the line that names the backend."""
         ensemble = (f"; self-ensemble of {self.request.ensemble} flips/rotations per window"
-                    if self.request.ensemble > 1 else "")
+                    if self.request.ensemble > 1 else
+                    f"; self-ensemble of {self.inside} flips/rotations inside the graph" if self.inside > 1 else "")
         return self._paths_description() + ensemble
 
     def _paths_description(self) -> str:

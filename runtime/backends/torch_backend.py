@@ -15,9 +15,10 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, model_path: str, device: str = "auto", precision: str = "auto", kind: str = "y",
-                 scale: int = 1, **_):
+                 scale: int = 1, ensemble: int = 1, **_):
         """``kind`` rgb/gray with an integer ``scale``: the weights run as the whole-frame job
-        (:class:`drcn.frame_model.FrameModel`, colour and enlargement in float32 on the same device)."""
+        (:class:`drcn.frame_model.FrameModel`, colour and enlargement in float32 on the same device), with the
+        self-ensemble of ``ensemble`` transforms around its network."""
         torch = require("torch", "the PyTorch backend", "pip install 'drcn[torch]'")
         from drcn.weights import load_model
 
@@ -40,7 +41,7 @@ class TorchBackend:
             from drcn import frame
             from drcn.frame_model import FrameModel
 
-            self.model = FrameModel(network, kind, scale, self.dtype).to(self.device).eval()
+            self.model = FrameModel(network, kind, scale, self.dtype, ensemble).to(self.device).eval()
             self.spec = ModelSpec(halo=frame.lr_halo(config.halo, scale), channels=3 if kind == "rgb" else 1,
                                   scales=config.scales, precision=precision, source=str(model_path), kind=kind,
                                   scale=scale)

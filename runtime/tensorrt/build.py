@@ -120,7 +120,7 @@ def build_engine(request: BuildRequest, log: Callable[[str], None] = lambda _: N
         precision=plan.precision, profile=profile_plan, tile=request.tile, batch=request.batch, halo=info.input_halo,
         channels=info.channels, scales=info.config.scales, tensorrt_version=trt.__version__, gpu=gpu,
         drcn_version=__version__, flavour=flavour.name, targets=targets, fp16_source=fp16_source, kind=info.kind,
-        scale=scale)
+        scale=scale, self_ensemble=info.self_ensemble)
     # Both complete before either is renamed; the engine first, the sidecar that vouches for it last. Between the two
     # renames the old sidecar's checksum does not match the new engine, so that instant is refused, never run.
     with atomic.atomic_outputs(request.engine, sidecar_path(request.engine)) as (engine_tmp, sidecar_tmp):

@@ -75,6 +75,7 @@ class EngineSidecar:
     fp16_source: str | None = None      # fp16 engines: "graph" (an FP16 ONNX), "converted", "builder-flag"
     kind: str = "y"                     # the graph's kind (drcn.frame.KINDS); rgb/gray: whole frames, LR in
     scale: int = 1                      # output pixels per input pixel (the frame graph's scale)
+    self_ensemble: int = 1              # flips/rotations the graph averages inside (drcn-export --ensemble)
     format: int = FORMAT
 
     def rebuild_command(self) -> str:

@@ -75,7 +75,11 @@ def test_the_api_and_drcn_run_apply_the_ensemble_on_the_host_path(tiny_model_fil
                      str(tiny_model_files[1]), "--backend", "onnxruntime", "--tile", "16", "--ensemble", "8")
     assert result.returncode == 0, result.stderr
     np.testing.assert_array_equal(read_image(tmp_path / "out.png"), tiled)
-    with pytest.raises(DrcnError, match="--path device: --ensemble 8 averages"):
-        drcn.Upscaler(tiny_model_files[1], backend="onnxruntime", path="device", ensemble=8)
+    # The device path puts the ensemble inside its frame graph, around the network: the host path's pixels.
+    with drcn.Upscaler(tiny_model_files[1], backend="onnxruntime", path="device", tile=16, ensemble=8) as up:
+        device = up.upscale(image).astype(int)
+        assert "device path" in up.description
+    diff = np.abs(device - tiled)
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.002
     with pytest.raises(ValueError, match="ensemble must be 1, 2, 4 or 8"):
         drcn.Upscaler(tiny_model_files[1], backend="onnxruntime", ensemble=3)
