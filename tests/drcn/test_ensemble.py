@@ -54,7 +54,6 @@ def tiny_backend(tiny_model_files):
 def test_the_api_and_drcn_run_apply_the_ensemble_on_the_host_path(tiny_model_files, tmp_path, cache):
     pytest.importorskip("onnxruntime")
     import drcn
-    from drcn.errors import DrcnError
     from drcn.images import read_image, write_image
 
     from conftest import run_cli
