@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from drcn import atomic
-from drcn.argtypes import frame_sizes, names, non_negative_int, positive_int, positive_ints, scale, scales
+from drcn.argtypes import (ensemble_sizes, frame_sizes, names, non_negative_int, positive_int, positive_ints, scale,
+                           scales)
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 
 PROG = "drcn-bench"
@@ -51,6 +52,9 @@ def _add_quality_parser(sub) -> None:
                    help="runtime methods: as drcn-run's --precision (auto: what drcn-run runs; openvino: int8 where "
                         "the CPU has VNNI/AMX and an INT8 graph is at hand, else bf16 where native, else fp32)")
     _add_outputs(q)
+    q.add_argument("--ensemble", type=ensemble_sizes, default=[1], metavar="N[,N]",
+                   help="runtime methods: geometric self-ensemble sizes to compare (1, 2, 4, 8; e.g. 1,8); each "
+                        "cell then shows the seconds it took beside the PSNR")
     q.add_argument("--per-image", action="store_true", help="print every image's scores too")
     q.set_defaults(run=run_quality)
 
@@ -84,6 +88,9 @@ def _add_latency_parser(sub) -> None:
                           "default auto)")
     lat.add_argument("--depth", type=positive_ints, metavar="D[,D]",
                      help="also the --depth variants with these recursions (e.g. 9,7,5; with --quality their PSNR)")
+    lat.add_argument("--ensemble", type=ensemble_sizes, default=[1], metavar="N[,N]",
+                     help="geometric self-ensemble sizes to time (1, 2, 4, 8; e.g. 1,2,4,8; with --quality their "
+                          "PSNR, and points on the --plot)")
     lat.add_argument("--tile", type=positive_ints, default=list(quick.tiles), help="tile side(s) (default 256)")
     lat.add_argument("--batch", type=positive_int, default=quick.batch, help="tiles per call (default 4)")
     lat.add_argument("--full", action="store_true",
@@ -331,7 +338,7 @@ def run_quality(args: argparse.Namespace) -> int:
     datasets = _datasets(args.folders)
     options = methods.MethodOptions(weights=args.weights, device=args.device, onnx=args.onnx, engine=args.engine,
                                     tile=args.tile, batch=args.batch, precision=args.precision)
-    request = QualityRequest(tuple(datasets), tuple(args.method), tuple(args.scale), options)
+    request = QualityRequest(tuple(datasets), tuple(args.method), tuple(args.scale), options, tuple(args.ensemble))
     out = sys.stderr if args.json == "-" else sys.stdout
 
     def on_image(method, factor, dataset, s):
@@ -340,7 +347,7 @@ def run_quality(args: argparse.Namespace) -> int:
 
     results = measure_quality(request, on_image)
     reference = "torch" if "torch" in results and len(results) > 1 else None
-    headers, rows = tables.quality_rows(results, reference)
+    headers, rows = tables.quality_rows(results, reference, timed=args.ensemble != [1])
     print("Y-PSNR (dB) / SSIM, border = scale pixels shaved; images: "
           + ", ".join(f"{d.name} {len(d.images)}" for d in datasets), file=out)
     print(tables.plain(headers, rows), end="", file=out)
@@ -400,7 +407,8 @@ def latency_request(args: argparse.Namespace):
     return dataclasses.replace(
         LatencyRequest(), methods=tuple(args.method), precisions=tuple(args.precision), tiles=tuple(args.tile),
         batch=args.batch, frame_repeat=args.frame_repeat, unfolded=args.unfolded, quality=args.quality, ray=args.ray,
-        weights=args.weights, device=args.device, depths=tuple(args.depth or ()), **values)
+        weights=args.weights, device=args.device, depths=tuple(args.depth or ()),
+        ensembles=tuple(args.ensemble), **values)
 
 
 def run_latency(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ class LatencyRequest:
     weights: str | None = None
     device: str = "auto"
     depths: tuple[int, ...] = ()                    # --depth variants (d recursions); () = the full model only
+    ensembles: tuple[int, ...] = (1,)               # self-ensemble sizes (drcn.ensemble), each timed on one backend
 
 
 # What ``drcn-bench latency --full`` adds to the quick default (options given explicitly still win).
@@ -45,10 +46,9 @@ FULL_REPORT = {"repeat": 10, "warmup": 2, "frames": ((720, 1280), (1080, 1920)),
 
 
 def measure_latency(request: LatencyRequest, log: Callable[[str], None] = lambda _: None) -> list[dict]:
-    """One record per method x precision x tile that could run here; ``log`` receives progress lines."""
+    """One record per method x precision x depth x tile x ensemble size that could run here; ``log`` receives progress lines."""
     records = []
     with tempfile.TemporaryDirectory() as tmp:
-        frames_dir = None
         methods = [auto_onnx_backend() if m == "auto" else m for m in request.methods]
         methods = list(dict.fromkeys(methods))   # auto may name a backend asked for as well
         from drcn.weights import read_config, resolve_weights
@@ -72,36 +72,51 @@ def measure_latency(request: LatencyRequest, log: Callable[[str], None] = lambda
                     log(f"skip: {method} {precision}: {exc}")
                     break
                 try:
-                    log(f"[{number}/{len(plan)}] {backend.description}, tile {tile}: per tile")
-                    resolved = precision if precision != "auto" else f"auto={backend.spec.precision}"
-                    record = _measure_one(backend, method, resolved, tile, request, log)
-                    record["depth"] = depth or _full_depth(backend)
-                    if request.pipeline:
-                        if frames_dir is None:
-                            frames_dir = make_frames(Path(tmp) / "frames", request.pipeline, 320, 180)
-                        log("  pipeline")
-                        record["pipeline"] = pipeline_efficiency(backend, frames_dir, 2.0, tile, request.batch)
-                        if request.ray:
-                            from drcn.runtime.upscaler import BackendRequest
-
-                            log("  pipeline on a local Ray, 1 and 2 workers")
-                            ray_request = BackendRequest(method, backend.spec.source, tile, request.batch,
-                                                         device=request.device, precision=precision)
-                            record["pipeline"]["ray"] = ray_pipeline(ray_request, frames_dir, 2.0)
-                    if request.quality:
-                        from drcn.benchmarks.methods import BackendMethod
-
-                        log("  quality")
-                        view = BackendMethod(backend, method, tile, request.batch)
-                        dataset = evaluation.folder_dataset(request.quality)
-                        record["psnr"] = evaluation.summarise(evaluation.evaluate(view, dataset, 2.0))["psnr"]
+                    for size in request.ensembles:
+                        record = _measure_variant(backend, method, precision, depth, tile, size, request, tmp, log,
+                                                  f"[{number}/{len(plan)}]")
+                        records.append(record)
+                        log(summary_line(record))
                 finally:
                     backend.close()
-                records.append(record)
-                log(summary_line(record))
     if not records:
         raise DrcnError("nothing was measured: no requested backend could run here")
     return records
+
+
+def _measure_variant(backend, method: str, precision: str, depth: int | None, tile: int, size: int,
+                     request: LatencyRequest, tmp: str, log, step: str) -> dict:
+    """One record: ``backend`` with the self-ensemble of ``size`` around each window."""
+    from drcn.ensemble import ensemble_run
+
+    max_shape = backend.spec.max_shape
+    run = ensemble_run(backend.run, size, max_shape[0] if max_shape else None)
+    log(f"{step} {backend.description}, tile {tile}" + (f", ensemble {size}" if size > 1 else "") + ": per tile")
+    resolved = precision if precision != "auto" else f"auto={backend.spec.precision}"
+    record = _measure_one(backend, run, method, resolved, tile, request, log)
+    record["depth"] = depth or _full_depth(backend)
+    record["ensemble"] = size
+    if request.pipeline and size == 1:
+        frames_dir = Path(tmp) / "frames"
+        if not frames_dir.is_dir():
+            make_frames(frames_dir, request.pipeline, 320, 180)
+        log("  pipeline")
+        record["pipeline"] = pipeline_efficiency(backend, frames_dir, 2.0, tile, request.batch)
+        if request.ray:
+            from drcn.runtime.upscaler import BackendRequest
+
+            log("  pipeline on a local Ray, 1 and 2 workers")
+            ray_request = BackendRequest(method, backend.spec.source, tile, request.batch,
+                                         device=request.device, precision=precision)
+            record["pipeline"]["ray"] = ray_pipeline(ray_request, frames_dir, 2.0)
+    if request.quality:
+        from drcn.benchmarks.methods import BackendMethod
+
+        log("  quality")
+        view = BackendMethod(backend, method, tile, request.batch, size)
+        dataset = evaluation.folder_dataset(request.quality)
+        record["psnr"] = evaluation.summarise(evaluation.evaluate(view, dataset, 2.0))["psnr"]
+    return record
 
 
 def _full_depth(backend) -> int | None:
@@ -111,12 +126,12 @@ def _full_depth(backend) -> int | None:
     return read_onnx_info(source).depth if source.endswith(".onnx") else None
 
 
-def _measure_one(backend, method: str, precision: str, tile: int, request: LatencyRequest, log) -> dict:
+def _measure_one(backend, run, method: str, precision: str, tile: int, request: LatencyRequest, log) -> dict:
     halo = backend.spec.halo
     record = {"backend": method, "precision": precision, "tile": tile, "batch": request.batch, "halo": halo,
               "description": backend.description, "env": environment()}
-    record.update(latency.tile_latency(backend.run, tile, halo, request.batch, request.repeat, request.warmup))
-    if request.unfolded and method == "onnxruntime" and precision == "fp32":
+    record.update(latency.tile_latency(run, tile, halo, request.batch, request.repeat, request.warmup))
+    if request.unfolded and method == "onnxruntime" and precision == "fp32" and run is backend.run:
         log("  unfolded graph")
         plain = create_backend("onnxruntime", str(variants.exported_onnx(request.weights, "fp32", fold_output=False)))
         try:
@@ -128,18 +143,19 @@ def _measure_one(backend, method: str, precision: str, tile: int, request: Laten
     record["per_frame"] = []
     for h, w in request.frames:
         log(f"  frame {w}x{h}")
-        record["per_frame"].append(latency.frame_latency(backend.run, h, w, tile, halo, request.batch,
+        record["per_frame"].append(latency.frame_latency(run, h, w, tile, halo, request.batch,
                                                          request.frame_repeat, 1))
     if request.overhead and tile:
         h, w = request.overhead
         log(f"  tiling overhead on {w}x{h}")
-        record["tiling_overhead"] = latency.tiling_overhead(backend.run, h, w, tile, halo, request.batch,
+        record["tiling_overhead"] = latency.tiling_overhead(run, h, w, tile, halo, request.batch,
                                                             request.frame_repeat, 1)
     return record
 
 
 def summary_line(r: dict) -> str:
     text = (f"{r['backend']} {r['precision']} tile {r['tile']}" + (f" depth {r['depth']}" if r.get("depth") else "")
+            + (f" ensemble {r['ensemble']}" if r.get("ensemble", 1) > 1 else "")
             + f": {r['median_ms']:.1f} ms/tile (p90 "
             f"{r['p90_ms']:.1f}), {r['mpix_per_s']:.3f} Mpx/s")
     if "tiling_overhead" in r:
@@ -160,7 +176,7 @@ def _reference(records: list[dict]) -> tuple[str, dict]:
     Quickstart ran before the CPU's fast path became the default)."""
     for backend, label in (("torch", "torch fp32"), ("onnxruntime", "onnxruntime fp32")):
         rows = {(r["tile"], r.get("depth")): r["median_ms"] for r in records
-                if r["backend"] == backend and r["precision"] in ("fp32", "auto=fp32")}
+                if r["backend"] == backend and r["precision"] in ("fp32", "auto=fp32") and r.get("ensemble", 1) == 1}
         if rows:
             return label, rows
     return "-", {}
@@ -168,14 +184,14 @@ def _reference(records: list[dict]) -> tuple[str, dict]:
 
 def latency_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
     label, reference = _reference(records)
-    headers = ["backend", "precision", "depth", "tile", "batch", "ms/tile (median)", "p90", "Mpx/s", f"vs {label}",
+    headers = ["backend", "precision", "depth", "ensemble", "tile", "batch", "ms/tile (median)", "p90", "Mpx/s", f"vs {label}",
                *(f"frame {f['frame']} ms" for f in records[0]["per_frame"]), "tiling measured/theory",
                "pipeline/compute", "pipeline frames/s: plain / ray x1 / ray x2", "PSNR"]
     rows = []
     for r in records:
         ref = reference.get((r["tile"], r.get("depth")))
         o, p = r.get("tiling_overhead"), r.get("pipeline")
-        rows.append([r["backend"], r["precision"], r.get("depth") or "-", r["tile"], r["batch"],
+        rows.append([r["backend"], r["precision"], r.get("depth") or "-", r.get("ensemble", 1), r["tile"], r["batch"],
                      f"{r['median_ms']:.1f}", f"{r['p90_ms']:.1f}", f"{r['mpix_per_s']:.3f}", f"{ref / r['median_ms']:.2f}x" if ref else "-",
                      *(f"{f['median_ms']:.0f}" for f in r["per_frame"]),
                      (f"{o['measured_ratio']:.3f}/{o['theoretical_ratio']:.3f}; fixed windows "

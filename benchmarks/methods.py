@@ -28,6 +28,7 @@ class MethodOptions:
     tile: int = 0            # runtime backends: output tile side, 0 = whole image
     batch: int = 4
     precision: str = "auto"  # runtime backends: as drcn-run's --precision
+    ensemble: int = 1        # runtime backends: the self-ensemble around each window (drcn.ensemble)
 
 
 class Bicubic:
@@ -43,15 +44,19 @@ class Bicubic:
 
 
 class BackendMethod:
-    """Any runtime backend as a method: the Y plane through exact tiling (``tile`` 0 = whole image)."""
+    """Any runtime backend as a method: the Y plane through exact tiling (``tile`` 0 = whole image), with the
+    self-ensemble of ``ensemble`` transforms around each window as drcn-run applies it."""
 
-    def __init__(self, backend, name: str, tile: int = 0, batch: int = 4):
+    def __init__(self, backend, name: str, tile: int = 0, batch: int = 4, ensemble: int = 1):
+        from drcn.ensemble import ensemble_run
+
         self.backend, self.name, self.tile, self.batch = backend, name, tile, batch
         max_shape = backend.spec.max_shape
         if max_shape and not self.tile:  # an engine's profile bounds the window: use the tile it was built for
             self.tile = max_shape[2] - 2 * backend.spec.halo
             self.batch = max_shape[0]
-        self.upscale_y = tiled_plane(backend.run, self.tile, backend.spec.halo, self.batch)
+        run = ensemble_run(backend.run, ensemble, max_shape[0] if max_shape else None)
+        self.upscale_y = tiled_plane(run, self.tile, backend.spec.halo, self.batch)
 
 
 def torch_reference(options: MethodOptions) -> BackendMethod:
@@ -72,7 +77,8 @@ def runtime_method(name: str) -> Callable[[MethodOptions], BackendMethod]:
         choice = select.choose(engine=options.engine, onnx=options.onnx, backend=name)
         backend = create_backend(choice.backend, str(choice.model), device=options.device,
                                  precision=options.precision)
-        return BackendMethod(backend, name, options.tile, options.batch)
+        label = name if options.ensemble == 1 else f"{name} ensemble {options.ensemble}"
+        return BackendMethod(backend, label, options.tile, options.batch, options.ensemble)
 
     return create
 

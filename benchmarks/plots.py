@@ -23,14 +23,16 @@ def recursion_figure(records: list[dict], path: Path) -> None:
 
 
 def psnr_latency_figure(records: list[dict], path: Path) -> None:
-    """One point per backend/precision: x = ms per tile, y = PSNR (axis at least 0.2 dB tall, no offset
+    """One point per backend/precision/depth/ensemble: x = ms per tile, y = PSNR (axis at least 0.2 dB tall, no offset
     notation, so equal PSNRs look equal)."""
     plt = pyplot()
     points = [r for r in records if r.get("psnr") is not None]
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for i, r in enumerate(points):
         ax.scatter(r["median_ms"], r["psnr"], s=40)
-        ax.annotate(f"{r['backend']} {r['precision']}", (r["median_ms"], r["psnr"]), textcoords="offset points",
+        label = f"{r['backend']} {r['precision']}" + (f" d{r['depth']}" if r.get("depth") else "") + (
+            f" x{r['ensemble']} ens." if r.get("ensemble", 1) > 1 else "")
+        ax.annotate(label, (r["median_ms"], r["psnr"]), textcoords="offset points",
                     xytext=(5, 6 + 11 * (i % 3)), fontsize=8)
     if points:
         values = [r["psnr"] for r in points]
@@ -39,6 +41,6 @@ def psnr_latency_figure(records: list[dict], path: Path) -> None:
     ax.ticklabel_format(axis="y", useOffset=False)
     ax.yaxis.set_major_formatter(plt.FormatStrFormatter("%.3f"))
     ax.set(xlabel=f"latency per {records[0]['tile']}² tile (ms, median)", ylabel="Y-PSNR (dB)",
-           title="Quality versus latency by backend")
+           title="Quality versus latency: backend, precision, depth, self-ensemble")
     fig.tight_layout()
     save_figure(fig, path)

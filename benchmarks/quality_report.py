@@ -4,6 +4,7 @@ returns the results (the CLI prints and writes them)."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Callable
 
 from drcn import evaluation
@@ -19,6 +20,7 @@ class QualityRequest:
     methods: tuple[str, ...] = ("bicubic",)
     scales: tuple[float, ...] = (2.0,)
     options: MethodOptions = MethodOptions()
+    ensembles: tuple[int, ...] = (1,)      # self-ensemble sizes for the runtime backends (drcn.ensemble)
 
 
 def method_names(requested: tuple[str, ...]) -> list[str]:
@@ -39,14 +41,19 @@ def measure_quality(request: QualityRequest,
     """results[method]["x2"][dataset] = {"psnr", "ssim", "images"}; ``on_image(method, scale, dataset, score)``
     sees every image's score as it comes."""
     results: dict = {}
-    for name in method_names(request.methods):
-        method = method_table.create(name, request.options)
-        results[name] = {}
-        for factor in request.scales:
-            results[name][f"x{factor:g}"] = {}
-            for dataset in request.datasets:
-                scores = evaluation.evaluate(method, dataset, factor)
-                for score in scores:
-                    on_image(name, factor, dataset.name, score)
-                results[name][f"x{factor:g}"][dataset.name] = evaluation.summarise(scores)
+    for base in method_names(request.methods):
+        # The ensemble is a deployment option: the bicubic baseline and the PyTorch reference stay single.
+        for size in request.ensembles if base not in ("bicubic", "torch") else (1,):
+            method = method_table.create(base, dataclasses.replace(request.options, ensemble=size))
+            name = method.name
+            results[name] = {}
+            for factor in request.scales:
+                results[name][f"x{factor:g}"] = {}
+                for dataset in request.datasets:
+                    start = time.perf_counter()
+                    scores = evaluation.evaluate(method, dataset, factor)
+                    for score in scores:
+                        on_image(name, factor, dataset.name, score)
+                    results[name][f"x{factor:g}"][dataset.name] = {**evaluation.summarise(scores),
+                                                                    "seconds": time.perf_counter() - start}
     return results

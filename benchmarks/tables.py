@@ -15,8 +15,9 @@ def plain(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(fmt.format(*map(str, r)) for r in [headers, *rows]) + "\n"
 
 
-def quality_rows(results: dict, reference: str | None) -> tuple[list[str], list[list[str]]]:
-    """results[method]["x2"][dataset] = {"psnr", "ssim", "images"} -> paper-style rows (dataset x scale)."""
+def quality_rows(results: dict, reference: str | None, timed: bool = False) -> tuple[list[str], list[list[str]]]:
+    """results[method]["x2"][dataset] = {"psnr", "ssim", "images"[, "seconds"]} -> paper-style rows (dataset x
+    scale); ``timed``: each cell also says the seconds the method took on that set (the cost beside the gain)."""
     methods = list(results)
     scales = list(next(iter(results.values())))
     datasets = list(next(iter(next(iter(results.values())).values())))
@@ -31,6 +32,8 @@ def quality_rows(results: dict, reference: str | None) -> tuple[list[str], list[
                 text = f"{cell['psnr']:.3f} / {cell['ssim']:.4f}"
                 if reference and m not in (reference, "bicubic"):
                     text += f" ({cell['psnr'] - results[reference][scale][dataset]['psnr']:+.4f})"
+                if timed and "seconds" in cell:
+                    text += f", {cell['seconds']:.1f} s"
                 row.append(text)
             rows.append(row)
     return headers, rows

@@ -139,3 +139,8 @@ def ensemble_size(text: str) -> int:
     if value not in SUBSETS:
         raise argparse.ArgumentTypeError(f"1 (off), 2, 4 or 8 transforms, got {text}")
     return value
+
+
+def ensemble_sizes(text: str) -> list[int]:
+    """Comma-separated ensemble sizes, e.g. '1,2,4,8' (benchmarks compare them)."""
+    return list(dict.fromkeys(ensemble_size(t) for t in text.split(",")))

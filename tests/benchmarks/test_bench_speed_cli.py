@@ -65,6 +65,26 @@ def test_quality_several_methods_and_scales(tiny_model_files, tmp_path, image_fo
     assert "Δ vs torch" in (tmp_path / "q.md").read_text()
 
 
+def test_the_ensemble_is_one_more_axis_of_both_tables(tiny_model_files, tmp_path, image_folder, capsys, cache):
+    """quality --ensemble: one column per size, each with its seconds; latency --ensemble: one record per size,
+    with PSNR and a point on the plot (the cost and the gain side by side)."""
+    quality, latency = tmp_path / "q.json", tmp_path / "l.json"
+    assert cli.main(["quality", str(image_folder), "--method", "onnxruntime", "--onnx", str(tiny_model_files[1]),
+                     "--weights", str(tiny_model_files[0]), "--tile", "16", "--ensemble", "1,8",
+                     "--json", str(quality)]) == 0
+    data = json.loads(quality.read_text())
+    assert set(data) == {"onnxruntime", "onnxruntime ensemble 8", "torch"}
+    one, eight = data["onnxruntime"]["x2"]["imgs"], data["onnxruntime ensemble 8"]["x2"]["imgs"]
+    assert one["psnr"] != eight["psnr"] and eight["seconds"] > 0
+    assert " s " in capsys.readouterr().out.splitlines()[-1] + " "
+    assert cli.main(["latency", "--method", "onnxruntime", "--weights", str(tiny_model_files[0]), "--tile", "16",
+                     "--batch", "2", "--repeat", "1", "--warmup", "0", "--ensemble", "1,4",
+                     "--quality", str(image_folder), "--json", str(latency), "--plot", str(tmp_path / "p.png")]) == 0
+    records = json.loads(latency.read_text())
+    assert [r["ensemble"] for r in records] == [1, 4] and all(r["psnr"] for r in records)
+    assert records[0]["psnr"] != records[1]["psnr"] and (tmp_path / "p.png").stat().st_size > 1000
+
+
 def test_latency_quick_default_and_full(tiny_model_files, tmp_path, cache):
     """The default is the quick per-tile report; --full adds frames, overhead and the pipeline check."""
     quick, full = tmp_path / "quick.json", tmp_path / "full.json"
@@ -82,7 +102,7 @@ def test_latency_quick_default_and_full(tiny_model_files, tmp_path, cache):
 
 
 @pytest.mark.parametrize("option", [["--tile", "0"], ["--batch", "0"], ["--repeat", "0"], ["--frames", "12"],
-                                    ["--method", "magic"]])
+                                    ["--method", "magic"], ["--ensemble", "1,3"]])
 def test_latency_rejects_bad_options_in_one_line(option, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["latency", *option])
