@@ -56,4 +56,7 @@ def measure_quality(request: QualityRequest,
                         on_image(name, factor, dataset.name, score)
                     results[name][f"x{factor:g}"][dataset.name] = {**evaluation.summarise(scores),
                                                                     "seconds": time.perf_counter() - start}
+            backend = getattr(method, "backend", None)
+            if backend is not None:   # one method's compiled models are freed before the next one's
+                backend.close()
     return results

@@ -33,6 +33,9 @@ def build_parser() -> ArgumentParser:
                         "vs-mlrt, Triton clients); colour and MATLAB bicubic inside, in float32")
     k.add_argument("--gray", action="store_true",
                    help="the same for one plane (LR luma in, HR luma out; vs-mlrt GRAY clips)")
+    p.add_argument("--no-fp16-grid", action="store_true",
+                   help="--rgb/--gray: keep the network's weights exactly as trained instead of on the fp16 grid "
+                        "(then converters that store fp16, e.g. ovc and pnnx, change some output values)")
     p.add_argument("--scale", type=frame_scale, default=2, help="scale of --rgb/--gray graphs and of the Triton "
                                                                "repository's (2, 3 or 4; default 2)")
     t = p.add_argument_group("Triton Inference Server model repository")
@@ -85,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     kind = "rgb" if args.rgb else "gray" if args.gray else "y"
     if kind != "y" and not args.onnx:
         raise DrcnError(f"--{kind} writes the --onnx FILE; give --onnx (the Triton repository takes --triton-kind)")
+    if kind == "y" and args.no_fp16_grid:
+        raise DrcnError("--no-fp16-grid applies to --rgb/--gray graphs (a Y graph keeps its weights as trained)")
     if kind != "y" and (args.shape or args.fp16):
         raise DrcnError(f"--{kind}: {'--shape' if args.shape else '--fp16'} applies to the Y graph; a whole-frame "
                         "graph stays dynamic and float32 (drcn-trt build --fp16 converts its network alone)")
@@ -142,12 +147,16 @@ def main(argv: list[str] | None = None) -> int:
         if kind != "y":
             from drcn.export.frame_export import export_frame_graph
 
-            made = export_frame_graph(y_path, Path(args.onnx), kind, args.scale)
+            made = export_frame_graph(y_path, Path(args.onnx), kind, args.scale, fp16_grid=not args.no_fp16_grid)
             print(f"{PROG}: wrote {made.path} ({made.path.stat().st_size / 1e3:.1f} kB): the whole frame, {kind} x"
                   f"{args.scale}, input (N, {made.info.channels}, h, w) -> output (N, {made.info.channels}, "
                   f"{args.scale}h, {args.scale}w), LR halo {made.info.input_halo}")
+            if made.grid_psnr:
+                print(f"  weights on the fp16 grid (converters that store fp16, e.g. ovc and pnnx, change nothing): "
+                      f"calibration Y-PSNR {made.grid_psnr[0]:.4f} -> {made.grid_psnr[1]:.4f} dB")
             print(f"  checked: ONNX Runtime vs drcn-run's host path on {made.images} sample photos: "
-                  f"{100 * made.differing:.4f}% of values differ, by at most {made.max_levels} grey level(s)")
+                  f"{100 * made.differing:.4f}% of values differ, by at most {made.max_levels} grey level(s)"
+                  + (f"; stored in fp16: {100 * made.stored.fraction:.4f}% differ" if made.stored else ""))
         if triton:
             from drcn.export.triton import write_repository
             from drcn.onnx_meta import read_onnx_info

@@ -68,7 +68,7 @@ def build_frame_graph(y_model, info: OnnxModelInfo, kind: str, scale: int, debug
     else:
         grid = pre.round_half_up(pre.op("Mul", [INPUT_NAME, pre.const("to_255", np.float32(255.0))]))
     enlarged = pre.round_half_up(pre.clip(pre.enlarge(grid, channels, scale), 0.0, 255.0))
-    unit = pre.op("Div", [enlarged, pre.const("from_255", np.float32(255.0))], name="unit")   # exact k/255
+    unit = pre.scale_by(enlarged, 1.0 / 255.0, "unit")
     if kind == "rgb":
         # Two Slices rather than Split: onnx2torch has no Split at opset 18 (PORTABLE_OPS is the contract).
         def channels_of(start: int, end: int, out: str) -> None:

@@ -79,6 +79,15 @@ class GraphBuilder:
             return self.flip(self.swap_hw(x), 3)
         return x
 
+    def scale_by(self, x: str, factor: float, name: str) -> str:
+        """x · factor as x · high + x · low, both on the fp16 grid (:func:`fp16_parts`). Not a Div by 1/factor:
+        OpenVINO turns a Div by a constant into a Mul by its reciprocal before ``ovc`` stores constants in fp16,
+        which puts 1/255 off by 2^-12 (measured: 0.4% of RGB values a level off). For k/255 with k = 0..255 this is
+        within one float32 ulp of the quotient."""
+        high, low = fp16_parts(np.float32(factor))
+        scaled = self.op("Mul", [x, self.const(f"{name}_high", high)])
+        return self.op("Add", [scaled, self.op("Mul", [x, self.const(f"{name}_low", low)])], name=name)
+
     def symmetric_pad(self, x: str, axis: int) -> str:
         """Mirror PAD (2) pixels at both ends of ``axis``, edge pixel included (MATLAB imresize's borders)."""
         parts = [self.take(x, 1, 2, axis), self.take(x, 0, 1, axis), x, self.take(x, -1, INT64_MAX, axis),
@@ -88,16 +97,29 @@ class GraphBuilder:
     def enlarge(self, x: str, channels: int, scale: int) -> str:
         """(N, C, h, w) on the 0..255 grid -> (N, C, s·h, s·w), MATLAB bicubic, before rounding."""
         padded = self.symmetric_pad(self.symmetric_pad(x, 2), 3)
-        filters = frame.phase_filters(scale).astype(np.float32)                   # (s², 5, 5)
+        filters = frame.phase_filters(scale)                                       # (s², 5, 5) float64
         weight = np.tile(filters[:, None], (channels, 1, 1, 1))                    # (C·s², 1, 5, 5)
-        phases = self.op("Conv", [padded, self.const("phase_filters", weight)], name="phases", group=channels,
-                         kernel_shape=[frame.TAPS, frame.TAPS])
+        phases = self.split_conv(padded, weight, None, "phases", group=channels, kernel_shape=[frame.TAPS] * 2)
         return self.op("DepthToSpace", [phases], name="enlarged", blocksize=scale, mode="CRD")
 
     def conv1x1(self, x: str, matrix: np.ndarray, bias: np.ndarray, name: str) -> str:
-        weight = self.const(f"{name}_w", matrix.astype(np.float32)[:, :, None, None])
-        return self.op("Conv", [x, weight, self.const(f"{name}_b", bias.astype(np.float32))], name=name,
-                       kernel_shape=[1, 1])
+        return self.split_conv(x, matrix[:, :, None, None], bias, name, kernel_shape=[1, 1])
+
+    def split_conv(self, x: str, weight: np.ndarray, bias: np.ndarray | None, name: str, **attributes) -> str:
+        """Conv(x, weight, bias) as Conv(x, high) + Conv(x, low) with both parts on the fp16 grid (:func:`fp16_parts`)
+        wherever the float32 values are not already there: a converter that stores every constant in fp16 (ovc,
+        pnnx) then changes nothing, and the arithmetic stays float32-accurate (the colour matrices and bicubic
+        taps feed a rounding to the 0..255 grid, where fp16-rounded weights flip whole levels)."""
+        bias = np.zeros(weight.shape[0]) if bias is None else bias
+        (w_high, w_low), (b_high, b_low) = fp16_parts(weight), fp16_parts(bias)
+
+        def conv(suffix: str, w: np.ndarray, b: np.ndarray) -> str:
+            inputs = [x, self.const(f"{name}{suffix}_w", w), self.const(f"{name}{suffix}_b", b)]
+            return self.op("Conv", inputs, name=name + suffix, **attributes)
+
+        if not (np.any(w_low) or np.any(b_low)):      # already on the grid (e.g. the x2 and x4 bicubic taps)
+            return conv("", w_high, b_high)
+        return self.op("Add", [conv("_high", w_high, b_high), conv("_low", w_low, b_low)], name=name)
 
 
 def topological(graph) -> list:
@@ -137,3 +159,41 @@ def copy_nodes(graph, rename: dict[str, str], prefix: str, tensor_prefix: str = 
         copy.name = name if name.startswith(prefix) else prefix + name
         copies.append(copy)
     return copies
+
+
+def fp16_grid(values: np.ndarray) -> np.ndarray:
+    """float32 ``values`` moved to the nearest value fp16 can hold (still float32): what a converter that stores
+    weights in fp16 (``ovc``'s default compression, pnnx's fp16 storage) would make of them."""
+    return np.asarray(values, np.float32).astype(np.float16).astype(np.float32)
+
+
+def fp16_parts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(high, low), both on the fp16 grid, with high + low = ``values`` to about 2^-22 relative: a linear op with
+    weights W computed as op(high) + op(low) keeps float32 accuracy after its weights are stored in fp16."""
+    high = fp16_grid(values)
+    return high, fp16_grid(np.asarray(values, np.float64) - high)
+
+
+def on_fp16_grid(model, names: set[str] | None = None) -> int:
+    """Move the float32 initializers of ``model`` (those in ``names``; all when None) and its float32 Constant
+    nodes' values to the fp16 grid, in place; returns how many values changed."""
+    from onnx import TensorProto, numpy_helper
+
+    changed = 0
+
+    def moved(tensor):
+        nonlocal changed
+        array = numpy_helper.to_array(tensor)
+        grid = fp16_grid(array)
+        changed += int(np.count_nonzero(grid != array))
+        return numpy_helper.from_array(grid, tensor.name)
+
+    for i, init in enumerate(model.graph.initializer):
+        if init.data_type == TensorProto.FLOAT and (names is None or init.name in names):
+            model.graph.initializer[i].CopyFrom(moved(init))
+    for node in model.graph.node:
+        if node.op_type == "Constant" and (names is None or node.output[0] in names):
+            for attr in node.attribute:
+                if attr.name == "value" and attr.t.data_type == TensorProto.FLOAT:
+                    attr.t.CopyFrom(moved(attr.t))
+    return changed

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -27,6 +28,7 @@ from drcn.onnx_meta import int8_sibling, read_onnx_info
 from drcn.runtime.backends.table import ModelSpec
 
 INSTALL = "pip install 'drcn[openvino]'"
+MAX_SHAPES = 6      # compiled input shapes kept: full and last batches of tiles, both orientations with an ensemble
 
 
 def choose_precision(requested: str, capabilities: list[str], int8_graph: bool = False,
@@ -99,7 +101,8 @@ class OpenVINOBackend:
             # bf16 would lower the colour conversion and the enlargement too (the 0..255 grid needs float32):
             # those parts compile apart, in f32.
             self.parts = self._compile_parts(model_path)
-        self._shapes: dict[tuple[int, ...], object] = {}   # input shape -> compiled model (or _Parts)
+        # input shape -> compiled model (or _Parts), the most recently used last; at most MAX_SHAPES are kept
+        self._shapes: OrderedDict[tuple[int, ...], object] = OrderedDict()
         self._requests: dict[tuple, object] = {}            # shape / ("free", shape) -> request(s)
         self._lock = threading.Lock()                       # throughput mode: run() from several threads
         self._executor: ThreadPoolExecutor | None = None
@@ -145,14 +148,25 @@ class OpenVINOBackend:
         request = self._requests.get(shape)
         if request is None:
             request = self._requests[shape] = self._compiled_shape(shape).create_infer_request()
+        else:
+            self._shapes.move_to_end(shape)
         return request
 
     def _compiled_shape(self, shape: tuple[int, ...]):
-        """The model compiled for one input shape (a :class:`_Parts` for a frame graph compiled apart)."""
+        """The model compiled for one input shape (a :class:`_Parts` for a frame graph compiled apart). A static
+        compile holds its activation buffers (about 1 GB for 16 windows of 282² at F=64), and whole images or the
+        last tiles of differently sized frames bring new shapes: only the MAX_SHAPES used last are kept (measured:
+        an unbounded cache reached 23 GB over Set5 and Set14 with the self-ensemble, and was killed)."""
         compiled = self._shapes.get(shape)
         if compiled is None:
             compiled = self._shapes[shape] = (self._compiled(self.model, self.config, shape) if self.parts is None
                                               else _Parts(self, shape))
+            while len(self._shapes) > MAX_SHAPES:
+                old, _ = self._shapes.popitem(last=False)
+                # A request already taken by a thread keeps its compiled model alive until it is done.
+                self._requests.pop(old, None)
+                self._requests.pop(("free", old), None)
+        self._shapes.move_to_end(shape)
         return compiled
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -180,6 +194,8 @@ class OpenVINOBackend:
                     request = compiled.create_infer_request()
                     _infer(request, warm)
                     free.put(request)
+            else:
+                self._shapes.move_to_end(shape)
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.in_flight, thread_name_prefix="drcn-openvino")
 

@@ -126,3 +126,23 @@ def test_throughput_mode_keeps_requests_in_flight_and_gives_the_same_pixels(tiny
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("in flight")
+
+
+@pytest.mark.parametrize("mode", ["latency", "throughput"])
+def test_compiled_shapes_are_bounded_and_an_evicted_shape_compiles_again(tiny_model_files, cache, mode):
+    """Every new input shape is a static compile holding its own buffers; a long run over differently sized
+    frames must not keep them all (an unbounded cache reached 23 GB and was killed)."""
+    pytest.importorskip("openvino")
+    from drcn.runtime.backends.openvino_backend import MAX_SHAPES, OpenVINOBackend
+    from drcn.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    backend = OpenVINOBackend(str(tiny_model_files[1]), precision="fp32", mode=mode)
+    reference = OnnxRuntimeBackend(str(tiny_model_files[1]))
+    first = np.random.default_rng(0).random((2, 1, 20, 24), np.float32)
+    want = reference.run(first)
+    np.testing.assert_allclose(backend.run(first), want, atol=1e-5)
+    for extra in range(MAX_SHAPES + 2):
+        backend.run(np.zeros((2, 1, 21 + extra, 24), np.float32))
+    assert len(backend._shapes) == MAX_SHAPES and (2, 1, 20, 24) not in backend._shapes
+    np.testing.assert_allclose(backend.run(first), want, atol=1e-5)
+    backend.close()

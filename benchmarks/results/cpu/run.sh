@@ -46,5 +46,5 @@ for b in 1 8; do
 done
 # 12. Working memory per output pixel of the host and device paths (what drcn.limits budgets).
 python3 benchmarks/results/cpu/host_memory.py > $OUT/host_memory.txt
-# 13. The geometric self-ensemble on Set5 and Set14 x2 (1, 2, 4, 8 transforms), OpenVINO fp32.
-python3 benchmarks/results/cpu/ensemble.py $DATA > $OUT/ensemble.txt
+# 13. The geometric self-ensemble: Set5 and Set14 x2-x4 with 1, 2, 4, 8 transforms, fp32 and auto, and ms per window.
+bash benchmarks/results/cpu/ensemble.sh $DATA
