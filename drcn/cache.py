@@ -35,7 +35,10 @@ def cache_dir(kind: str) -> Path:
 # -- verified entries ----------------------------------------------------------------------------------------------
 # A cache entry is trusted only as far as it matches the checksum recorded when it was written: a flipped bit in a
 # cached graph or blob can still parse and then give wrong pixels without a word. Every writer seals what it wrote;
-# every reader checks the seal and removes (saying so) what no longer matches, so that it is made again.
+# every reader checks the seal and makes again (saying so) what does not match. A single-file entry is not removed
+# first: writers rename complete files into place and seal them after, so a second process that checks in between
+# sees an entry without its seal, and removing it there would pull the file from under the process that wrote it
+# (several Ray workers or serve replicas making the same frame graph at once). The rebuild replaces it atomically.
 
 SEAL_SUFFIX = ".sha256"
 FOLDER_SEAL = ".drcn-sha256.json"
@@ -59,8 +62,9 @@ def _say(message: str) -> None:
 
 
 def verified(entry: str | os.PathLike, log: Callable[[str], None] = _say) -> bool:
-    """True when ``entry`` exists and matches its seal. An entry without a seal, or whose bytes changed since it was
-    sealed, is removed with its seal (``log`` says which and why) and False is returned: the caller makes it again."""
+    """True when ``entry`` exists and matches its seal. For an entry without a seal, or whose bytes changed since it
+    was sealed, ``log`` says which and why and False is returned: the caller makes it again, atomically replacing it
+    (it is never read meanwhile)."""
     from drcn.checksums import file_sha256
 
     entry = Path(entry)
@@ -73,9 +77,7 @@ def verified(entry: str | os.PathLike, log: Callable[[str], None] = _say) -> boo
     if recorded is not None and recorded == file_sha256(entry):
         return True
     why = "has no checksum record" if recorded is None else "no longer matches the checksum it was written with"
-    log(f"cache: {entry} {why} (damaged or left half-written); removed, making it again")
-    entry.unlink(missing_ok=True)
-    seal_path(entry).unlink(missing_ok=True)
+    log(f"cache: {entry} {why} (damaged, left half-written, or being written by another process); making it again")
     return False
 
 

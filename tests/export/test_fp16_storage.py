@@ -3,7 +3,6 @@ stores fp16): every constant lies on the fp16 grid, so storing it in fp16 change
 of values equal, none off by more than one level), checked both the way those tools store (every float32
 initializer and Constant rounded to fp16, run in ONNX Runtime) and through OpenVINO's own converter."""
 
-import numpy as np
 import pytest
 
 pytest.importorskip("onnx")
