@@ -49,8 +49,8 @@ def _add_quality_parser(sub) -> None:
     q.add_argument("--batch", type=positive_int, default=4, help="runtime methods: tiles per call (default 4)")
     q.add_argument("--device", default="auto", help="PyTorch device for --method torch (auto, cpu, cuda)")
     q.add_argument("--precision", default="auto",
-                   help="runtime methods: as drcn-run's --precision (auto: what drcn-run runs; openvino: int8 where "
-                        "the CPU has VNNI/AMX and an INT8 graph is at hand, else bf16 where native, else fp32)")
+                   help="runtime methods: as drcn-run's --precision (auto: what drcn-run runs; openvino: the fastest "
+                        "precision checked within 0.05 dB of fp32 on this CPU)")
     _add_outputs(q)
     q.add_argument("--ensemble", type=ensemble_sizes, default=[1], metavar="N[,N]",
                    help="runtime methods: geometric self-ensemble sizes to compare (1, 2, 4, 8; e.g. 1,8); each "

@@ -39,12 +39,6 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def has_int8_dot() -> bool:
-    """True where int8 dot products run in hardware: AVX-512 VNNI, AVX-VNNI or AMX-INT8 on x86, the dot-product
-    extension on Arm. There an INT8 graph is the fastest CPU path (measured 1.4x+ over bf16 on AVX-512 VNNI)."""
-    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"})
-
-
 def describe() -> str:
     """The CPU's name and the features drcn's choices depend on, e.g. 'AMD EPYC (AVX-512 BF16, VNNI)'."""
     flags = cpu_flags()

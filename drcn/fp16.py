@@ -61,6 +61,12 @@ def mean_psnr(run: Run, pairs) -> float:
     return float(np.mean(scores))
 
 
+def psnr_by_scale(run: Run, pairs) -> dict[float, float]:
+    """Mean Y-PSNR per scale of ``run`` on calibration ``pairs`` (:func:`mean_psnr` per scale): a precision's limit
+    holds at every scale, and one mean over all scales had hidden a 0.056 dB loss at x4 behind x2 and x3."""
+    return {scale: mean_psnr(run, [p for p in pairs if p[2] == scale]) for scale in sorted({p[2] for p in pairs})}
+
+
 def psnr_change(run_fp32: Run, run_fp16: Run, pairs) -> tuple[float, float]:
     """:func:`mean_psnr` of both graphs on the same ``pairs``: (fp32, reduced precision)."""
     return mean_psnr(run_fp32, pairs), mean_psnr(run_fp16, pairs)

@@ -21,7 +21,7 @@ import numpy as np
 
 from drcn.cache import cache_dir, seal_folder, verified_folder
 from drcn.checksums import file_sha256
-from drcn.cpu import cpu_name, has_int8_dot
+from drcn.cpu import cpu_name
 from drcn.errors import DrcnError, backend_reason
 from drcn.optional import require
 from drcn.onnx_meta import int8_sibling, read_onnx_info
@@ -32,17 +32,19 @@ MAX_SHAPES = 6      # compiled input shapes kept: full and last batches of tiles
 
 
 def choose_precision(requested: str, capabilities: list[str], int8_graph: bool = False,
-                     int8_dot: bool = False) -> tuple[str, str]:
+                     checked: Callable[[list[str]], dict] | None = None) -> tuple[str, str]:
     """(precision, why) for the CPU plugin. ``capabilities``: the CPU's OPTIMIZATION_CAPABILITIES; ``int8_graph``:
-    an INT8 graph of the model is at hand; ``int8_dot``: the CPU has int8 dot products (VNNI, AMX)."""
-    supports_bf16 = "BF16" in capabilities
+    an INT8 graph of the model is at hand; ``checked(candidates)``: the on-CPU verdicts
+    (:mod:`drcn.runtime.backends.precision_check`) on fp32 and those candidates, asked for only under ``auto`` when
+    the CPU offers something besides fp32."""
+    from drcn.runtime.backends import precision_check
+
     if requested == "auto":
-        if int8_graph and int8_dot:
-            return "int8", "auto: the INT8 graph, this CPU has int8 dot products (VNNI/AMX)"
-        if supports_bf16:
-            return "bf16", "auto: this CPU reports bf16 support"
-        return "fp32", "auto: this CPU reports no bf16 support"
-    if requested == "bf16" and not supports_bf16:
+        candidates = precision_check.offered(capabilities, int8_graph)
+        if not candidates or checked is None:
+            return "fp32", "auto: OpenVINO offers nothing faster than fp32 on this CPU for this model"
+        return precision_check.choose(checked(candidates))
+    if requested == "bf16" and "BF16" not in capabilities:
         raise DrcnError("--precision bf16: this CPU does not support bf16 (OpenVINO reports "
                         f"{', '.join(capabilities)}); use fp32 or auto")
     if requested == "int8" and not int8_graph:
@@ -74,7 +76,19 @@ class OpenVINOBackend:
                                 f"{precision})")
         else:
             sibling = int8_sibling(model_path) if precision in ("auto", "int8") else None
-            self.precision, why = choose_precision(precision, capabilities, sibling is not None, has_int8_dot())
+            from drcn.runtime.backends import precision_check
+
+            def checked(candidates: list[str]) -> dict:
+                return precision_check.verdicts(str(model_path), str(sibling) if sibling else None, candidates, log)
+
+            self.precision, why = choose_precision(precision, capabilities, sibling is not None, checked)
+            if why == "requested":
+                # Forcing a precision says what the on-CPU check measured for it, where it has run.
+                found = precision_check.cached(str(model_path), str(sibling) if sibling else None) or {}
+                verdict = found.get(self.precision)
+                if verdict is not None and self.precision != "fp32":
+                    why = (f"requested; {verdict.describe(found['fp32'].ms_per_window)}"
+                           + ("" if verdict.ok else f", beyond the {precision_check.MAX_PSNR_DROP} dB limit"))
             if self.precision == "int8":
                 model_path, info = str(sibling), read_onnx_info(sibling)
         # INT8 graphs keep their float parts (first conv, Add/Mul) in bf16 where the CPU has it: measured by

@@ -1,6 +1,7 @@
 """drcn-export --int8: a QDQ graph with symmetric activations and per-channel weights, chosen by a quantization
 study, refused past its PSNR limit with nothing written; ONNX Runtime and OpenVINO run it, TensorRT-RTX builds it;
-the shipped INT8 graph is the shipped model's and auto uses it only where the CPU has int8 dot products."""
+the shipped INT8 graph is the shipped model's, and auto takes it where the check on this CPU finds it fastest and
+within the limit."""
 
 import json
 import subprocess
@@ -189,3 +190,31 @@ def test_derived_int8_graphs_are_requantized_when_the_recipe_changes(tiny_int8, 
     onnx.save(old, str(tmp_path / "variant_int8.onnx"))
     assert recipe_of(tmp_path / "variant_int8.onnx") == 1 and int8_sibling(graph) is not None
     assert recipe_of(int8_graph(graph)) == RECIPE
+
+
+def test_the_precision_check_runs_on_this_cpu_once(tiny_int8, cache, monkeypatch):
+    """auto's evidence, measured for real on whatever CPU runs the tests: every precision OpenVINO offers here
+    against fp32 on the calibration images, cached so a second start measures nothing."""
+    ov = pytest.importorskip("openvino")
+    from drcn.runtime.backends import precision_check
+    from drcn.runtime.backends.openvino_backend import OpenVINOBackend
+
+    fp32, made = tiny_int8
+    capabilities = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    candidates = precision_check.offered(capabilities, True)
+    said = []
+    backend = OpenVINOBackend(str(fp32), log=said.append)
+    if not candidates:
+        assert backend.precision == "fp32" and not said
+        return
+    verdicts = precision_check.cached(str(fp32), str(made.path))
+    assert set(verdicts) == {"fp32", *candidates}
+    assert all(v.ms_per_window > 0 and set(v.change_db) == {"x2", "x3", "x4"} for v in verdicts.values())
+    assert verdicts["fp32"].worst == 0.0
+    chosen = verdicts[backend.precision]
+    assert chosen.ok and chosen.ms_per_window == min(v.ms_per_window for v in verdicts.values() if v.ok)
+    for v in verdicts.values():
+        if not v.ok:
+            assert f"{v.precision} refused: {v.worst:+.3f} dB" in backend.description
+    monkeypatch.setattr(precision_check, "measure", lambda *_: pytest.fail("measured twice"))
+    assert OpenVINOBackend(str(fp32)).precision == backend.precision

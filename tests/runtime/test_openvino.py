@@ -7,10 +7,30 @@ from drcn import DrcnError
 from drcn.runtime.backends.openvino_backend import cache_folder, choose_precision
 
 
-def test_precision_choice_follows_the_cpu():
-    assert choose_precision("auto", ["FP32", "BF16", "INT8"])[0] == "bf16"
-    precision, why = choose_precision("auto", ["FP32", "INT8"])
-    assert precision == "fp32" and "no bf16" in why
+def _verdicts(**changes_and_ms):
+    from drcn.runtime.backends.precision_check import Verdict
+
+    made = {"fp32": Verdict("fp32", {"x2": 0.0, "x3": 0.0}, 100.0)}
+    for precision, (change, ms) in changes_and_ms.items():
+        made[precision] = Verdict(precision, {"x2": change, "x3": change / 2}, ms)
+    return lambda candidates: {p: v for p, v in made.items() if p == "fp32" or p in candidates}
+
+
+def test_auto_takes_the_fastest_precision_the_check_passed_on_this_cpu():
+    fast = _verdicts(int8=(-0.02, 30.0), bf16=(-0.01, 60.0))
+    precision, why = choose_precision("auto", ["FP32", "BF16", "INT8"], True, fast)
+    assert precision == "int8" and "checked on this CPU: -0.020 dB" in why and "3.33x" in why
+    # Offered by OpenVINO, not by a table of instruction sets: INT8 on a CPU that reports INT8 without bf16 (AVX2).
+    assert choose_precision("auto", ["FP32", "INT8"], True, fast)[0] == "int8"
+    # A precision past the limit on this CPU's kernels is refused, with the measured loss in the line.
+    precision, why = choose_precision("auto", ["FP32", "BF16", "INT8"], True, _verdicts(int8=(-0.07, 30.0),
+                                                                                        bf16=(-0.01, 60.0)))
+    assert precision == "bf16" and "int8 refused: -0.070 dB" in why
+    # Faster is measured, not assumed: a bf16 slower than fp32 is not taken.
+    assert choose_precision("auto", ["FP32", "BF16"], False, _verdicts(bf16=(-0.01, 130.0)))[0] == "fp32"
+    # Nothing offered besides fp32: no check at all.
+    precision, why = choose_precision("auto", ["FP32"], True, lambda _: pytest.fail("checked for nothing"))
+    assert precision == "fp32" and "nothing faster" in why
     assert choose_precision("fp32", ["FP32", "BF16"])[0] == "fp32"
     with pytest.raises(DrcnError, match="does not support bf16"):
         choose_precision("bf16", ["FP32"])
@@ -29,7 +49,9 @@ ov = pytest.importorskip("openvino")
 
 
 @pytest.mark.parametrize("capabilities, expected", [(["FP32", "INT8"], "fp32"), (["FP32", "BF16"], "bf16")])
-def test_backend_reports_what_the_capability_query_says(tiny_model_files, cache, monkeypatch, capabilities, expected):
+def test_backend_offers_what_the_capability_query_says_and_checks_once(tiny_model_files, cache, monkeypatch,
+                                                                       capabilities, expected):
+    from drcn.runtime.backends import precision_check
     from drcn.runtime.backends.openvino_backend import OpenVINOBackend
 
     real = ov.Core.get_property
@@ -37,10 +59,25 @@ def test_backend_reports_what_the_capability_query_says(tiny_model_files, cache,
     def fake(self, device, name):  # only the capability query is mocked
         return capabilities if name == "OPTIMIZATION_CAPABILITIES" else real(self, device, name)
 
+    measured = []
+
+    def measure(fp32_graph, int8_graph, candidates):   # the evidence is mocked here; its real run is test_int8's
+        measured.append(candidates)
+        return _verdicts(bf16=(-0.01, 50.0))(candidates)
+
     monkeypatch.setattr(ov.Core, "get_property", fake)
-    backend = OpenVINOBackend(str(tiny_model_files[1]))
+    monkeypatch.setattr(precision_check, "measure", measure)
+    said = []
+    backend = OpenVINOBackend(str(tiny_model_files[1]), log=said.append)
     assert backend.precision == expected and f"{expected} (auto" in backend.description
     assert backend.config["INFERENCE_PRECISION_HINT"] == ("bf16" if expected == "bf16" else "f32")
+    assert measured == ([["bf16"]] if expected == "bf16" else [])      # no INT8 graph: INT8 is not offered
+    OpenVINOBackend(str(tiny_model_files[1]))                        # the verdict is cached: no second check
+    assert len(measured) == (1 if expected == "bf16" else 0)
+    if expected == "bf16":
+        assert "checked on this CPU: -0.010 dB" in backend.description and any("once" in s for s in said)
+        forced = OpenVINOBackend(str(tiny_model_files[1]), precision="bf16")
+        assert "requested; checked on this CPU: -0.010 dB" in forced.description
 
 
 def test_fp32_parity_with_onnxruntime_and_cache(tiny_model_files, cache):
@@ -85,13 +122,11 @@ def test_drcn_run_picks_openvino_and_matches_onnxruntime(tiny_model_files, tmp_p
         assert np.mean(np.abs(y_ov - y_ort) <= 1) >= 0.999
 
 
-def test_int8_is_auto_only_with_int8_dot_products_and_an_int8_graph():
-    assert choose_precision("auto", ["FP32", "BF16", "INT8"], int8_graph=True, int8_dot=True)[0] == "int8"
-    assert choose_precision("auto", ["FP32", "BF16", "INT8"], int8_graph=True, int8_dot=False)[0] == "bf16"
-    assert choose_precision("auto", ["FP32", "INT8"], int8_graph=False, int8_dot=True)[0] == "fp32"
+def test_int8_needs_an_int8_graph():
+    assert choose_precision("auto", ["FP32", "INT8"], False, _verdicts(int8=(-0.01, 10.0)))[0] == "fp32"
     assert choose_precision("int8", ["FP32"], int8_graph=True)[0] == "int8"
     with pytest.raises(DrcnError, match="no INT8 graph of this model"):
-        choose_precision("int8", ["FP32", "INT8"], int8_graph=False, int8_dot=True)
+        choose_precision("int8", ["FP32", "INT8"], int8_graph=False)
 
 
 _THROUGHPUT_PROBE = """
