@@ -13,7 +13,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import onnx
 import openvino as ov
 from onnxruntime.transformers.float16 import convert_float_to_float16
