@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -26,7 +27,7 @@ from drcn import __version__, atomic, cache
 from drcn.cache import cache_dir
 from drcn.checksums import file_sha256
 from drcn.cpu import cpu_flags, cpu_name
-from drcn.errors import DrcnError
+from drcn.errors import DrcnError, backend_reason
 
 MAX_PSNR_DROP = 0.05      # dB at the worst scale: the INT8 recipe's limit
 CHECK_VERSION = 1         # bumped when what is measured changes; part of the cache key
@@ -40,6 +41,7 @@ class Verdict:
     precision: str
     change_db: dict[str, float]       # scale ("x2") -> Y-PSNR change against fp32 on this CPU (negative: a loss)
     ms_per_window: float
+    error: str = ""                   # why the plugin could not run it here (then it is never chosen)
 
     @property
     def worst(self) -> float:
@@ -47,7 +49,7 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        return self.worst >= -MAX_PSNR_DROP
+        return not self.error and self.worst >= -MAX_PSNR_DROP
 
     def describe(self, fp32_ms: float) -> str:
         return (f"checked on this CPU: {self.worst:+.3f} dB at the worst scale, {fp32_ms / self.ms_per_window:.2f}x "
@@ -61,8 +63,11 @@ def offered(capabilities: list[str], has_int8_graph: bool) -> list[str]:
 
 
 def _key(fp32_graph: str, int8_graph: str | None, version: str) -> str:
+    # ONEDNN_MAX_CPU_ISA caps the kernels OpenVINO's CPU plugin uses (e.g. AVX2 on an AVX-512 machine, measured: its
+    # INT8 convolutions become jit_avx2_I8): a verdict is only good for the kernels it was measured with.
     parts = [file_sha256(fp32_graph), file_sha256(int8_graph) if int8_graph else "-", version, cpu_name(),
-             " ".join(sorted(cpu_flags())), str(CHECK_VERSION), str(MAX_PSNR_DROP), __version__]
+             " ".join(sorted(cpu_flags())), os.environ.get("ONEDNN_MAX_CPU_ISA", ""), str(CHECK_VERSION),
+             str(MAX_PSNR_DROP), __version__]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
@@ -92,8 +97,8 @@ def _read(path: Path) -> dict[str, Verdict] | None:
 
     try:
         data = bounded_json.loads(path.read_bytes(), str(path), 100_000)
-        return {p: Verdict(v["precision"], {k: float(x) for k, x in v["change_db"].items()}, float(v["ms_per_window"]))
-                for p, v in data.items()}
+        return {p: Verdict(v["precision"], {k: float(x) for k, x in v["change_db"].items()}, float(v["ms_per_window"]),
+                           str(v.get("error", ""))) for p, v in data.items()}
     except (DrcnError, KeyError, TypeError, ValueError, AttributeError):
         return None
 
@@ -141,15 +146,18 @@ def _runner(model, hint: str) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
-def measure(fp32_graph: str, int8_graph: str | None, candidates: list[str]) -> dict[str, Verdict]:
-    """Run fp32 and every candidate on the calibration images and on a batch of windows, here."""
+def measure(fp32_graph: str, int8_graph: str | None, candidates: list[str],
+            capabilities: list[str] | None = None) -> dict[str, Verdict]:
+    """Run fp32 and every candidate on the calibration images and on a window, here. ``capabilities`` (default:
+    what OpenVINO reports) decide how an INT8 graph's float parts run, as the backend decides it."""
     import openvino as ov
 
     from drcn.calibration import calibration_pairs
     from drcn.fp16 import psnr_by_scale
     from drcn.onnx_meta import read_onnx_info
 
-    capabilities = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    if capabilities is None:
+        capabilities = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     info = read_onnx_info(fp32_graph)
     pairs = sorted(calibration_pairs(None, info.config.scales, max_side=MAX_SIDE), key=lambda p: p[1].shape)
     networks = {"fp32": (_network(fp32_graph), "f32")}
@@ -164,11 +172,17 @@ def measure(fp32_graph: str, int8_graph: str | None, candidates: list[str]) -> d
         else:
             raise DrcnError(f"no precision check for {precision}")
     window = np.random.default_rng(0).random((1, 1, WINDOW, WINDOW), np.float32)
-    scores, times = {}, {}
+    scores, times, errors = {}, {}, {}
     for precision, (model, hint) in networks.items():
         run = _runner(model, hint)
-        scores[precision] = psnr_by_scale(run, pairs)
-        run(window)
+        try:
+            scores[precision] = psnr_by_scale(run, pairs)
+            run(window)
+        except RuntimeError as exc:   # offered, yet the plugin cannot compile it here: recorded, never chosen
+            if precision == "fp32":
+                raise DrcnError(f"{fp32_graph}: OpenVINO cannot run it in fp32 here: {backend_reason(exc)}") from None
+            errors[precision] = backend_reason(exc)
+            continue
         timed = []
         for _ in range(TIMED):
             start = time.perf_counter()
@@ -177,7 +191,7 @@ def measure(fp32_graph: str, int8_graph: str | None, candidates: list[str]) -> d
         times[precision] = 1000 * float(np.median(timed)) / len(window)
     reference = scores["fp32"]
     return {p: Verdict(p, {f"x{s:g}": round(scores[p][s] - reference[s], 4) for s in reference}, times[p])
-            for p in networks}
+            if p not in errors else Verdict(p, {}, float("inf"), errors[p]) for p in networks}
 
 
 def choose(verdicts_by_precision: dict[str, Verdict]) -> tuple[str, str]:
@@ -189,6 +203,7 @@ def choose(verdicts_by_precision: dict[str, Verdict]) -> tuple[str, str]:
         "auto: fp32, the fastest precision within the limit on this CPU"
     refused = [v for v in verdicts_by_precision.values() if not v.ok]
     if refused:
-        why += "; " + "; ".join(f"{v.precision} refused: {v.worst:+.3f} dB on this CPU's kernels (limit "
-                                f"-{MAX_PSNR_DROP} dB)" for v in refused)
+        why += "; " + "; ".join(f"{v.precision} refused: " + (f"OpenVINO cannot run it here ({v.error})" if v.error
+                                else f"{v.worst:+.3f} dB on this CPU's kernels (limit -{MAX_PSNR_DROP} dB)")
+                                for v in refused)
     return best.precision, why

@@ -181,3 +181,24 @@ def test_compiled_shapes_are_bounded_and_an_evicted_shape_compiles_again(tiny_mo
     assert len(backend._shapes) == MAX_SHAPES and (2, 1, 20, 24) not in backend._shapes
     np.testing.assert_allclose(backend.run(first), want, atol=1e-5)
     backend.close()
+
+
+def test_an_offered_precision_the_plugin_cannot_compile_is_recorded_and_never_chosen(tiny_model_files, cache,
+                                                                                       monkeypatch):
+    from drcn.runtime.backends import precision_check
+
+    real = precision_check._runner
+
+    def runner(model, hint):
+        if hint == "bf16":
+            def fail(_):
+                raise RuntimeError("Exception from src/inference: object is not initialized")
+            return fail
+        return real(model, hint)
+
+    monkeypatch.setattr(precision_check, "_runner", runner)
+    found = precision_check.verdicts(str(tiny_model_files[1]), None, ["bf16"])
+    assert found["bf16"].error and not found["bf16"].ok and found["fp32"].ok
+    precision, why = precision_check.choose(found)
+    assert precision == "fp32" and "bf16 refused: OpenVINO cannot run it here" in why
+    assert precision_check.cached(str(tiny_model_files[1]), None)["bf16"].error   # the failure is cached too
