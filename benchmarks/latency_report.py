@@ -87,10 +87,9 @@ def measure_latency(request: LatencyRequest, log: Callable[[str], None] = lambda
 def _measure_variant(backend, method: str, precision: str, depth: int | None, tile: int, size: int,
                      request: LatencyRequest, tmp: str, log, step: str) -> dict:
     """One record: ``backend`` with the self-ensemble of ``size`` around each window."""
-    from drcn.ensemble import ensemble_run
+    from drcn.ensemble import ensemble_backend
 
-    max_shape = backend.spec.max_shape
-    run = ensemble_run(backend.run, size, max_shape[0] if max_shape else None)
+    run = ensemble_backend(backend, size)
     log(f"{step} {backend.description}, tile {tile}" + (f", ensemble {size}" if size > 1 else "") + ": per tile")
     resolved = precision if precision != "auto" else f"auto={backend.spec.precision}"
     record = _measure_one(backend, run, method, resolved, tile, request, log)

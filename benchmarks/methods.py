@@ -48,15 +48,14 @@ class BackendMethod:
     self-ensemble of ``ensemble`` transforms around each window as drcn-run applies it."""
 
     def __init__(self, backend, name: str, tile: int = 0, batch: int = 4, ensemble: int = 1):
-        from drcn.ensemble import ensemble_run
+        from drcn.ensemble import ensemble_backend
 
         self.backend, self.name, self.tile, self.batch = backend, name, tile, batch
         max_shape = backend.spec.max_shape
         if max_shape and not self.tile:  # an engine's profile bounds the window: use the tile it was built for
             self.tile = max_shape[2] - 2 * backend.spec.halo
             self.batch = max_shape[0]
-        run = ensemble_run(backend.run, ensemble, max_shape[0] if max_shape else None)
-        self.upscale_y = tiled_plane(run, self.tile, backend.spec.halo, self.batch)
+        self.upscale_y = tiled_plane(ensemble_backend(backend, ensemble), self.tile, backend.spec.halo, self.batch)
 
 
 def torch_reference(options: MethodOptions) -> BackendMethod:

@@ -75,3 +75,10 @@ def ensemble_run(run: Callable[[np.ndarray], np.ndarray], size: int,
         return np.ascontiguousarray(total / np.float32(size))
 
     return averaged
+
+
+def ensemble_backend(backend, size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`ensemble_run` around ``backend.run``, each call within the batch its profile allows (a TensorRT
+    engine's ``spec.max_shape``)."""
+    max_shape = backend.spec.max_shape
+    return ensemble_run(backend.run, size, max_shape[0] if max_shape else None)

@@ -130,10 +130,8 @@ def export_frame_graph(y_onnx: Path, target: Path, kind: str, scale: int, fp16_g
 
     with tempfile.TemporaryDirectory() as scratch, atomic_output(target) as checked:
         # renamed into place only once every check has passed
-        network = Path(scratch) / "network.onnx"
+        network = Path(scratch) / "network.onnx" if fp16_grid else Path(y_onnx)
         grid_psnr = network_on_fp16_grid(y_onnx, network) if fp16_grid else None
-        if not fp16_grid:
-            network = Path(y_onnx)
         if grid_psnr and grid_psnr[0] - grid_psnr[1] > MAX_GRID_DROP:
             raise DrcnError(f"--{kind}: the network's weights on the fp16 grid cost {grid_psnr[0] - grid_psnr[1]:.4f} "
                             f"dB on calibration images (limit {MAX_GRID_DROP} dB); nothing written (--no-fp16-grid "

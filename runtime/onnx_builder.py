@@ -174,26 +174,19 @@ def fp16_parts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return high, fp16_grid(np.asarray(values, np.float64) - high)
 
 
-def on_fp16_grid(model, names: set[str] | None = None) -> int:
-    """Move the float32 initializers of ``model`` (those in ``names``; all when None) and its float32 Constant
-    nodes' values to the fp16 grid, in place; returns how many values changed."""
+def on_fp16_grid(model) -> None:
+    """Move every float32 initializer of ``model`` and every float32 Constant node's value to the fp16 grid, in
+    place."""
     from onnx import TensorProto, numpy_helper
 
-    changed = 0
-
     def moved(tensor):
-        nonlocal changed
-        array = numpy_helper.to_array(tensor)
-        grid = fp16_grid(array)
-        changed += int(np.count_nonzero(grid != array))
-        return numpy_helper.from_array(grid, tensor.name)
+        return numpy_helper.from_array(fp16_grid(numpy_helper.to_array(tensor)), tensor.name)
 
-    for i, init in enumerate(model.graph.initializer):
-        if init.data_type == TensorProto.FLOAT and (names is None or init.name in names):
-            model.graph.initializer[i].CopyFrom(moved(init))
+    for init in model.graph.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            init.CopyFrom(moved(init))
     for node in model.graph.node:
-        if node.op_type == "Constant" and (names is None or node.output[0] in names):
+        if node.op_type == "Constant":
             for attr in node.attribute:
                 if attr.name == "value" and attr.t.data_type == TensorProto.FLOAT:
                     attr.t.CopyFrom(moved(attr.t))
-    return changed

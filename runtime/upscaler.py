@@ -169,10 +169,9 @@ class Upscaler:
         if self.wrap_run is not None:
             backend.run = self.wrap_run(backend)
         if request.ensemble > 1 and kind == "y":
-            from drcn.ensemble import ensemble_run
+            from drcn.ensemble import ensemble_backend
 
-            limit = backend.spec.max_shape[0] if backend.spec.max_shape else None
-            backend.run = ensemble_run(backend.run, request.ensemble, limit)
+            backend.run = ensemble_backend(backend, request.ensemble)
         return backend
 
     def _check_profile(self, backend: Backend) -> None:

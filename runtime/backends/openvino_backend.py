@@ -82,7 +82,7 @@ class OpenVINOBackend:
                 return precision_check.verdicts(str(model_path), str(sibling) if sibling else None, candidates, log)
 
             self.precision, why = choose_precision(precision, capabilities, sibling is not None, checked)
-            if why == "requested":
+            if precision != "auto":
                 # Forcing a precision says what the on-CPU check measured for it, where it has run.
                 found = precision_check.cached(str(model_path), str(sibling) if sibling else None) or {}
                 verdict = found.get(self.precision)

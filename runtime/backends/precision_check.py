@@ -65,22 +65,23 @@ def offered(capabilities: list[str], has_int8_graph: bool) -> list[str]:
             if cap in capabilities and needs]
 
 
-def _key(fp32_graph: str, int8_graph: str | None, version: str) -> str:
+def _verdict_path(fp32_graph: str, int8_graph: str | None) -> Path:
+    """Where the verdicts on this pair of graphs, measured with this OpenVINO on this CPU, are cached."""
+    import openvino as ov
+
     # ONEDNN_MAX_CPU_ISA caps the kernels OpenVINO's CPU plugin uses (e.g. AVX2 on an AVX-512 machine, measured: its
     # INT8 convolutions become jit_avx2_I8): a verdict is only good for the kernels it was measured with.
-    parts = [file_sha256(fp32_graph), file_sha256(int8_graph) if int8_graph else "-", version, cpu_name(),
+    parts = [file_sha256(fp32_graph), file_sha256(int8_graph) if int8_graph else "-", ov.__version__, cpu_name(),
              " ".join(sorted(cpu_flags())), os.environ.get("ONEDNN_MAX_CPU_ISA", ""), str(CHECK_VERSION),
              str(MAX_PSNR_DROP), __version__]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+    return cache_dir("precision-checks") / f"{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:24]}.json"
 
 
 def verdicts(fp32_graph: str, int8_graph: str | None, candidates: list[str],
              log: Callable[[str], None] = lambda _: None) -> dict[str, Verdict]:
     """The verdict on fp32 and on each of ``candidates`` for this model on this CPU: from the cache, or measured
     (seconds; ``log`` says so) and cached."""
-    import openvino as ov
-
-    path = cache_dir("precision-checks") / f"{_key(fp32_graph, int8_graph, ov.__version__)}.json"
+    path = _verdict_path(fp32_graph, int8_graph)
     if cache.verified(path, log):
         found = _read(path)
         if found is not None and all(c in found for c in ["fp32", *candidates]):
@@ -108,9 +109,7 @@ def _read(path: Path) -> dict[str, Verdict] | None:
 
 def cached(fp32_graph: str, int8_graph: str | None) -> dict[str, Verdict] | None:
     """The verdicts already measured for this model on this CPU, or None (nothing is measured)."""
-    import openvino as ov
-
-    path = cache_dir("precision-checks") / f"{_key(fp32_graph, int8_graph, ov.__version__)}.json"
+    path = _verdict_path(fp32_graph, int8_graph)
     return _read(path) if cache.verified(path, lambda _: None) else None
 
 
