@@ -1,0 +1,221 @@
+"""Quantization-aware fine-tuning of an exported INT8 graph, with its fp32 graph as the teacher.
+
+The student is the QDQ graph itself run in PyTorch (:mod:`drcn.train.qat_model`): the graph's scales stay as NNCF
+calibrated them, the weights (through their int8 rounding), biases, the float first convolution and the ensemble
+weights learn to make the INT8 output match the fp32 graph's on training patches (mean squared difference, Adam,
+cosine decay). Every ``eval_every`` steps the student is scored where the export scores INT8 graphs: the Y-PSNR
+change against the teacher on calibration images (by default the bundled photos and textures, which are not
+training images), at the worst of the model's scales; the best-scoring weights are what is written, and only when
+they beat the graph they started from. A checkpoint beside the output lets an interrupted run continue.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from drcn import bounded_json
+from drcn.atomic import atomic_output
+from drcn.calibration import calibration_pairs
+from drcn.errors import DrcnError
+from drcn.fp16 import psnr_by_scale
+from drcn.onnx_files import load_onnx
+from drcn.onnx_meta import model_info
+from drcn.patches import PatchSpec
+from drcn.progress import Progress
+from drcn.train.data import PatchSet
+from drcn.train.qat_model import GraphNetwork, write_back
+
+FORMAT = 1
+EVAL_SIDE = 168      # centre crops of the calibration images, as the runtime's precision check scores them
+
+
+@dataclasses.dataclass
+class QatConfig:
+    int8: str                              # the QDQ graph to fine-tune (drcn-export --int8)
+    fp32: str                              # the fp32 graph it was quantized from: the teacher
+    data: tuple[str, ...]                  # HR training folders (patches, as drcn-train makes them)
+    out: str                               # where the fine-tuned INT8 graph goes
+    steps: int = 2000
+    batch: int = 16
+    lr: float = 1e-5
+    patch: int = 48
+    stride: int = 24
+    eval_every: int = 250
+    calib: tuple[str, ...] = ()            # folders scored on; () = the bundled photos and textures
+    seed: int = 0
+    cache_dir: str | None = None
+    threads: int = 0                       # torch intra-op threads; 0 = torch's default
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class QatResult:
+    path: Path | None                      # None: the fine-tuned weights did not beat the start; nothing written
+    start_db: dict[str, float]             # Y-PSNR change vs fp32 per scale, before
+    best_db: dict[str, float]              # ... of the weights written (or the best seen)
+    best_step: int
+    steps: int
+    seconds: float
+
+    @staticmethod
+    def worst(change: dict[str, float]) -> float:
+        return min(change.values())
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".qat-checkpoint.pt")
+
+
+def _score(network: nn.Module, pairs, reference: dict[float, float]) -> dict[str, float]:
+    """Y-PSNR change (dB) against ``reference`` per scale, ``network`` in eval mode without gradients."""
+    def run(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return network(torch.from_numpy(x)).numpy()
+
+    scores = psnr_by_scale(run, pairs)
+    return {f"x{s:g}": round(scores[s] - reference[s], 4) for s in reference}
+
+
+def _check_pair(int8_model, fp32_model, int8_path: str, fp32_path: str) -> None:
+    """The runtime's rule for "the INT8 graph of this fp32 graph" (:func:`drcn.onnx_meta.int8_sibling`)."""
+    mine, theirs = model_info(fp32_model, fp32_path), model_info(int8_model, int8_path)
+    if theirs.precision != "int8":
+        raise DrcnError(f"{int8_path}: a {theirs.precision} graph, not an INT8 graph made by drcn-export --int8")
+    if mine.precision != "fp32" or mine.kind != "y":
+        raise DrcnError(f"--fp32 {fp32_path}: a {mine.precision} {mine.kind} graph; the teacher is the fp32 Y graph")
+    if (theirs.kind, theirs.depth, theirs.config, theirs.weights_sha256) != \
+            (mine.kind, mine.depth, mine.config, mine.weights_sha256):
+        raise DrcnError(f"--fp32 {fp32_path}: not the model {int8_path} was quantized from (weights, depth or "
+                        "config differ)")
+
+
+def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
+              log=lambda line: None) -> QatResult:
+    """Fine-tune ``cfg.int8`` against ``cfg.fp32``; write the best weights to ``cfg.out`` (atomically) when they
+    beat the start on the calibration images at the worst scale."""
+    start_time = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    int8_model, fp32_model = load_onnx(cfg.int8), load_onnx(cfg.fp32)
+    _check_pair(int8_model, fp32_model, cfg.int8, cfg.fp32)
+    info = model_info(int8_model, cfg.int8)
+    torch.manual_seed(cfg.seed)
+    student = GraphNetwork(int8_model, fp32_model)
+    teacher = GraphNetwork(fp32_model).requires_grad_(False)
+    optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps)))
+    rng = np.random.default_rng(cfg.seed)
+    pairs = calibration_pairs(list(cfg.calib) or None, info.config.scales, max_side=EVAL_SIDE)
+
+    def run_teacher(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return teacher(torch.from_numpy(x)).numpy()
+
+    reference = psnr_by_scale(run_teacher, pairs)
+    ckpt = checkpoint_path(cfg.out)
+    step, history = 0, []
+    if resume:
+        state = _read_checkpoint(ckpt, cfg)
+        student.params.load_state_dict(state["student"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        rng.bit_generator.state = state["rng"]
+        step, history = int(state["step"]), list(state["history"])
+        start_db, best = state["start_db"], state["best"]
+        best_params = state["best_params"]
+    else:
+        start_db = _score(student, pairs, reference)
+        best = {"step": 0, "change": start_db}
+        best_params = copy.deepcopy(student.params.state_dict())
+        history.append({"step": 0, "change": start_db})
+        log(f"drcn-qat: start {_fmt(start_db)}")
+    patches = PatchSet.from_folders(list(cfg.data), PatchSpec(tuple(info.config.scales), cfg.patch, cfg.stride),
+                                    Path(cfg.cache_dir) if cfg.cache_dir else None, show_progress=progress)
+    loss_sum, loss_count = 0.0, 0
+    with Progress("drcn-qat steps", cfg.steps, enabled=progress) as bar:
+        bar.count = step
+        while step < cfg.steps:
+            indices = patches.sample(rng, cfg.batch)
+            x, _ = patches.batch(indices, rng.integers(0, 8, size=cfg.batch))
+            x = torch.from_numpy(x)
+            with torch.no_grad():
+                target = teacher(x)
+            loss = torch.mean((student(x) - target) ** 2)
+            if not math.isfinite(loss.item()):
+                raise DrcnError(f"drcn-qat: the loss became {loss.item()} at step {step}: lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
+            bar.update(extra=f"loss {loss_sum / loss_count:.3g}")
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                change = _score(student, pairs, reference)
+                history.append({"step": step, "change": change, "loss": loss_sum / loss_count})
+                loss_sum, loss_count = 0.0, 0
+                if QatResult.worst(change) > QatResult.worst(best["change"]):
+                    best = {"step": step, "change": change}
+                    best_params = copy.deepcopy(student.params.state_dict())
+                log(f"drcn-qat: step {step}: {_fmt(change)}; best so far step {best['step']}")
+                state = {"format": FORMAT, "config": cfg.to_dict(), "student": student.params.state_dict(),
+                         "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                         "rng": rng.bit_generator.state, "step": step, "history": history,
+                         "start_db": start_db, "best": best, "best_params": best_params}
+                with atomic_output(ckpt) as tmp:
+                    torch.save(state, tmp)
+    seconds = time.perf_counter() - start_time
+    if best["step"] == 0:
+        return QatResult(None, start_db, best["change"], 0, step, seconds)
+    student.params.load_state_dict(best_params)
+    tuned = write_back(int8_model, student)
+    props = {p.key: p.value for p in int8_model.metadata_props}
+    record = bounded_json.loads(props.get("drcn.int8", "{}"), f"{cfg.int8}: metadata drcn.int8")
+    record["qat"] = {"steps": step, "best_step": best["step"], "batch": cfg.batch, "lr": cfg.lr,
+                     "patch": cfg.patch, "data": [Path(d).name for d in cfg.data],
+                     "teacher": "the fp32 graph (mean squared output difference)",
+                     "scored_on": ", ".join(Path(c).name for c in cfg.calib) if cfg.calib
+                     else "bundled photos and textures (scikit-image)",
+                     "change_db_before": start_db, "change_db_after": best["change"],
+                     "measured_with": "the graph in PyTorch (fake quantization)", "history": history}
+    props["drcn.int8"] = json.dumps(record)
+    del tuned.metadata_props[:]
+    from onnx import helper, save
+
+    helper.set_model_props(tuned, props)
+    with atomic_output(cfg.out) as tmp:
+        save(tuned, str(tmp))
+    return QatResult(Path(cfg.out), start_db, best["change"], best["step"], step, seconds)
+
+
+def _fmt(change: dict[str, float]) -> str:
+    return "Y-PSNR change vs fp32 " + " / ".join(f"{k} {v:+.4f}" for k, v in change.items()) + " dB"
+
+
+def _read_checkpoint(path: Path, cfg: QatConfig) -> dict:
+    if not path.is_file():
+        raise DrcnError(f"--resume: no checkpoint {path} (a run writes it every --eval-every steps)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise DrcnError(f"--resume {path}: not a readable drcn-qat checkpoint ({str(exc).splitlines()[0]})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise DrcnError(f"--resume {path}: not a drcn-qat checkpoint")
+    stored = state["config"]
+    for key in ("int8", "fp32", "patch", "batch"):
+        if stored.get(key) != getattr(cfg, key):
+            raise DrcnError(f"--resume {path}: it was made with {key} {stored.get(key)}, not {getattr(cfg, key)}")
+    return state
