@@ -1,7 +1,7 @@
 """Quantization-aware fine-tuning of an exported INT8 graph, with its fp32 graph as the teacher.
 
-The student is the QDQ graph itself run in PyTorch (:mod:`drcn.train.qat_model`): the graph's scales stay as NNCF
-calibrated them, the weights (through their int8 rounding), biases, the float first convolution and the ensemble
+The student is the QDQ graph itself run in PyTorch (:mod:`drcn.train.qat_model`): the per-channel weight scales stay
+as NNCF calibrated them (the activation scales too, unless ``learn_scales``), the weights (through their int8 rounding), biases, the float first convolution and the ensemble
 weights learn to make the INT8 output match the fp32 graph's on training patches (mean squared difference, Adam,
 cosine decay). Every ``eval_every`` steps the student is scored where the export scores INT8 graphs: the Y-PSNR
 change against the teacher on calibration images (by default the bundled photos and textures, which are not
@@ -54,6 +54,7 @@ class QatConfig:
     seed: int = 0
     cache_dir: str | None = None
     threads: int = 0                       # torch intra-op threads; 0 = torch's default
+    learn_scales: bool = False             # the activation scales learn too (LSQ)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -112,7 +113,7 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
     _check_pair(int8_model, fp32_model, cfg.int8, cfg.fp32)
     info = model_info(int8_model, cfg.int8)
     torch.manual_seed(cfg.seed)
-    student = GraphNetwork(int8_model, fp32_model)
+    student = GraphNetwork(int8_model, fp32_model, learn_scales=cfg.learn_scales)
     teacher = GraphNetwork(fp32_model).requires_grad_(False)
     optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -186,6 +187,7 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
     record = bounded_json.loads(props.get("drcn.int8", "{}"), f"{cfg.int8}: metadata drcn.int8")
     record["qat"] = {"steps": step, "best_step": best["step"], "batch": cfg.batch, "lr": cfg.lr,
                      "patch": cfg.patch, "data": [Path(d).name for d in cfg.data],
+                     "learned": "weights, biases, float parts" + (", activation scales" if cfg.learn_scales else ""),
                      "teacher": "the fp32 graph (mean squared output difference)",
                      "scored_on": ", ".join(Path(c).name for c in cfg.calib) if cfg.calib
                      else "bundled photos and textures (scikit-image)",
@@ -215,7 +217,7 @@ def _read_checkpoint(path: Path, cfg: QatConfig) -> dict:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise DrcnError(f"--resume {path}: not a drcn-qat checkpoint")
     stored = state["config"]
-    for key in ("int8", "fp32", "patch", "batch"):
+    for key in ("int8", "fp32", "patch", "batch", "learn_scales"):
         if stored.get(key) != getattr(cfg, key):
             raise DrcnError(f"--resume {path}: it was made with {key} {stored.get(key)}, not {getattr(cfg, key)}")
     return state

@@ -34,6 +34,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--patch", type=positive_int, default=48, help="patch size (default 48)")
     p.add_argument("--eval-every", type=positive_int, default=250, metavar="N",
                    help="score and checkpoint every N steps (default 250)")
+    p.add_argument("--learn-scales", action="store_true",
+                   help="the activation scales learn too (LSQ): where each quantizer trades clipping for resolution")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's choice)")
     p.add_argument("--cache-dir", help="where prepared patches are cached (as drcn-train)")
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = QatConfig(int8=str(int8), fp32=str(fp32), data=tuple(args.data), out=args.out, steps=args.steps,
                     batch=args.batch, lr=args.lr, patch=args.patch, stride=max(1, args.patch // 2),
                     eval_every=args.eval_every, calib=tuple(args.calib or ()), seed=args.seed,
-                    cache_dir=args.cache_dir, threads=args.threads or 0)
+                    cache_dir=args.cache_dir, threads=args.threads or 0, learn_scales=args.learn_scales)
     result = fine_tune(cfg, resume=args.resume, progress=not args.no_progress,
                        log=lambda line: print(line, flush=True))
     before, after = min(result.start_db.values()), min(result.best_db.values())

@@ -9,13 +9,14 @@ graph, QuantizeLinear/DequantizeLinear) in PyTorch, so that what is trained is e
 - an int8 weight (``DequantizeLinear`` of an int8 initializer, per-channel scales) becomes a float parameter,
   started from the fp32 graph's weight of the same Conv, and is fake-quantized in every forward pass with the
   graph's scales: ``clamp(round(w / s), -127, 127) * s``;
-- an activation ``QuantizeLinear`` -> ``DequantizeLinear`` pair is fake-quantized with the graph's fixed scale and
-  zero point over the range of its integer type (uint8 after a ReLU);
+- an activation ``QuantizeLinear`` -> ``DequantizeLinear`` pair is fake-quantized with the graph's scale (fixed, or
+  learned with ``learn_scales``) and zero point over the range of its integer type (uint8 after a ReLU);
 - rounding is straight-through: the gradient passes as if it were the identity inside the clamp range, and is
   zero outside it (where the integer saturates).
 
-:func:`write_back` puts the trained values into a copy of the graph (int8 weights re-rounded with the same scales),
-so the result runs in OpenVINO, ONNX Runtime and TensorRT exactly as the original QDQ graph does.
+:func:`write_back` puts the trained values into a copy of the graph (int8 weights re-rounded with the same scales;
+with ``learn_scales``, the learned activation scales), so the result runs in OpenVINO, ONNX Runtime and TensorRT as any
+QDQ graph drcn-export writes.
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ WEIGHT_RANGE = (-127, 127)    # symmetric narrow range: what NNCF writes and Ten
 
 
 def _fake_quant(x: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, low: int, high: int) -> torch.Tensor:
-    """Round ``x`` to the integer grid of ``scale``/``zero`` (saturating at ``low``/``high``); straight-through."""
-    q = torch.clamp(torch.round(x / scale) + zero, low, high)
-    fq = (q - zero) * scale
-    inside = ((x / scale + zero) >= low) & ((x / scale + zero) <= high)
-    # Forward: the rounded value; backward: d/dx = 1 inside the integer range, 0 where it saturates.
-    return torch.where(inside, x + (fq - x).detach(), fq.detach())
+    """Round ``x`` to the integer grid of ``scale``/``zero`` (saturating at ``low``/``high``).
+
+    Straight-through (LSQ's form): d/dx = 1 inside the integer range and 0 where it saturates; a scale that is a
+    parameter learns from both the rounding residue inside the range and the clipped values outside it."""
+    v = x / scale + zero
+    rounded = v + (torch.round(v) - v).detach()
+    return (torch.clamp(rounded, low, high) - zero) * scale
 
 
 def _attributes(node) -> dict:
@@ -55,9 +57,11 @@ class GraphNetwork(nn.Module):
         float_model: for a QDQ graph, its fp32 graph: an int8 weight that is its Conv's fp32 weight rounded
             (matched by Conv node name) starts from the float values, which keep where within its rounding step
             each weight lies; otherwise (no fp32 graph, or a graph fine-tuned before) from the dequantized values.
+        learn_scales: the activation scales are parameters too (LSQ): each quantizer learns where to trade
+            clipping for resolution. Without it they stay as calibrated.
     """
 
-    def __init__(self, model, float_model=None):
+    def __init__(self, model, float_model=None, learn_scales: bool = False):
         super().__init__()
         from onnx import numpy_helper
 
@@ -84,6 +88,7 @@ class GraphNetwork(nn.Module):
         self.weight_quant: dict[str, tuple[str, str, str]] = {}   # DQ output -> (param key, scale, int8 initializer)
         self.buffers_: dict[str, torch.Tensor] = {}
         self.activation_quant: dict[str, tuple[str, str, int, int]] = {}   # Q output -> (scale, zero, low, high)
+        self.scale_params: dict[str, str] = {}    # activation scale initializer -> parameter key (learn_scales)
         for n in self.nodes:
             if n.op_type == "DequantizeLinear" and n.input[0] in arrays:     # an int8 weight
                 q, scale = arrays[n.input[0]], arrays[n.input[1]]
@@ -108,7 +113,12 @@ class GraphNetwork(nn.Module):
                 dtype = np.dtype(np.uint8) if zero is None else zero.dtype
                 if dtype not in INTEGER_RANGE:
                     raise DrcnError(f"fine-tuning: {n.name} quantizes to {dtype}, not int8/uint8")
-                self.buffers_[n.input[1]] = torch.tensor(float(arrays[n.input[1]]))
+                if learn_scales:
+                    key = self._key(n.input[1])
+                    self.params[key] = nn.Parameter(torch.tensor(float(arrays[n.input[1]])))
+                    self.scale_params[n.input[1]] = key
+                else:
+                    self.buffers_[n.input[1]] = torch.tensor(float(arrays[n.input[1]]))
                 zname = n.input[2] if zero is not None else f"{n.name}.zero"
                 self.buffers_[zname] = torch.tensor(float(0 if zero is None else zero))
                 self.activation_quant[n.output[0]] = (n.input[1], zname, *INTEGER_RANGE[dtype])
@@ -134,6 +144,8 @@ class GraphNetwork(nn.Module):
         return "t_" + "".join(c if c.isalnum() else "_" for c in name)
 
     def _buffer(self, name: str) -> torch.Tensor:
+        if name in self.scale_params:
+            return self.params[self.scale_params[name]]
         return getattr(self, self._key(name))
 
     def quantized_weight(self, dq_output: str) -> torch.Tensor:
@@ -184,13 +196,19 @@ class GraphNetwork(nn.Module):
 
 def write_back(model, network: GraphNetwork):
     """A copy of ``model`` (the graph ``network`` was built from) holding ``network``'s trained values: float
-    initializers replaced, int8 weights re-rounded with the graph's own scales (which are unchanged)."""
+    initializers replaced, int8 weights re-rounded with the graph's own per-channel scales (never trained), and
+    the activation scales where they were learned."""
     from onnx import numpy_helper
 
     out = type(model)()
     out.CopyFrom(model)
     replacements: dict[str, np.ndarray] = {}
     with torch.no_grad():
+        for name, key in network.scale_params.items():
+            value = float(network.params[key])
+            if not value > 0:
+                raise DrcnError(f"fine-tuning drove the scale {name} to {value}; lower --lr")
+            replacements[name] = np.array(value, np.float32)
         for name, key in network.param_of.items():
             replacements[name] = network.params[key].detach().cpu().numpy().astype(np.float32)
         for _dq, (key, scale, int8_name) in network.weight_quant.items():

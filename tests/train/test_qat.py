@@ -63,6 +63,29 @@ def test_weights_stay_tied_and_untrained_write_back_is_the_graph(tiny_pair):
     assert any(v.dtype == np.int8 and not np.array_equal(v, before[k]) for k, v in changed.items())
 
 
+def test_learned_scales_are_written_back(tiny_pair):
+    from drcn.train.qat_model import GraphNetwork, write_back
+
+    fp32, int8 = onnx.load(tiny_pair[0]), onnx.load(tiny_pair[1])
+    network = GraphNetwork(int8, fp32, learn_scales=True)
+    assert network.scale_params                         # one parameter per activation quantizer
+    name, key = next(iter(network.scale_params.items()))
+    with torch.no_grad():
+        network.params[key].mul_(2.0)
+    written = {i.name: onnx.numpy_helper.to_array(i) for i in write_back(int8, network).graph.initializer}
+    original = {i.name: onnx.numpy_helper.to_array(i) for i in int8.graph.initializer}
+    assert written[name] == pytest.approx(2.0 * original[name])
+    tuned = write_back(int8, network)
+    x = np.random.default_rng(3).random((1, 1, 24, 20), dtype=np.float32)
+    with torch.no_grad():
+        mine = network(torch.from_numpy(x)).numpy()
+    assert np.abs(mine - ort_run(tuned, x)).mean() < 0.1 / 255
+    with torch.no_grad():
+        network.params[key].fill_(-1.0)
+    with pytest.raises(Exception, match="scale"):
+        write_back(int8, network)
+
+
 def qat_config(tiny_pair, image_folder, tmp_path, **kw):
     from drcn.train.qat import QatConfig
 
