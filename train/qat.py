@@ -36,6 +36,7 @@ from drcn.train.qat_model import GraphNetwork, write_back
 
 FORMAT = 1
 EVAL_SIDE = 168      # centre crops of the calibration images, as the runtime's precision check scores them
+EVAL_IMAGES = 48     # at most this many of --calib's images (spread over the folders), to bound each evaluation
 
 
 @dataclasses.dataclass
@@ -119,7 +120,7 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps)))
     rng = np.random.default_rng(cfg.seed)
-    pairs = calibration_pairs(list(cfg.calib) or None, info.config.scales, max_side=EVAL_SIDE)
+    pairs = calibration_pairs(list(cfg.calib) or None, info.config.scales, max_side=EVAL_SIDE, max_images=EVAL_IMAGES)
 
     def run_teacher(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():

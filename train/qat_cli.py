@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from drcn.argtypes import non_negative_float, positive_int
+from drcn.argtypes import non_negative_float, non_negative_int, positive_int
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 from drcn.optional import require
 
@@ -36,7 +36,7 @@ def build_parser() -> ArgumentParser:
                    help="score and checkpoint every N steps (default 250)")
     p.add_argument("--learn-scales", action="store_true",
                    help="the activation scales learn too (LSQ): where each quantizer trades clipping for resolution")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--threads", type=positive_int, help="torch threads (default: torch's choice)")
     p.add_argument("--cache-dir", help="where prepared patches are cached (as drcn-train)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.qat-checkpoint.pt")
