@@ -136,9 +136,9 @@ def float_precisions() -> tuple[str, ...]:
     from drcn.optional import installed
 
     if installed("openvino"):
-        import openvino as ov
+        from drcn.runtime.backends.precision_check import cpu_capabilities
 
-        if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        if "BF16" in cpu_capabilities():
             return ("fp32", "bf16")
     return ("fp32",)
 

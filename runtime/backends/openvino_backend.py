@@ -68,7 +68,9 @@ class OpenVINOBackend:
         ov = require("openvino", "the OpenVINO backend", INSTALL)
         info = read_onnx_info(model_path)
         self.core = ov.Core()
-        capabilities = list(self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        from drcn.runtime.backends.precision_check import cpu_capabilities
+
+        capabilities = cpu_capabilities(self.core)
         if info.precision == "int8":   # an INT8 graph runs as such; its float parts as the CPU runs them best
             self.precision, why = "int8", "an INT8 graph"
             if precision not in ("auto", "int8"):
@@ -154,7 +156,12 @@ class OpenVINOBackend:
         return self._compile(model, config)
 
     def _compile(self, model, config: dict):
-        compiled = self.core.compile_model(model, "CPU", config)
+        try:
+            compiled = self.core.compile_model(model, "CPU", config)
+        except RuntimeError as exc:     # multi-line C++ text: one line that keeps the reason
+            raise DrcnError(f"OpenVINO cannot compile the {self.precision} model for this CPU "
+                            f"(inference precision {config.get('INFERENCE_PRECISION_HINT')}): "
+                            f"{backend_reason(exc)}") from None
         seal_folder(self.cache_folder)
         return compiled
 

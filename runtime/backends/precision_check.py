@@ -59,6 +59,24 @@ class Verdict:
                 "fp32's speed")
 
 
+# oneDNN instruction-set caps (ONEDNN_MAX_CPU_ISA) below which its kernels have no bf16: OpenVINO's CPU plugin still
+# reports BF16 under such a cap, and then cannot compile bf16 (measured with AVX2: "object is not initialized").
+NO_BF16_ISAS = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"}
+
+
+def cpu_capabilities(core=None) -> list[str]:
+    """What OpenVINO's CPU plugin can run here (``OPTIMIZATION_CAPABILITIES``), without BF16 where
+    ``ONEDNN_MAX_CPU_ISA`` caps the kernels below it (as on a CPU without bf16)."""
+    if core is None:
+        import openvino as ov
+
+        core = ov.Core()
+    found = list(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper() in NO_BF16_ISAS:
+        found = [c for c in found if c not in ("BF16", "FP16")]
+    return found
+
+
 def offered(capabilities: list[str], has_int8_graph: bool) -> list[str]:
     """The precisions OpenVINO's CPU plugin offers for this model here, besides fp32."""
     return [p for p, cap, needs in (("int8", "INT8", has_int8_graph), ("bf16", "BF16", True))
@@ -151,7 +169,7 @@ def _runner(model, hint: str) -> Callable[[np.ndarray], np.ndarray]:
 def measure(fp32_graph: str, int8_graph: str | None, candidates: list[str],
             capabilities: list[str] | None = None) -> dict[str, Verdict]:
     """Run fp32 and every candidate on the calibration images and on a window, here. ``capabilities`` (default:
-    what OpenVINO reports) decide how an INT8 graph's float parts run, as the backend decides it."""
+    :func:`cpu_capabilities`) decide how an INT8 graph's float parts run, as the backend decides it."""
     import openvino as ov
 
     from drcn.calibration import calibration_pairs
@@ -159,7 +177,7 @@ def measure(fp32_graph: str, int8_graph: str | None, candidates: list[str],
     from drcn.onnx_meta import read_onnx_info
 
     if capabilities is None:
-        capabilities = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        capabilities = cpu_capabilities(ov.Core())
     info = read_onnx_info(fp32_graph)
     pairs = sorted(calibration_pairs(None, info.config.scales, max_side=MAX_SIDE), key=lambda p: p[1].shape)
     networks = {"fp32": (_network(fp32_graph), "f32")}

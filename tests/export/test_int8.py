@@ -94,6 +94,10 @@ def test_the_shipped_int8_graph_belongs_to_the_shipped_model():
     assert all(-change <= MAX_INT8_PSNR_DROP for change in record["psnr_change_db"].values())
     assert record["calibration"] == "T91, BSD200"      # training images only, never the test sets
     assert "Set5" not in record["calibration"] and "Set14" not in record["calibration"]
+    if "qat" in record:     # fine-tuned by drcn-qat: trained and chosen on training images too
+        seen = " ".join(record["qat"]["data"]) + " " + record["qat"]["scored_on"]
+        assert "Set5" not in seen and "Set14" not in seen
+        assert min(record["qat"]["change_db_after"].values()) > min(record["qat"]["change_db_before"].values())
 
 
 def test_tensorrt_rtx_builds_the_int8_graphs(tmp_path, tiny_int8):

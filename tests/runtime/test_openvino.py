@@ -202,3 +202,27 @@ def test_an_offered_precision_the_plugin_cannot_compile_is_recorded_and_never_ch
     precision, why = precision_check.choose(found)
     assert precision == "fp32" and "bf16 refused: OpenVINO cannot run it here" in why
     assert precision_check.cached(str(tiny_model_files[1]), None)["bf16"].error   # the failure is cached too
+
+
+@pytest.mark.parametrize("isa,bf16", [("AVX2", False), ("avx512_core_vnni", False), ("AVX512_CORE_BF16", True),
+                                      ("", True)])
+def test_kernels_capped_below_bf16_offer_no_bf16(monkeypatch, isa, bf16):
+    """ONEDNN_MAX_CPU_ISA=AVX2 makes this CPU compute as an AVX2-only one, whose plugin reports no BF16; the plugin
+    still reports it under the cap and then cannot compile bf16, so drcn does not offer it there."""
+    from drcn.runtime.backends.precision_check import cpu_capabilities
+
+    real = ov.Core.get_property
+    monkeypatch.setattr(ov.Core, "get_property", lambda self, device, name: ["FP32", "BF16", "INT8"]
+                        if name == "OPTIMIZATION_CAPABILITIES" else real(self, device, name))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    assert ("BF16" in cpu_capabilities()) == bf16 and "INT8" in cpu_capabilities()
+
+
+def test_a_model_the_plugin_cannot_compile_is_a_one_line_error(tiny_model_files, cache):
+    from drcn.runtime.backends.openvino_backend import OpenVINOBackend
+
+    backend = OpenVINOBackend(str(tiny_model_files[1]), precision="fp32")
+    with pytest.raises(DrcnError) as caught:
+        backend._compile(backend.model, {**backend.config, "INFERENCE_PRECISION_HINT": "no-such-precision"})
+    message = str(caught.value)
+    assert "OpenVINO cannot compile the fp32 model" in message and "\n" not in message

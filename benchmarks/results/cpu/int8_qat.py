@@ -32,9 +32,7 @@ args = parser.parse_args()
 
 fp32 = shipped_onnx_path()
 graphs = {"shipped": str(fp32.with_name(f"{fp32.stem}_int8.onnx")), "fine-tuned": args.candidate}
-capabilities = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() == "AVX2":
-    capabilities = [c for c in capabilities if c != "BF16"]     # as precision_check.py: what an AVX2 CPU offers
+capabilities = precision_check.cpu_capabilities()     # without BF16 under ONEDNN_MAX_CPU_ISA=AVX2, as on such a CPU
 print(f"{describe()}, OpenVINO {ov.__version__.split('-')[0]}, kernels capped at "
       f"{os.environ.get('ONEDNN_MAX_CPU_ISA', '(none)')}")
 

@@ -17,11 +17,7 @@ from drcn.runtime.backends.select import shipped_onnx_path
 
 fp32 = shipped_onnx_path()
 int8 = fp32.with_name(f"{fp32.stem}_int8.onnx")
-capabilities = list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() == "AVX2":
-    # Capped at AVX2 the plugin still reports BF16 but cannot compile bf16 (measured: "object is not initialized");
-    # an AVX2-only CPU reports no BF16, so the emulation offers what such a CPU offers.
-    capabilities = [c for c in capabilities if c != "BF16"]
+capabilities = precision_check.cpu_capabilities()     # without BF16 under ONEDNN_MAX_CPU_ISA=AVX2, as on such a CPU
 candidates = precision_check.offered(capabilities, int8.is_file())
 start = time.perf_counter()
 verdicts = precision_check.measure(str(fp32), str(int8), candidates, capabilities)
