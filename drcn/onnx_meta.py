@@ -131,11 +131,20 @@ def model_info(model, source: str = "ONNX model") -> OnnxModelInfo:
     return OnnxModelInfo.from_props({p.key: p.value for p in model.metadata_props}, source)
 
 
+def is_int8_of(theirs: OnnxModelInfo, mine: OnnxModelInfo) -> bool:
+    """Whether ``theirs`` describes an INT8 graph of the same model as the non-INT8 graph ``mine``: the same weights
+    checksum, depth and config in the metadata, and the same kind, scale and self-ensemble (a Y graph's INT8 graph is
+    a Y graph, an RGB x2 graph's an RGB x2 graph)."""
+    return (theirs.precision == "int8" and mine.precision != "int8" and theirs.kind == mine.kind
+            and theirs.scale == mine.scale and theirs.depth == mine.depth
+            and theirs.self_ensemble == mine.self_ensemble
+            and theirs.config == mine.config and theirs.weights_sha256 == mine.weights_sha256)
+
+
 def int8_sibling(path: str | os.PathLike) -> Path | None:
     """The INT8 graph of the same model as the fp32 graph at ``path`` (``<stem>_int8.onnx`` beside it, as
-    drcn-export --int8 and the shipped model name it), or None. "The same model" means the same weights checksum,
-    depth and config in the metadata, and the same kind, scale and self-ensemble (a Y graph's sibling is a Y graph, an RGB x2
-    graph's an RGB x2 graph): an INT8 graph left beside other weights is stale and never used."""
+    drcn-export --int8 and the shipped model name it), or None: only where :func:`is_int8_of` holds, so an INT8
+    graph left beside other weights is stale and never used."""
     path = Path(path)
     sibling = path.with_name(f"{path.stem}_int8.onnx")
     if not sibling.is_file():
@@ -144,8 +153,4 @@ def int8_sibling(path: str | os.PathLike) -> Path | None:
         mine, theirs = read_onnx_info(path), read_onnx_info(sibling)
     except DrcnError:
         return None
-    same = (theirs.precision == "int8" and mine.precision != "int8" and theirs.kind == mine.kind
-            and theirs.scale == mine.scale and theirs.depth == mine.depth
-            and theirs.self_ensemble == mine.self_ensemble
-            and theirs.config == mine.config and theirs.weights_sha256 == mine.weights_sha256)
-    return sibling if same else None
+    return sibling if is_int8_of(theirs, mine) else None

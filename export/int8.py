@@ -90,6 +90,12 @@ def candidates(model) -> list[Candidate]:
             Candidate("Add/Mul, first and last conv in float", names=(first, last), types=chain)]
 
 
+def study_pairs(calib: list[str] | None, scales):
+    """The calibration pairs the quantization study scores on (:data:`MAX_IMAGES` images of ``calib``, crops up to
+    :data:`MAX_SIDE`)."""
+    return calibration_pairs(calib, scales, max_side=MAX_SIDE, max_images=MAX_IMAGES)
+
+
 def calibration_windows(pairs, count: int = WINDOWS, side: int = WINDOW, seed: int = 0) -> list[np.ndarray]:
     """``count`` (1, 1, side, side) float32 windows of the network's input (bicubic-enlarged Y in [0, 1])."""
     rng = np.random.default_rng(seed)
@@ -102,7 +108,7 @@ def calibration_windows(pairs, count: int = WINDOWS, side: int = WINDOW, seed: i
     return windows
 
 
-def _runner(model, precision: str):
+def runner(model, precision: str):
     """(1, 1, H, W) -> (1, 1, H, W) with OpenVINO (the CPU path that runs INT8; float parts in ``precision``), or
     ONNX Runtime where OpenVINO is not installed."""
     from drcn.optional import installed
@@ -178,16 +184,16 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
         raise DrcnError(f"--int8 quantizes the fp32 Y graph, not a {info.precision} {info.kind} graph")
     start = time.perf_counter()
     model = load_onnx(y_onnx)
-    pairs = calibration_pairs(calib, info.config.scales, max_side=MAX_SIDE, max_images=MAX_IMAGES)
+    pairs = study_pairs(calib, info.config.scales)
     windows = calibration_windows(pairs)
     precisions = float_precisions()
-    reference = psnr_by_scale(_runner(model, "fp32"), pairs)
+    reference = psnr_by_scale(runner(model, "fp32"), pairs)
     psnr32 = float(np.mean(list(reference.values())))
     study, chosen, chosen_model = [], None, None
     for candidate in candidates(model):
         quantized = quantize(model, windows, candidate)
         for precision in precisions:
-            scores = psnr_by_scale(_runner(quantized, precision), pairs)
+            scores = psnr_by_scale(runner(quantized, precision), pairs)
             candidate.by_scale[precision] = {f"x{s:g}": round(scores[s] - reference[s], 4) for s in reference}
             candidate.drops[precision] = max(reference[s] - scores[s] for s in reference)
         study.append(candidate)

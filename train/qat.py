@@ -28,13 +28,15 @@ from drcn.calibration import calibration_pairs
 from drcn.errors import DrcnError
 from drcn.fp16 import psnr_by_scale
 from drcn.onnx_files import load_onnx
-from drcn.onnx_meta import model_info
+from drcn.onnx_meta import is_int8_of, model_info
 from drcn.patches import PatchSpec
 from drcn.progress import Progress
+from drcn.train.checkpoint import FORMAT as CHECKPOINT_FORMAT, read_checkpoint
 from drcn.train.data import PatchSet
 from drcn.train.qat_model import GraphNetwork, write_back
 
-FORMAT = 1
+RESUME_KEYS = ("config", "student", "optimizer", "schedule", "rng", "step", "history", "start_db", "best",
+               "best_params")
 EVAL_SIDE = 168      # centre crops of the calibration images, as the runtime's precision check scores them
 EVAL_IMAGES = 48     # at most this many of --calib's images (spread over the folders), to bound each evaluation
 
@@ -80,27 +82,31 @@ def checkpoint_path(out: str | Path) -> Path:
     return out.with_name(out.name + ".qat-checkpoint.pt")
 
 
-def _score(network: nn.Module, pairs, reference: dict[float, float]) -> dict[str, float]:
-    """Y-PSNR change (dB) against ``reference`` per scale, ``network`` in eval mode without gradients."""
+def _as_run(network: nn.Module):
+    """``network`` as a :data:`drcn.fp16.Run` (numpy in and out), without gradients."""
     def run(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return network(torch.from_numpy(x)).numpy()
 
-    scores = psnr_by_scale(run, pairs)
+    return run
+
+
+def _score(network: nn.Module, pairs, reference: dict[float, float]) -> dict[str, float]:
+    """Y-PSNR change (dB) of ``network`` against ``reference`` per scale."""
+    scores = psnr_by_scale(_as_run(network), pairs)
     return {f"x{s:g}": round(scores[s] - reference[s], 4) for s in reference}
 
 
 def _check_pair(int8_model, fp32_model, int8_path: str, fp32_path: str) -> None:
-    """The runtime's rule for "the INT8 graph of this fp32 graph" (:func:`drcn.onnx_meta.int8_sibling`)."""
+    """The runtime's rule for "the INT8 graph of this fp32 graph" (:func:`drcn.onnx_meta.is_int8_of`)."""
     mine, theirs = model_info(fp32_model, fp32_path), model_info(int8_model, int8_path)
     if theirs.precision != "int8":
         raise DrcnError(f"{int8_path}: a {theirs.precision} graph, not an INT8 graph made by drcn-export --int8")
     if mine.precision != "fp32" or mine.kind != "y":
         raise DrcnError(f"--fp32 {fp32_path}: a {mine.precision} {mine.kind} graph; the teacher is the fp32 Y graph")
-    if (theirs.kind, theirs.depth, theirs.config, theirs.weights_sha256) != \
-            (mine.kind, mine.depth, mine.config, mine.weights_sha256):
-        raise DrcnError(f"--fp32 {fp32_path}: not the model {int8_path} was quantized from (weights, depth or "
-                        "config differ)")
+    if not is_int8_of(theirs, mine):
+        raise DrcnError(f"--fp32 {fp32_path}: not the model {int8_path} was quantized from (weights, depth, "
+                        "config, scale or self-ensemble differ)")
 
 
 def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
@@ -121,12 +127,7 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps)))
     rng = np.random.default_rng(cfg.seed)
     pairs = calibration_pairs(list(cfg.calib) or None, info.config.scales, max_side=EVAL_SIDE, max_images=EVAL_IMAGES)
-
-    def run_teacher(x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return teacher(torch.from_numpy(x)).numpy()
-
-    reference = psnr_by_scale(run_teacher, pairs)
+    reference = psnr_by_scale(_as_run(teacher), pairs)
     ckpt = checkpoint_path(cfg.out)
     step, history = 0, []
     if resume:
@@ -173,7 +174,7 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
                     best = {"step": step, "change": change}
                     best_params = copy.deepcopy(student.params.state_dict())
                 log(f"drcn-qat: step {step}: {_fmt(change)}; best so far step {best['step']}")
-                state = {"format": FORMAT, "config": cfg.to_dict(), "student": student.params.state_dict(),
+                state = {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "student": student.params.state_dict(),
                          "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                          "rng": rng.bit_generator.state, "step": step, "history": history,
                          "start_db": start_db, "best": best, "best_params": best_params}
@@ -209,14 +210,10 @@ def _fmt(change: dict[str, float]) -> str:
 
 
 def _read_checkpoint(path: Path, cfg: QatConfig) -> dict:
+    """The checkpoint of a run with this configuration, read as drcn-train's are (tensors and plain values only)."""
     if not path.is_file():
         raise DrcnError(f"--resume: no checkpoint {path} (a run writes it every --eval-every steps)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise DrcnError(f"--resume {path}: not a readable drcn-qat checkpoint ({str(exc).splitlines()[0]})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise DrcnError(f"--resume {path}: not a drcn-qat checkpoint")
+    state = read_checkpoint(path, "--resume", needs=RESUME_KEYS)
     stored = state["config"]
     for key in ("int8", "fp32", "patch", "batch", "learn_scales"):
         if stored.get(key) != getattr(cfg, key):

@@ -130,6 +130,16 @@ class GraphNetwork(nn.Module):
                     key = self._key(i)
                     self.params[key] = nn.Parameter(torch.from_numpy(np.array(arrays[i], np.float32)))
                     self.param_of[i] = key
+        self.conv_args: dict[str, dict] = {}      # Conv node name -> F.conv2d keyword arguments
+        for n in self.nodes:
+            if n.op_type == "Conv":
+                a = _attributes(n)
+                pads = a.get("pads", [0, 0, 0, 0])
+                if pads[0] != pads[2] or pads[1] != pads[3]:
+                    raise DrcnError(f"fine-tuning: {n.name} pads asymmetrically")
+                self.conv_args[n.name] = {"stride": tuple(a.get("strides", [1, 1])), "padding": (pads[0], pads[1]),
+                                          "dilation": tuple(a.get("dilations", [1, 1])),
+                                          "groups": int(a.get("group", 1))}
         for n in self.nodes:     # every activation DQ must read a Q this module fake-quantizes
             if n.op_type == "DequantizeLinear" and n.output[0] not in self.weight_quant \
                     and n.input[0] not in self.activation_quant:
@@ -167,14 +177,8 @@ class GraphNetwork(nn.Module):
         for n in self.nodes:
             op = n.op_type
             if op == "Conv":
-                a = _attributes(n)
-                pads = a.get("pads", [0, 0, 0, 0])
-                if pads[0] != pads[2] or pads[1] != pads[3]:
-                    raise DrcnError(f"fine-tuning: {n.name} pads asymmetrically")
                 bias = value(n.input[2]) if len(n.input) > 2 and n.input[2] else None
-                out = F.conv2d(value(n.input[0]), value(n.input[1]), bias, stride=tuple(a.get("strides", [1, 1])),
-                               padding=(pads[0], pads[1]), dilation=tuple(a.get("dilations", [1, 1])),
-                               groups=int(a.get("group", 1)))
+                out = F.conv2d(value(n.input[0]), value(n.input[1]), bias, **self.conv_args[n.name])
             elif op == "Relu":
                 out = F.relu(value(n.input[0]))
             elif op == "Add":

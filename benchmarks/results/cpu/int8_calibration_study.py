@@ -14,7 +14,6 @@ import nncf
 from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-from drcn.calibration import calibration_pairs
 from drcn.fp16 import psnr_by_scale
 from drcn.onnx_files import load_onnx
 from drcn.onnx_meta import read_onnx_info
@@ -31,9 +30,8 @@ logging.getLogger("nncf").setLevel(logging.ERROR)
 root = sys.argv[1]
 fp32 = shipped_onnx_path()
 model = load_onnx(fp32)
-pairs = calibration_pairs([f"{root}/T91", f"{root}/BSD200"], read_onnx_info(fp32).config.scales,
-                          max_side=recipe.MAX_SIDE, max_images=recipe.MAX_IMAGES)
-reference = psnr_by_scale(recipe._runner(model, "fp32"), pairs)
+pairs = recipe.study_pairs([f"{root}/T91", f"{root}/BSD200"], read_onnx_info(fp32).config.scales)
+reference = psnr_by_scale(recipe.runner(model, "fp32"), pairs)
 first, last = recipe.edge_convolutions(model)
 for label, v in VARIANTS:
     start = time.perf_counter()
@@ -44,7 +42,7 @@ for label, v in VARIANTS:
     quantized = nncf.quantize(model, nncf.Dataset(windows, lambda x: {"input": x}),
                               preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(windows),
                               ignored_scope=scope, target_device=nncf.TargetDevice.ANY, advanced_parameters=advanced)
-    scores = psnr_by_scale(recipe._runner(quantized, "fp32"), pairs)
+    scores = psnr_by_scale(recipe.runner(quantized, "fp32"), pairs)
     change = {f"x{s:g}": scores[s] - reference[s] for s in reference}
     print(f"{label}: " + ", ".join(f"{k} {c:+.4f}" for k, c in change.items())
           + f" dB; worst {min(change.values()):+.4f} ({time.perf_counter() - start:.0f} s)", flush=True)

@@ -17,7 +17,6 @@ import time
 
 import openvino as ov
 
-from drcn.calibration import calibration_pairs
 from drcn.cpu import describe
 from drcn.fp16 import psnr_by_scale
 from drcn.onnx_files import load_onnx
@@ -52,15 +51,14 @@ for name, path in graphs.items():
 print(f"  ({time.perf_counter() - start:.0f} s)")
 
 if args.calib:
-    from drcn.export.int8 import MAX_IMAGES, MAX_SIDE, _runner
+    from drcn.export.int8 import MAX_IMAGES, MAX_SIDE, runner, study_pairs
 
     start = time.perf_counter()
-    info = read_onnx_info(fp32)
-    pairs = calibration_pairs(args.calib, info.config.scales, max_side=MAX_SIDE, max_images=MAX_IMAGES)
-    reference = psnr_by_scale(_runner(load_onnx(fp32), "fp32"), pairs)
+    pairs = study_pairs(args.calib, read_onnx_info(fp32).config.scales)
+    reference = psnr_by_scale(runner(load_onnx(fp32), "fp32"), pairs)
     print(f"study ({', '.join(os.path.basename(c.rstrip('/')) for c in args.calib)}, {MAX_IMAGES} images up to "
           f"{MAX_SIDE}², float parts f32):")
     for name, path in graphs.items():
-        scores = psnr_by_scale(_runner(load_onnx(path), "fp32"), pairs)
+        scores = psnr_by_scale(runner(load_onnx(path), "fp32"), pairs)
         line(name, {f"x{s:g}": round(scores[s] - reference[s], 4) for s in reference})
     print(f"  ({time.perf_counter() - start:.0f} s)")
