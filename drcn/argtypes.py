@@ -144,3 +144,14 @@ def ensemble_size(text: str) -> int:
 def ensemble_sizes(text: str) -> list[int]:
     """Comma-separated ensemble sizes, e.g. '1,2,4,8' (benchmarks compare them)."""
     return list(dict.fromkeys(ensemble_size(t) for t in text.split(",")))
+
+
+def memory_size(text: str) -> int:
+    """A memory size such as ``8G``, ``512M``, ``1.5GiB`` or a number of bytes (at least 1M) -> bytes."""
+    from drcn.errors import DrcnError
+    from drcn.memory import parse_size
+
+    try:
+        return parse_size(text, "memory size")
+    except DrcnError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("memory size ")) from None

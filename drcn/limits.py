@@ -61,12 +61,25 @@ def available_memory() -> int | None:
     return None
 
 
+def working_memory(out_height: int, out_width: int) -> int:
+    """Estimated peak bytes of upscaling to ``out_width`` x ``out_height`` (either path)."""
+    return out_height * out_width * BYTES_PER_OUTPUT_PIXEL
+
+
 def check_memory(out_height: int, out_width: int, source: str) -> None:
     """One line naming ``source`` when upscaling to ``out_width`` x ``out_height`` needs more memory than is
-    available (only where the pixel limit is on: ``--max-pixels 0`` lifts both)."""
+    available now or than the working share of the memory budget (:mod:`drcn.memory`) allows; only where the pixel
+    limit is on (``--max-pixels 0`` lifts both)."""
     if not max_pixels():
         return
-    needed, free = out_height * out_width * BYTES_PER_OUTPUT_PIXEL, available_memory()
+    from drcn import memory
+
+    needed, free, whole = working_memory(out_height, out_width), available_memory(), memory.budget()
+    share = int(whole * memory.WORK_SHARE) if whole else None
+    if share is not None and needed > share:
+        raise OverLimit(f"{source}: a {out_width}x{out_height} output needs about {needed / 2**30:.1f} GiB of working "
+                        f"memory, over the {share / 2**30:.1f} GiB its memory budget of {whole / 2**30:.1f} GiB "
+                        f"allows (--memory-budget or {memory.ENV} raise it)")
     if free is not None and needed > free:
         raise OverLimit(f"{source}: a {out_width}x{out_height} output needs about {needed / 2**30:.1f} GiB of working "
                         f"memory and {free / 2**30:.1f} GiB is available; upscale a smaller image or crop it")

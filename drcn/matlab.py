@@ -20,6 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from drcn import cancel
 from drcn.errors import DrcnError
 
 # MATLAB rgb2ycbcr: rows give Y, Cb, Cr from R, G, B in [0, 1]; results in [0, 255] units before the offset.
@@ -92,6 +93,7 @@ def _resize_axis(image: np.ndarray, axis: int, weights: np.ndarray, indices: np.
     out = np.zeros((weights.shape[0],) + moved.shape[1:], dtype=np.float64)
     shape = (-1,) + (1,) * (moved.ndim - 1)
     for tap in range(weights.shape[1]):
+        cancel.check()   # a served request given up stops here: one tap of a 5K frame is ~0.1 s of numpy
         term = moved[indices[:, tap]]
         term *= weights[:, tap].reshape(shape)   # in place: one full-size temporary per tap, not two
         out += term

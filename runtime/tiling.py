@@ -20,6 +20,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from drcn import cancel
+
 
 @dataclasses.dataclass(frozen=True)
 class Window:
@@ -86,9 +88,14 @@ def run_tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, tile: 
     (wh, ww), windows = plan(height, width, tile, halo, fixed)
     out = None
     s = scale
+    ticket = cancel.current()           # a served request counts its windows (what is left undone if given up)
+    if ticket is not None:
+        ticket.planned += len(windows)
     for group in _batches(windows, max(1, batch)):
         stack = np.stack([image[:, w.y0:w.y0 + wh, w.x0:w.x0 + ww] for w in group]).astype(np.float32, copy=False)
         result = run(np.ascontiguousarray(stack))
+        if ticket is not None:
+            ticket.tiles_done += len(group)
         if out is None:
             out = np.empty((result.shape[1], s * height, s * width), dtype=np.float32)
         for w, tile_out in zip(group, result):

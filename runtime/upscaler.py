@@ -83,7 +83,7 @@ class Upscaler:
     def __init__(self, request: BackendRequest, scale: float, log: Callable[[str], None] = lambda _: None,
                  wrap_run: Callable[[Backend], Callable[[np.ndarray], np.ndarray]] | None = None):
         """``wrap_run``: called with each backend as it opens; what it returns replaces the backend's ``run`` (a
-        server's :class:`drcn.runtime.serve.batching.WindowBatcher`)."""
+        server's :class:`drcn.runtime.serve.batching.WindowScheduler`)."""
         if request.path not in PATHS:
             raise DrcnError(f"--path {request.path}: choose auto, host or device")
         from drcn.ensemble import check_size

@@ -23,6 +23,7 @@ from drcn.cache import cache_dir, seal_folder, verified_folder
 from drcn.checksums import file_sha256
 from drcn.cpu import cpu_name
 from drcn.errors import DrcnError, backend_reason
+from drcn.memory import COMPILED, rss_bytes
 from drcn.optional import require
 from drcn.onnx_meta import int8_sibling, read_onnx_info
 from drcn.runtime.backends.table import ModelSpec
@@ -176,19 +177,31 @@ class OpenVINOBackend:
     def _compiled_shape(self, shape: tuple[int, ...]):
         """The model compiled for one input shape (a :class:`_Parts` for a frame graph compiled apart). A static
         compile holds its activation buffers (about 1 GB for 16 windows of 282² at F=64), and whole images or the
-        last tiles of differently sized frames bring new shapes: only the MAX_SHAPES used last are kept (measured:
-        an unbounded cache reached 23 GB over Set5 and Set14 with the self-ensemble, and was killed)."""
+        last tiles of differently sized frames bring new shapes: only the MAX_SHAPES used last are kept, and fewer
+        while this process's compiled models hold more than their share of the memory budget (``drcn.memory``;
+        measured: an unbounded cache reached 23 GB over Set5 and Set14 with the self-ensemble, and was killed)."""
         compiled = self._shapes.get(shape)
         if compiled is None:
             compiled = self._shapes[shape] = (self._compiled(self.model, self.config, shape) if self.parts is None
                                               else _Parts(self, shape))
             while len(self._shapes) > MAX_SHAPES:
-                old, _ = self._shapes.popitem(last=False)
-                # A request already taken by a thread keeps its compiled model alive until it is done.
-                self._requests.pop(old, None)
-                self._requests.pop(("free", old), None)
+                self._forget_oldest()
         self._shapes.move_to_end(shape)
         return compiled
+
+    def _forget_oldest(self) -> None:
+        old, _ = self._shapes.popitem(last=False)
+        # A request already taken by a thread keeps its compiled model alive until it is done.
+        self._requests.pop(old, None)
+        self._requests.pop(("free", old), None)
+        COMPILED.remove(self, old)
+
+    def _account(self, shape: tuple[int, ...], nbytes: int) -> None:
+        """Record what compiling ``shape`` and its first inference added to the process (its buffers are allocated
+        then), and drop this backend's least recently used other shapes while the process is over its share."""
+        COMPILED.add(self, shape, nbytes)
+        while len(self._shapes) > 1 and COMPILED.over() and next(iter(self._shapes)) != shape:
+            self._forget_oldest()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """(N, C, h, w) float32 -> the network's output. Thread-safe in throughput mode (``in_flight`` > 1): every
@@ -196,7 +209,12 @@ class OpenVINOBackend:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if self.in_flight > 1:
             return self._run_in_flight(batch)
-        return _infer(self._request(tuple(batch.shape)), batch)
+        shape = tuple(batch.shape)
+        fresh, before = shape not in self._shapes, rss_bytes()
+        out = _infer(self._request(shape), batch)
+        if fresh:
+            self._account(shape, rss_bytes() - before)
+        return out
 
     def _run_in_flight(self, batch: np.ndarray) -> np.ndarray:
         """Throughput mode: one window per request, ``in_flight`` requests at a time (one per CPU stream), each run
@@ -206,6 +224,7 @@ class OpenVINOBackend:
         with self._lock:
             free = self._requests.get(("free", shape))
             if free is None:
+                before = rss_bytes()
                 compiled = self._compiled_shape(shape)
                 free = self._requests[("free", shape)] = queue.SimpleQueue()
                 warm = np.zeros(shape, np.float32)
@@ -215,6 +234,7 @@ class OpenVINOBackend:
                     request = compiled.create_infer_request()
                     _infer(request, warm)
                     free.put(request)
+                self._account(shape, rss_bytes() - before)
             else:
                 self._shapes.move_to_end(shape)
             if self._executor is None:
@@ -235,6 +255,8 @@ class OpenVINOBackend:
             self._executor.shutdown(wait=True)
             self._executor = None
         self._requests.clear()
+        for shape in list(self._shapes):
+            COMPILED.remove(self, shape)
         self._shapes.clear()
 
 

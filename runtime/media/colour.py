@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from drcn import matlab
+from drcn import cancel, matlab
 from drcn.errors import DrcnError
 
 FINISH_BAND = 256   # rows converted back to RGB at a time
@@ -78,6 +78,7 @@ def finish(prepared: Prepared, y: np.ndarray) -> np.ndarray:
     # In bands of rows: every step is per pixel, so the result is the same as the whole frame at once, with float64
     # temporaries of one band instead of the frame.
     for top in range(0, y.shape[0], FINISH_BAND):
+        cancel.check()
         rows = slice(top, top + FINISH_BAND)
         ycbcr = np.dstack([y[rows].astype(np.float64), prepared.chroma[rows] / peak])
         out[rows, :, :3] = matlab.quantize(matlab.ycbcr2rgb(ycbcr), prepared.dtype)

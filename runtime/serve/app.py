@@ -3,17 +3,24 @@
 Routes (the v2 ones as KServe's Open Inference Protocol and Triton's HTTP endpoint define them):
 
     GET  /                                  the web page (pick or drop an image, before/after slider, download)
-    GET  /v1/info                           what runs: backend, precision, path, limits
+    GET  /v1/info                           what runs: backend, precision, path, limits, counters
+    GET  /metrics                           Prometheus text: drcn's series and Ray Serve's (:mod:`.metrics`)
     POST /v1/upscale?scale=2&format=png     an encoded image in the body -> the encoded result
     GET  /v2, /v2/health/live, /v2/health/ready
     GET  /v2/models/{name}[/versions/1], /v2/models/{name}[/versions/1]/ready
     POST /v2/models/{name}[/versions/1]/infer   JSON or binary tensors
 
 Every error is one JSON line ``{"error": "..."}`` with its status: 400 bad request, 401 without the bearer token
-(when one is set; health, the page and /v1/info stay open), 404 unknown model, 413 over the body or pixel limit
-(pixels checked from the image header before decoding), 415 not an image, 503 with ``Retry-After`` when the
-replica's queue is full, 504 past the request deadline. The work of a request runs on a thread of its own; windows
-of concurrent requests share backend calls (:mod:`.batching`).
+(when one is set; health, the page and /v1/info stay open), 404 unknown model or route, 405 wrong method, 413 over
+the body, pixel or memory limit (pixels checked from the image header before decoding), 415 not an image, 503 with
+``Retry-After`` when the replica's queue is full or the working memory of the requests in hand leaves no room, 504
+past the request deadline.
+
+The work of a request runs on a thread of its own under a :class:`drcn.cancel.Ticket`: when the client goes away
+(Ray Serve cancels the handler) or the deadline passes, the ticket is cancelled and the work stops at its next check
+(a tap of the bicubic enlargement, a band of colour conversion, a window batch), its queued windows dropped. Windows
+of concurrent requests share backend calls, the least-served request first (:mod:`.batching`). Nothing an
+unauthenticated client reads names a path on the server.
 """
 
 
@@ -22,13 +29,18 @@ import contextvars
 import dataclasses
 import functools
 import hmac
+import os
+import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from drcn import __version__
 from drcn.errors import DrcnError, InvalidArgument, OverLimit
@@ -45,6 +57,8 @@ class ServeLimits:
     deadline_s: float = 120.0          # a request still running after this: 504
     token: str | None = None           # bearer token; None: no authentication
     max_pixels: int | None = None      # the pixel limit in the replicas (None: DRCN_MAX_PIXELS or the default)
+    memory_budget: int | None = None   # bytes per replica (None: DRCN_MEMORY_BUDGET, else a share of the machine's)
+    ray_metrics_port: int | None = None   # Ray's metrics exporter on each node, appended to /metrics
 
 
 class HttpError(Exception):
@@ -66,7 +80,42 @@ def _status_of(exc: BaseException) -> int:
     return 400 if isinstance(exc, DrcnError) else 500
 
 
+# An absolute path (two or more parts) in text a client reads: only its last part is shown.
+_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/()'\"]+/)+([^\s/()'\"]+)")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every absolute path reduced to its file name (a client learns the model, not the server's
+    folders)."""
+    return _PATH.sub(r"\1", text)
+
+
 app = FastAPI(title="drcn-serve", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """Unknown routes (404) and methods (405) answer like every other error: one JSON line."""
+    what = {404: "no such route", 405: "method not allowed here"}.get(exc.status_code, str(exc.detail))
+    return _error(exc.status_code, f"{request.method} {request.url.path}: {what}", exc.headers)
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    return _error(400, f"{request.method} {request.url.path}: invalid request")
+
+
+@app.middleware("http")
+async def _measure(request: Request, call_next):
+    from drcn.runtime.serve.metrics import installed   # a module imported in the replica, never pickled
+
+    start = time.perf_counter()
+    response = await call_next(request)
+    metrics = installed()
+    if metrics is not None:
+        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+        metrics.observe(route, response.status_code, time.perf_counter() - start)
+    return response
 
 
 @serve.deployment(name="drcn", max_ongoing_requests=64, graceful_shutdown_timeout_s=30,
@@ -80,13 +129,36 @@ class DrcnDeployment:
 
         from drcn.limits import ENV
 
+        from drcn import memory
+        from drcn.runtime.serve.metrics import ReplicaMetrics, install
+
         if limits.max_pixels is not None:
             os.environ[ENV] = str(limits.max_pixels)
+        if limits.memory_budget is not None:
+            os.environ[memory.ENV] = str(limits.memory_budget)
         self.settings, self.limits = settings, limits
         self.model = ServedModel(settings)
         self._pending = 0
         self._lock = threading.Lock()
         self.started = time.time()
+        self.budget = memory.budget()
+        self.work = memory.WorkReservations(self.budget)
+        # A thread for every request the replica holds (and the few still unwinding after being given up): a
+        # shared default pool of cores + 4 threads let six large requests keep every small one from starting.
+        self._threads = ThreadPoolExecutor(2 * limits.max_pending + 2, thread_name_prefix="drcn-request")
+        self.counts = {"cancelled_requests": 0, "dropped_windows": 0}
+        self.metrics = install(ReplicaMetrics(self._state))
+
+    def _state(self) -> dict:
+        from drcn.memory import rss_bytes
+
+        stats = self.model.scheduler.stats
+        return {"drcn_requests_in_hand": self._pending, "drcn_queued_calls": self.model.scheduler.queued,
+                "drcn_memory_rss_bytes": rss_bytes(), "drcn_memory_budget_bytes": self.budget or 0,
+                "drcn_memory_reserved_bytes": self.work.reserved, "drcn_windows_total": stats.windows,
+                "drcn_backend_calls_total": stats.backend_calls,
+                "drcn_dropped_windows_total": self.counts["dropped_windows"],
+                "batch_sizes": stats.batch_sizes}
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     def _authorised(self, request: Request) -> None:
@@ -112,36 +184,69 @@ class DrcnDeployment:
         return b"".join(chunks)
 
     async def _work(self, request: Request, fn, *args):
-        """Run ``fn(*args)`` on a thread, within the queue bound and the deadline; a client that goes away stops
-        waiting for it."""
+        """Run ``fn(*args)`` on a thread of its own, within the queue bound and the deadline, under a ticket that is
+        cancelled when the client goes away or the deadline passes (the work then stops at its next check)."""
         with self._lock:
             if self._pending >= self.limits.max_pending:
+                self.metrics.refused.labels(reason="busy").inc()
                 raise HttpError(503, f"busy: {self._pending} requests in hand (the limit); try again shortly",
                                 {"Retry-After": "1"})
             self._pending += 1
         # Imported here, not at module level: Ray pickles the ingress app with the globals it names.
-        from drcn.runtime.serve.batching import CANCELLED
+        from drcn.cancel import CURRENT, Ticket
 
-        given_up = threading.Event()
+        ticket = Ticket(request.url.path)
         context = contextvars.copy_context()
-        context.run(CANCELLED.set, given_up)       # the thread's backend calls see it (drcn.runtime.serve.batching)
+        context.run(CURRENT.set, ticket)       # the thread's host work and window calls see it (drcn.cancel)
         try:
-            task = asyncio.get_running_loop().run_in_executor(None, functools.partial(context.run, fn, *args))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())   # a given-up task's error is expected
+            task = asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(context.run, fn, *args))
+            task.add_done_callback(lambda t: self._ended(ticket, t))
             deadline = time.monotonic() + self.limits.deadline_s
             while True:
                 done, _ = await asyncio.wait({task}, timeout=min(0.25, max(0.0, deadline - time.monotonic())))
                 if done:
                     return task.result()
                 if time.monotonic() >= deadline:
-                    given_up.set()
+                    self._give_up(ticket, "deadline")
                     raise HttpError(504, f"the request took longer than its deadline of {self.limits.deadline_s:g} s")
                 if await request.is_disconnected():
-                    given_up.set()
+                    self._give_up(ticket, "client_gone")
                     raise HttpError(499, "the client went away")
+        except asyncio.CancelledError:
+            # Ray Serve cancels the handler when the HTTP client disconnects: the work must stop with it.
+            self._give_up(ticket, "client_gone")
+            raise
         finally:
             with self._lock:
                 self._pending -= 1
+
+    def _ended(self, ticket, task) -> None:
+        if not task.cancelled():
+            task.exception()                  # retrieved: a given-up task's error is expected
+        if ticket.cancelled:
+            self.counts["dropped_windows"] += ticket.undone
+
+    def _give_up(self, ticket, reason: str) -> None:
+        if not ticket.cancelled:
+            ticket.cancel(reason)
+            self.counts["cancelled_requests"] += 1
+            self.metrics.cancelled.labels(reason=reason).inc()
+
+    def _reserved(self, nbytes: int, what: str):
+        """A context holding ``nbytes`` of the replica's working memory for one request: 413 where it could never
+        fit, 503 (Retry-After) where the requests in hand leave no room now."""
+        from drcn.memory import describe
+
+        work = self.work
+        if not work.fits_ever(nbytes):
+            raise HttpError(413, f"{what} needs about {describe(nbytes)} of working memory, over this replica's "
+                                 f"{describe(work.limit)} for requests (drcn-serve --memory-budget)")
+        if not work.reserve(nbytes):
+            self.metrics.refused.labels(reason="memory").inc()
+            raise HttpError(503, f"busy: {what} needs about {describe(nbytes)} of working memory and the requests "
+                                 f"in hand hold {describe(work.reserved)} of {describe(work.limit)}; try again shortly",
+                            {"Retry-After": "2"})
+        return work.held(nbytes)
 
     async def _handle(self, request: Request, handler, *args) -> Response:
         try:
@@ -149,7 +254,7 @@ class DrcnDeployment:
         except HttpError as exc:
             return _error(exc.status, exc.message, exc.headers)
         except DrcnError as exc:
-            return _error(_status_of(exc), str(exc))
+            return _error(_status_of(exc), without_paths(str(exc)))
 
     # -- the page and the image endpoint ------------------------------------------------------------------------
     @app.get("/")
@@ -161,15 +266,30 @@ class DrcnDeployment:
         from drcn.limits import max_pixels
         from drcn.runtime.serve.model import MAX_SCALE, MIN_SCALE
 
-        model = self.model
+        model, stats = self.model, self.model.scheduler.stats
         return JSONResponse({"drcn": __version__, "backend": model.backend_name, "precision": model.precision,
-                             "description": model.description, "model": self.settings.model_name,
+                             "description": without_paths(model.description), "model": self.settings.model_name,
                              "kind": self.settings.kind, "scale": self.settings.scale,
                              "scales": [MIN_SCALE, MAX_SCALE], "formats": sorted(FORMATS),
                              "max_body_bytes": self.limits.max_body_bytes, "max_pixels": max_pixels(),
+                             "memory_budget_bytes": self.budget, "working_memory_bytes": self.work.limit,
                              "token_required": self.limits.token is not None,
-                             "backend_calls": model.backend_calls, "window_calls": model.window_calls,
-                             "cancelled_calls": model.cancelled_calls, "pending": self._pending})
+                             "backend_calls": stats.backend_calls, "window_calls": stats.calls,
+                             "windows": stats.windows, "cancelled_calls": stats.dropped_calls,
+                             "dropped_windows": self.counts["dropped_windows"],
+                             "cancelled_requests": self.counts["cancelled_requests"], "pending": self._pending,
+                             "queued_calls": model.scheduler.queued})
+
+    @app.get("/metrics")
+    async def prometheus(self, request: Request) -> Response:
+        async def scrape(request: Request) -> Response:
+            from drcn.runtime.serve.metrics import fetch_ray_metrics
+
+            self._authorised(request)
+            ray_text = await asyncio.get_running_loop().run_in_executor(
+                self._threads, fetch_ray_metrics, self.limits.ray_metrics_port)
+            return Response(self.metrics.render() + ray_text, media_type="text/plain; version=0.0.4; charset=utf-8")
+        return await self._handle(request, scrape)
 
     @app.post("/v1/upscale")
     async def upscale(self, request: Request) -> Response:
@@ -202,9 +322,16 @@ class DrcnDeployment:
             raise
         except DrcnError as exc:
             raise HttpError(415 if body else 400, str(exc)) from None
-        start = time.perf_counter()
-        result = self.model.upscale_image(image, scale, "request body")
-        compute = time.perf_counter() - start
+        from drcn.limits import working_memory
+        from drcn.runtime.serve.model import MAX_SCALE, MIN_SCALE, output_size
+
+        if not MIN_SCALE <= scale <= MAX_SCALE:    # before the size below is worked out for it
+            raise HttpError(400, f"scale {scale:g}: between {MIN_SCALE:g} and {MAX_SCALE:g}")
+        height, width = output_size(image, scale)
+        with self._reserved(working_memory(height, width), f"a {width}x{height} output"):
+            start = time.perf_counter()
+            result = self.model.upscale_image(image, scale, "request body")
+            compute = time.perf_counter() - start
         if fmt == "jpeg" and result.dtype != "uint8":
             result = (result // 257).astype("uint8")
         return encode_image(result, FORMATS[fmt][0]), compute
@@ -237,7 +364,8 @@ class DrcnDeployment:
         self._model_or_404(name, version)
         settings = self.settings
         body = protocol.model_metadata(name, VERSION, "drcn_ray_serve", [settings.input_spec()],
-                                       [settings.output_spec()], self.model.metadata_parameters())
+                                       [settings.output_spec()],
+                                       {k: without_paths(v) for k, v in self.model.metadata_parameters().items()})
         return JSONResponse(body)
 
     @app.get("/v2/models/{name}/ready")
@@ -260,9 +388,17 @@ class DrcnDeployment:
         settings = self.settings
         parsed = protocol.parse_infer(body, request.headers.get(protocol.HEADER_LENGTH), settings.input_spec(),
                                       settings.output_spec().name)
-        result = await self._work(request, self.model.infer_tensor, parsed.array)
+        result = await self._work(request, self._infer_reserved, parsed.array)
         data, headers = protocol.infer_response(name, VERSION, parsed, settings.output_spec().name, result)
         return Response(data, headers=headers, media_type=headers["Content-Type"])
+
+    def _infer_reserved(self, batch):
+        from drcn.limits import working_memory
+
+        n, _, height, width = batch.shape
+        scale = 1 if self.settings.kind == "y" else self.settings.scale
+        with self._reserved(working_memory(n * height * scale, width * scale), f"a batch of {n} {height}x{width}"):
+            return self.model.infer_tensor(batch)
 
 
 def application(settings: ServeSettings, limits: ServeLimits, replicas: int = 1, num_cpus: float = 0,

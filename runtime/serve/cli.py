@@ -6,7 +6,14 @@
 
 The model is chosen and opened as drcn-run opens it (same options, same Upscaler), so an image served equals the
 file drcn-run writes for it. It is loaded once here before anything listens: a model that cannot be loaded ends
-with one line and nothing bound. Ctrl-C or SIGTERM drain the requests in hand, then stop.
+with one line and nothing bound.
+
+Stopping: the command is a small supervisor around the server, which runs in a session (process group) of its own
+with Ray's processes under it. A signal to the whole group (Ctrl-C in a terminal, ``kill -- -PGID``) therefore
+reaches the supervisor alone; it, or SIGTERM/SIGINT/SIGHUP to the supervisor itself, is passed on as one SIGTERM to
+the server, which drains the requests in hand, stops Ray and exits 0. Where every process is signalled at once
+(systemd's ``KillMode=control-group``), Ray's processes stop with the signal and the server exits 0 at once, without
+waiting for them. If the supervisor is killed outright, the server notices within a second and stops too.
 """
 
 from __future__ import annotations
@@ -14,14 +21,18 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
-from drcn.argtypes import frame_scale, non_negative_int, positive_float, positive_int
+from drcn.argtypes import frame_scale, memory_size, non_negative_int, positive_float, positive_int
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 
 PROG = "drcn-serve"
+SUPERVISED = "DRCN_SERVE_SUPERVISOR"    # set in the server's environment: the supervisor's process id
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def build_parser() -> ArgumentParser:
@@ -60,12 +71,19 @@ def build_parser() -> ArgumentParser:
                    help="requests a replica holds at once; more get 503 with Retry-After (default 16)")
     h.add_argument("--deadline", type=positive_float, default=120.0, help="seconds before a request gets 504 "
                                                                          "(default 120)")
+    h.add_argument("--memory-budget", type=memory_size, metavar="SIZE",
+                   help="memory per replica, e.g. 8G (default: $DRCN_MEMORY_BUDGET, else 3/4 of the machine's "
+                        "divided among --replicas): half for the requests in hand (one that does not fit now gets "
+                        "503, one that never fits 413), 2/5 for compiled models")
+    h.add_argument("--metrics-port", type=positive_int,
+                   help="port of Ray's own metrics exporter on this machine (Ray Serve's series, appended to "
+                        "/metrics; default: a free port, on 127.0.0.1 in local mode)")
     return p
 
 
 def settings_from(args):
     """(ServeSettings, ServeLimits) from parsed arguments: the model chosen as drcn-run chooses it."""
-    from drcn import frame
+    from drcn import frame, memory
     from drcn.runtime.backends import select
     from drcn.runtime.serve.app import ServeLimits
     from drcn.runtime.serve.model import ServeSettings
@@ -87,8 +105,13 @@ def settings_from(args):
             raise DrcnError(f"--token-file {args.token_file}: the file is empty")
     settings = ServeSettings(request, choice.reason, scale=args.scale, kind=args.kind, model_name=args.name,
                              max_batch=args.max_batch)
+    budget = args.memory_budget
+    if budget is None and not os.environ.get(memory.ENV):
+        whole = memory.budget()
+        budget = whole // max(args.replicas, args.max_replicas or 1) if whole else None
     limits = ServeLimits(max_body_bytes=int(args.max_body_mb * (1 << 20)), max_pending=args.queue,
-                         deadline_s=args.deadline, token=token, max_pixels=args.max_pixels)
+                         deadline_s=args.deadline, token=token, max_pixels=args.max_pixels, memory_budget=budget,
+                         ray_metrics_port=getattr(args, "metrics_port", None))
     return settings, limits
 
 
@@ -102,7 +125,7 @@ def _check_port(host: str, port: int) -> None:
         raise DrcnError(f"--host {host} --port {port}: cannot listen there ({exc.strerror})") from None
 
 
-def _start_ray(address: str | None) -> None:
+def _start_ray(address: str | None, metrics_port: int) -> None:
     import logging
 
     import ray
@@ -112,22 +135,127 @@ def _start_ray(address: str | None) -> None:
         if address:
             ray.init(address=address, **quiet)
         else:
-            ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", include_dashboard=False, **quiet)
+            ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", include_dashboard=False,
+                     _metrics_export_port=metrics_port, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise DrcnError(f"--ray {address or '(local)'}: cannot start or join Ray "
                         f"({str(exc).strip().splitlines()[0]})") from None
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @cli_entry(PROG)
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if os.environ.get(SUPERVISED) or os.name != "posix":
+        return _serve(argv)
+    build_parser().parse_args(argv)            # option errors: one line from here, before anything starts
+    return _supervise(argv)
+
+
+def _supervise(argv: list[str]) -> int:
+    """Run the server in a session of its own and pass it one SIGTERM for any stop signal this process gets."""
+    child = subprocess.Popen([sys.executable, "-m", "drcn.runtime.serve.cli", *argv], start_new_session=True,
+                             env={**os.environ, SUPERVISED: str(os.getpid())})
+    signalled = []
+
+    def forward(signum, _frame) -> None:
+        signalled.append(signum)
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, forward)
+    code = child.wait()
+    # Killed by a signal it did not handle: that is a failure, whoever sent it.
+    return code if code >= 0 else 1
+
+
+def _watch_supervisor(stop: threading.Event) -> None:
+    """Stop when the supervisor that started this server is gone (killed outright, so it could not say so)."""
+    parent = os.environ.get(SUPERVISED)
+    if not parent or not parent.isdigit():
+        return
+    while not stop.wait(1.0):
+        if os.getppid() != int(parent):
+            print(f"{PROG}: the supervising process is gone; stopping", file=sys.stderr, flush=True)
+            stop.set()
+
+
+def _ray_alive() -> bool:
+    """Whether this node's Ray processes (GCS, raylet) still run: under systemd's control-group stop they got the
+    same SIGTERM and are gone, and asking them to drain would wait a minute for nothing."""
+    import psutil
+
+    names = {"gcs_server", "raylet"}
+    found = [p for p in psutil.Process().children(recursive=True) if _name(p) in names]
+    return len(found) == len(names) and all(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in found)
+
+
+def _name(process) -> str:
+    try:
+        return process.name()
+    except Exception:  # noqa: BLE001 - a process that ended while listed
+        return ""
+
+
+def _stop_everything(name: str, wait_s: float = 10.0) -> None:
+    """Stop Ray here; then end whatever of this process's tree is left (SIGTERM, then SIGKILL after ``wait_s``)."""
+    import psutil
+    import ray
+    from ray import serve
+
+    done = threading.Event()
+
+    def shutdown() -> None:
+        try:
+            if _ray_alive():
+                try:
+                    # Deleting the application first lets each replica finish the requests it holds (Ray Serve's
+                    # graceful replica shutdown, up to 30 s) while the proxy still carries their answers.
+                    serve.delete(name, _blocking=True)
+                except Exception as exc:  # noqa: BLE001 - stopping goes on; say why the drain was cut short
+                    print(f"{PROG}: draining failed ({type(exc).__name__}: {exc}); stopping", file=sys.stderr)
+                serve.shutdown()
+            else:
+                print(f"{PROG}: Ray's processes were stopped by the same signal; the requests in hand are lost "
+                      "(run under systemd with KillMode=mixed to drain them)", file=sys.stderr, flush=True)
+            ray.shutdown()
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=shutdown, name="drcn-stop", daemon=True)
+    worker.start()
+    done.wait(45 if _ray_alive() else wait_s)
+    left = [p for p in psutil.Process().children(recursive=True) if p.is_running()]
+    for process in left:
+        try:
+            process.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(left, timeout=wait_s)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+
+
+def _serve(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from drcn.optional import require
 
     require("ray.serve", "drcn-serve", "pip install 'drcn[serve]'")
+    require("psutil", "drcn-serve", "pip install 'drcn[serve]'")
     if args.max_pixels is not None:
         from drcn.limits import ENV
 
         os.environ[ENV] = str(args.max_pixels)
+    args.metrics_port = args.metrics_port or _free_port()
     settings, limits = settings_from(args)
     _check_port(args.host, args.port)
 
@@ -142,10 +270,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from drcn.runtime.serve.app import application
 
-    _start_ray(args.ray)
+    _start_ray(args.ray, args.metrics_port)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:     # after ray.init, which installs handlers of its own
         signal.signal(sig, lambda *_: stop.set())
+    threading.Thread(target=_watch_supervisor, args=(stop,), name="drcn-supervisor-watch", daemon=True).start()
+    started = time.monotonic()
     try:
         serve.start(http_options={"host": args.host, "port": args.port})
         serve.run(application(settings, limits, args.replicas, max_replicas=args.max_replicas), name="drcn",
@@ -156,23 +286,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {replicas} replica(s); v2 model '{settings.model_name}' ({settings.kind}, "
               f"x{settings.scale}); max batch {settings.max_batch} windows across requests"
               + ("; bearer token required" if limits.token else ""), flush=True)
-        print(f"{PROG}: serving on {url}/ (page), {url}/v1/upscale, {url}/v2 (Ctrl-C stops)", flush=True)
+        print(f"{PROG}: serving on {url}/ (page), {url}/v1/upscale, {url}/v2, {url}/metrics (Ctrl-C stops)",
+              flush=True)
         stop.wait()
         print(f"{PROG}: stopping: draining the requests in hand", flush=True)
     finally:
-        import ray
-
-        try:
-            # Deleting the application first lets each replica finish the requests it holds (Ray Serve's graceful
-            # replica shutdown, up to 30 s) while the proxy still carries their answers; then everything stops.
-            serve.delete("drcn", _blocking=True)
-        except Exception as exc:  # noqa: BLE001 - stopping goes on; say why the drain was cut short
-            print(f"{PROG}: draining failed ({type(exc).__name__}: {exc}); stopping", file=sys.stderr)
-        try:
-            serve.shutdown()
-        finally:
-            ray.shutdown()
-    print(f"{PROG}: stopped", file=sys.stderr)
+        _stop_everything("drcn")
+    print(f"{PROG}: stopped after {time.monotonic() - started:.0f} s of serving", file=sys.stderr)
     return 0
 
 

@@ -14,12 +14,19 @@ import numpy as np
 from drcn import frame
 from drcn.errors import DrcnError, InvalidArgument
 from drcn.limits import check_pixels
-from drcn.runtime.serve.batching import WindowBatcher
+from drcn.runtime.serve.batching import WindowScheduler
 from drcn.runtime.serve.protocol import TensorSpec
 from drcn.runtime.upscaler import BackendRequest, Upscaler
 
 FORMATS = {"png": (".png", "image/png"), "webp": (".webp", "image/webp"), "jpeg": (".jpg", "image/jpeg")}
 MIN_SCALE, MAX_SCALE = 1.1, 8.0
+
+
+def output_size(image: np.ndarray, scale: float) -> tuple[int, int]:
+    """(height, width) of ``image`` (H, W[, C]) upscaled by ``scale``, as drcn-run sizes it."""
+    from drcn.runtime.media.colour import output_size as sized
+
+    return sized(image.shape[0], image.shape[1], scale)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +58,8 @@ class ServedModel:
             raise DrcnError(f"--kind {settings.kind}: rgb, gray or y")
         frame.require_integer_scale(settings.scale)
         self.settings, self.log = settings, log
-        self._batchers: list[WindowBatcher] = []
+        # One scheduler for every backend of the replica: the scales and kinds asked for share the cores fairly.
+        self.scheduler = WindowScheduler(settings.max_batch, settings.batch_wait_ms / 1000)
         self._lock = threading.Lock()
         self._upscalers: dict[float, Upscaler] = {}
         self.primary = self.upscaler(float(settings.scale))     # loads the model now: a bad file fails at start
@@ -59,23 +67,8 @@ class ServedModel:
         self.backend_name = settings.request.backend
         self.precision = getattr(self.primary.primary, "precision", None) or self.primary.spec.precision
 
-    # -- batching across requests ------------------------------------------------------------------------------
-    def _wrap(self, backend) -> WindowBatcher:
-        batcher = WindowBatcher(backend.run, self.settings.max_batch, self.settings.batch_wait_ms / 1000)
-        self._batchers.append(batcher)
-        return batcher
-
-    @property
-    def backend_calls(self) -> int:
-        return sum(b.backend_calls for b in self._batchers)
-
-    @property
-    def window_calls(self) -> int:
-        return sum(b.calls for b in self._batchers)
-
-    @property
-    def cancelled_calls(self) -> int:
-        return sum(b.cancelled for b in self._batchers)
+    def _wrap(self, backend):
+        return self.scheduler.wrap(backend.run)
 
     def upscaler(self, scale: float) -> Upscaler:
         """The Upscaler for ``scale`` (one per scale asked for, opened on first use)."""
@@ -118,11 +111,11 @@ class ServedModel:
 
     def metadata_parameters(self) -> dict[str, str]:
         return {"drcn.kind": self.settings.kind, "drcn.scale": str(self.settings.scale),
-                "drcn.backend": self.backend_name, "drcn.description": self.description}
+                "drcn.backend": self.backend_name, "drcn.precision": str(self.precision),
+                "drcn.description": self.description}
 
     def close(self) -> None:
+        self.scheduler.close()
         for upscaler in self._upscalers.values():
             upscaler.close()
-        for batcher in self._batchers:
-            batcher.close()
         self._upscalers.clear()
