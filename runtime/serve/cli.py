@@ -125,6 +125,10 @@ def _check_port(host: str, port: int) -> None:
         raise DrcnError(f"--host {host} --port {port}: cannot listen there ({exc.strerror})") from None
 
 
+class _Stopping(Exception):
+    """A stop signal came while the server was still starting."""
+
+
 def _start_ray(address: str | None, metrics_port: int) -> None:
     import logging
 
@@ -158,21 +162,99 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _supervise(argv: list[str]) -> int:
-    """Run the server in a session of its own and pass it one SIGTERM for any stop signal this process gets."""
+    """Run the server in a session of its own and pass it one SIGTERM for any stop signal this process gets; if
+    Ray's processes under it are gone (every process got the signal), end what is left of its session."""
+    from drcn.optional import require
+
+    require("psutil", "drcn-serve", "pip install 'drcn[serve]'")
     child = subprocess.Popen([sys.executable, "-m", "drcn.runtime.serve.cli", *argv], start_new_session=True,
                              env={**os.environ, SUPERVISED: str(os.getpid())})
-    signalled = []
+    signalled: list[float] = []
 
     def forward(signum, _frame) -> None:
-        signalled.append(signum)
+        signalled.append(time.monotonic())
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, forward)
-    code = child.wait()
-    # Killed by a signal it did not handle: that is a failure, whoever sent it.
+    forced, ray_gone_at = None, None
+    tree: dict[int, object] = {}      # every process seen under the server: some of Ray's leave its session
+    while True:
+        try:
+            code = child.wait(timeout=0.25)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        _note_tree(child.pid, tree)
+        if not signalled:
+            continue
+        # The server cannot drain without Ray: once Ray's GCS or raylet is gone, give the server a moment to
+        # finish on its own (Ray's client code in it may block for a minute waiting for them), then end it.
+        now = time.monotonic()
+        if ray_gone_at is None and not _ray_running(child.pid):
+            ray_gone_at = now
+        if ray_gone_at is not None and now - ray_gone_at > 3:
+            forced = "Ray's processes were stopped by the same signal, so the requests in hand could not be drained"
+        elif now - signalled[0] > 90:
+            forced = "it did not stop within 90 s"
+        if forced:
+            _kill_session(child.pid)
+            code = child.wait()
+            break
+    _kill_session(child.pid)      # whatever is left of the server's session and tree goes with it
+    _kill_tree(tree)
+    if forced or (code < 0 and signalled):
+        print(f"{PROG}: stopped the server ({forced or f'it ended with signal {-code} while stopping'})",
+              file=sys.stderr, flush=True)
+        return 0 if (forced is None or ray_gone_at is not None) else 1
     return code if code >= 0 else 1
+
+
+def _ray_running(pid: int) -> bool:
+    """Whether the GCS and the raylet started under process ``pid`` still run (False once either has ended)."""
+    import psutil
+
+    try:
+        found = {_name(p): p for p in psutil.Process(pid).children(recursive=True)}
+    except psutil.Error:
+        return False
+    if "gcs_server" not in found and "raylet" not in found:
+        return True              # not started yet, or joined a cluster (--ray): nothing of Ray's here to watch
+    try:
+        return all(name in found and found[name].status() != psutil.STATUS_ZOMBIE for name in ("gcs_server", "raylet"))
+    except psutil.Error:
+        return False
+
+
+def _note_tree(pid: int, tree: dict) -> None:
+    import psutil
+
+    try:
+        for process in psutil.Process(pid).children(recursive=True):
+            tree.setdefault(process.pid, process)
+    except psutil.Error:
+        pass
+
+
+def _kill_tree(tree: dict) -> None:
+    """SIGKILL every process noted under the server that still runs (psutil checks it is the same process, not a
+    new one with a reused id)."""
+    import psutil
+
+    for process in tree.values():
+        try:
+            if process.is_running():
+                process.kill()
+        except psutil.Error:
+            pass
+
+
+def _kill_session(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def _watch_supervisor(stop: threading.Event) -> None:
@@ -203,17 +285,19 @@ def _name(process) -> str:
         return ""
 
 
-def _stop_everything(name: str, wait_s: float = 10.0) -> None:
-    """Stop Ray here; then end whatever of this process's tree is left (SIGTERM, then SIGKILL after ``wait_s``)."""
+def _stop_everything(name: str, wait_s: float = 10.0) -> bool:
+    """Stop Ray here; then end whatever of this process's tree is left (SIGTERM, then SIGKILL after ``wait_s``).
+    Returns False where Ray's processes were already gone (stopped by the same signal)."""
     import psutil
     import ray
     from ray import serve
 
-    done = threading.Event()
+    alive = _ray_alive()
+    if alive:
+        done, ray_stopping = threading.Event(), threading.Event()
 
-    def shutdown() -> None:
-        try:
-            if _ray_alive():
+        def shutdown() -> None:
+            try:
                 try:
                     # Deleting the application first lets each replica finish the requests it holds (Ray Serve's
                     # graceful replica shutdown, up to 30 s) while the proxy still carries their answers.
@@ -221,28 +305,34 @@ def _stop_everything(name: str, wait_s: float = 10.0) -> None:
                 except Exception as exc:  # noqa: BLE001 - stopping goes on; say why the drain was cut short
                     print(f"{PROG}: draining failed ({type(exc).__name__}: {exc}); stopping", file=sys.stderr)
                 serve.shutdown()
-            else:
-                print(f"{PROG}: Ray's processes were stopped by the same signal; the requests in hand are lost "
-                      "(run under systemd with KillMode=mixed to drain them)", file=sys.stderr, flush=True)
-            ray.shutdown()
-        finally:
-            done.set()
+                ray_stopping.set()       # from here on Ray's processes end because we asked them to
+                ray.shutdown()
+            finally:
+                done.set()
 
-    worker = threading.Thread(target=shutdown, name="drcn-stop", daemon=True)
-    worker.start()
-    done.wait(45 if _ray_alive() else wait_s)
+        threading.Thread(target=shutdown, name="drcn-stop", daemon=True).start()
+        give_up = time.monotonic() + 60
+        # A signal sent to every process at once reaches Ray's a moment later: watch them while draining.
+        while not done.wait(0.2) and time.monotonic() < give_up:
+            if not ray_stopping.is_set() and not _ray_alive():
+                alive = False
+                break
+    if not alive:
+        print(f"{PROG}: Ray's processes were stopped by the same signal, so the requests in hand could not be "
+              "drained (under systemd, KillMode=mixed lets drcn-serve drain them)", file=sys.stderr, flush=True)
     left = [p for p in psutil.Process().children(recursive=True) if p.is_running()]
     for process in left:
         try:
             process.terminate()
         except psutil.Error:
             pass
-    _, alive = psutil.wait_procs(left, timeout=wait_s)
-    for process in alive:
+    _, stubborn = psutil.wait_procs(left, timeout=wait_s)
+    for process in stubborn:
         try:
             process.kill()
         except psutil.Error:
             pass
+    return alive
 
 
 def _serve(argv: list[str]) -> int:
@@ -271,9 +361,15 @@ def _serve(argv: list[str]) -> int:
     from drcn.runtime.serve.app import application
 
     _start_ray(args.ray, args.metrics_port)
-    stop = threading.Event()
+    stop, serving = threading.Event(), threading.Event()
+
+    def on_signal(*_) -> None:
+        stop.set()
+        if not serving.is_set():      # still starting (inside serve.run's wait): stop that wait too
+            raise _Stopping
+
     for sig in STOP_SIGNALS:     # after ray.init, which installs handlers of its own
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     threading.Thread(target=_watch_supervisor, args=(stop,), name="drcn-supervisor-watch", daemon=True).start()
     started = time.monotonic()
     try:
@@ -288,11 +384,18 @@ def _serve(argv: list[str]) -> int:
               + ("; bearer token required" if limits.token else ""), flush=True)
         print(f"{PROG}: serving on {url}/ (page), {url}/v1/upscale, {url}/v2, {url}/metrics (Ctrl-C stops)",
               flush=True)
+        serving.set()
         stop.wait()
         print(f"{PROG}: stopping: draining the requests in hand", flush=True)
+    except _Stopping:
+        print(f"{PROG}: stopping while starting", flush=True)
     finally:
-        _stop_everything("drcn")
-    print(f"{PROG}: stopped after {time.monotonic() - started:.0f} s of serving", file=sys.stderr)
+        ray_was_alive = _stop_everything("drcn")
+    print(f"{PROG}: stopped after {time.monotonic() - started:.0f} s of serving", file=sys.stderr, flush=True)
+    if not ray_was_alive:
+        # Ray's own exit handlers would wait a minute for its dead GCS and then end the process with code 1.
+        sys.stdout.flush()
+        os._exit(0)
     return 0
 
 
