@@ -138,8 +138,6 @@ def ray_address_or_input(value: str | None, given_input: str | None) -> tuple[st
 
 def _connect(ray, address: str | None) -> bool:
     """Join the cluster at ``address``, or start a local one on the loopback address; True if started here."""
-    quiet = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-                 configure_logging=True)
     try:
         if address:
             probe_address(address)
@@ -149,7 +147,9 @@ def _connect(ray, address: str | None) -> bool:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
                      runtime_env={"env_vars": {ENV: str(max_pixels())}})
             return False
-        ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **quiet)
+        from drcn.runtime.local_ray import start_local
+
+        start_local(ray, configure_logging=True)
         return True
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise DrcnError(f"--ray {address or '(local)'}: cannot connect to a Ray cluster "
@@ -170,6 +170,10 @@ def _actor_options(ray, request: RayRequest) -> tuple[int, dict]:
 
 def run_on_ray(job: Job, request: RayRequest, log: Callable[[str], None] = lambda _: None) -> Summary:
     """Process ``job`` on Ray; the summary counts every frame the workers finished or failed, by name."""
+    if not request.address:
+        from drcn.runtime.local_ray import confine_to_loopback
+
+        confine_to_loopback()       # before Ray is imported: its setting is read then
     ray = require("ray", "drcn-run --ray", INSTALL)
     started = _connect(ray, request.address)
     try:

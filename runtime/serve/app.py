@@ -59,6 +59,7 @@ class ServeLimits:
     max_pixels: int | None = None      # the pixel limit in the replicas (None: DRCN_MAX_PIXELS or the default)
     memory_budget: int | None = None   # bytes per replica (None: DRCN_MEMORY_BUDGET, else a share of the machine's)
     ray_metrics_port: int | None = None   # Ray's metrics exporter on each node, appended to /metrics
+    local: bool = True                 # a local Ray started by drcn-serve: every socket stays on the loopback
 
 
 class HttpError(Exception):
@@ -132,6 +133,10 @@ class DrcnDeployment:
         from drcn import memory
         from drcn.runtime.serve.metrics import ReplicaMetrics, install
 
+        if limits.local:
+            from drcn.runtime.local_ray import keep_replica_grpc_on_loopback
+
+            keep_replica_grpc_on_loopback()
         if limits.max_pixels is not None:
             os.environ[ENV] = str(limits.max_pixels)
         if limits.memory_budget is not None:

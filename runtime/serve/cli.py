@@ -111,7 +111,7 @@ def settings_from(args):
         budget = whole // max(args.replicas, args.max_replicas or 1) if whole else None
     limits = ServeLimits(max_body_bytes=int(args.max_body_mb * (1 << 20)), max_pending=args.queue,
                          deadline_s=args.deadline, token=token, max_pixels=args.max_pixels, memory_budget=budget,
-                         ray_metrics_port=getattr(args, "metrics_port", None))
+                         ray_metrics_port=getattr(args, "metrics_port", None), local=not args.ray)
     return settings, limits
 
 
@@ -134,13 +134,13 @@ def _start_ray(address: str | None, metrics_port: int) -> None:
 
     import ray
 
-    quiet = dict(logging_level=logging.ERROR, log_to_driver=False)
     try:
         if address:
-            ray.init(address=address, **quiet)
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         else:
-            ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", include_dashboard=False,
-                     _metrics_export_port=metrics_port, **quiet)
+            from drcn.runtime.local_ray import start_local
+
+            start_local(ray, _metrics_export_port=metrics_port)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise DrcnError(f"--ray {address or '(local)'}: cannot start or join Ray "
                         f"({str(exc).strip().splitlines()[0]})") from None
@@ -339,6 +339,10 @@ def _serve(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from drcn.optional import require
 
+    if not args.ray:
+        from drcn.runtime.local_ray import confine_to_loopback
+
+        confine_to_loopback()       # before Ray is imported: its setting is read then
     require("ray.serve", "drcn-serve", "pip install 'drcn[serve]'")
     require("psutil", "drcn-serve", "pip install 'drcn[serve]'")
     if args.max_pixels is not None:

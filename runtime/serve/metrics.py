@@ -24,10 +24,12 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
 class ReplicaMetrics:
-    """The counters of one replica; ``snapshot`` reads the scheduler and the memory budget when scraped."""
+    """The series of one replica; :meth:`render` reads the scheduler and the memory budget when scraped."""
 
     def __init__(self, read_state: Callable[[], dict]):
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+
+        disable_created_metrics()      # the *_created series only double what a scrape shows
 
         self.read_state = read_state
         self.registry = registry = CollectorRegistry()
@@ -39,16 +41,7 @@ class ReplicaMetrics:
                                  registry=registry)
         self.refused = Counter("drcn_refused_requests", "requests refused before any work (503)", ["reason"],
                                registry=registry)
-        self._gauges = {name: Gauge(name, text, registry=registry) for name, text in (
-            ("drcn_requests_in_hand", "requests this replica holds now (running or waiting)"),
-            ("drcn_queued_calls", "backend calls waiting for the scheduler now"),
-            ("drcn_memory_rss_bytes", "resident memory of the replica process"),
-            ("drcn_memory_budget_bytes", "the replica's memory budget"),
-            ("drcn_memory_reserved_bytes", "working memory reserved by the requests in hand"))}
-        self._totals = {name: Gauge(name, text, registry=registry) for name, text in (
-            ("drcn_windows_total", "windows computed"),
-            ("drcn_backend_calls_total", "backend calls (batches) run"),
-            ("drcn_dropped_windows_total", "windows of given-up requests dropped before they were computed"))}
+        registry.register(_StateCollector(read_state))
         self._batch = Histogram("drcn_windows_per_backend_call", "windows in each backend call",
                                 buckets=BATCH_BUCKETS, registry=registry)
         self._seen_batches: dict[int, int] = {}
@@ -63,10 +56,6 @@ class ReplicaMetrics:
         from prometheus_client import generate_latest
 
         state = self.read_state()
-        for name, gauge in self._gauges.items():
-            gauge.set(state.get(name, 0))
-        for name, gauge in self._totals.items():
-            gauge.set(state.get(name, 0))
         for size, count in dict(state.get("batch_sizes", {})).items():
             for _ in range(count - self._seen_batches.get(size, 0)):
                 self._batch.observe(size)
@@ -97,6 +86,36 @@ def install(metrics: ReplicaMetrics) -> ReplicaMetrics:
 
 def installed() -> ReplicaMetrics | None:
     return _installed[0] if _installed else None
+
+
+GAUGES = {
+    "drcn_requests_in_hand": "requests this replica holds now (running or waiting)",
+    "drcn_queued_calls": "backend calls waiting for the scheduler now",
+    "drcn_memory_rss_bytes": "resident memory of the replica process",
+    "drcn_memory_budget_bytes": "the replica's memory budget",
+    "drcn_memory_reserved_bytes": "working memory reserved by the requests in hand",
+}
+COUNTERS = {
+    "drcn_windows": "windows computed",
+    "drcn_backend_calls": "backend calls (batches) run",
+    "drcn_dropped_windows": "windows of given-up requests left undone",
+}
+
+
+class _StateCollector:
+    """The replica's state, read when scraped: gauges, and counters kept by the scheduler and the app."""
+
+    def __init__(self, read_state: Callable[[], dict]):
+        self.read_state = read_state
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        state = self.read_state()
+        for name, text in GAUGES.items():
+            yield GaugeMetricFamily(name, text, value=state.get(name, 0))
+        for name, text in COUNTERS.items():
+            yield CounterMetricFamily(name, text, value=state.get(name + "_total", 0))
 
 
 def fetch_ray_metrics(port: int | None, timeout: float = 2.0) -> bytes:
