@@ -228,6 +228,14 @@ def _add_serve_parser(sub) -> None:
     v.add_argument("--max-batch", type=positive_int, default=8,
                    help="the started drcn-serve's windows per backend call across requests (1: no batching; "
                         "default 8)")
+    v.add_argument("--scenario", choices=["load", "abandoned", "mixed"], default="load",
+                   help="load (default): the client counts above; abandoned: --hang-ups clients send a --large "
+                        "image at x4 and hang up after --hang-up-after s, then a small request is timed; mixed: "
+                        "small requests timed beside one large request")
+    v.add_argument("--large", type=frame_sizes, default=[(720, 1280)], help="the large image WxH (default 1280x720)")
+    v.add_argument("--hang-ups", type=positive_int, default=6, help="abandoned: clients that hang up (default 6)")
+    v.add_argument("--hang-up-after", type=positive_float, default=1.0,
+                   help="abandoned: seconds before they hang up (default 1)")
     _add_outputs(v)
     v.set_defaults(run=run_serve)
 
@@ -241,6 +249,17 @@ def run_serve(args: argparse.Namespace) -> int:
     if not args.size:
         raise DrcnError("--size: give at least one image size, e.g. 256x256")
     sizes = tuple(tuple(s) for s in args.size)
+    if args.scenario != "load":
+        from drcn.benchmarks.serve_bench import ScenarioRequest, measure_scenario, scenario_rows
+
+        if not args.large:
+            raise DrcnError("--large: give one image size, e.g. 1280x720")
+        record = measure_scenario(ScenarioRequest(tuple(model_args), args.url, args.scenario, args.large[0],
+                                                  4, (120, 160), args.hang_ups, args.hang_up_after,
+                                                  ("--max-batch", str(args.max_batch))), _log)
+        headers, rows = scenario_rows(record)
+        _emit(args, headers, rows, record)
+        return 0
     request = ServeBenchRequest(tuple(model_args), args.url, sizes, args.images, tuple(args.clients), args.seconds,
                                 server_args=("--max-batch", str(args.max_batch)))
     result = measure_serve(request, _log)

@@ -225,6 +225,149 @@ def measure_serve(request: ServeBenchRequest, log: Callable[[str], None]) -> dic
             "single_vs_api": single["p50_ms"] / (api * 1000), "images": [p.name for p in images]}
 
 
+# -- scenarios of a busy service (issue 31): clients that hang up, a small request beside a large one ---------------
+@dataclasses.dataclass(frozen=True)
+class ScenarioRequest:
+    model_args: tuple[str, ...] = ()
+    url: str | None = None
+    scenario: str = "abandoned"                   # abandoned | mixed
+    large: tuple[int, int] = (720, 1280)          # (H, W) of the large request's image, sent at ``large_scale``
+    large_scale: int = 4
+    small: tuple[int, int] = (120, 160)           # (H, W) of the small request's image, sent at x2
+    clients: int = 6                              # abandoned: clients that send the large image and hang up
+    hang_up_s: float = 1.0
+    server_args: tuple[str, ...] = ()
+
+
+def _info(url: str) -> dict:
+    with urllib.request.urlopen(f"{url}/v1/info", timeout=30) as answer:
+        return json.loads(answer.read())
+
+
+def _post_timed(url: str, body: bytes, scale: float, timeout: float = 600) -> tuple[int, float]:
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(f"{url}/v1/upscale?scale={scale:g}", data=body),
+                                    timeout=timeout) as answer:
+            answer.read()
+            status = answer.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    return status, time.perf_counter() - start
+
+
+def _hang_up(url: str, body: bytes, scale: int, seconds: float, clients: int) -> None:
+    """``clients`` connections each send a whole request, then close after ``seconds`` without reading."""
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    head = (f"POST /v1/upscale?scale={scale} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    connections = []
+    for _ in range(clients):
+        connection = socket.create_connection((host, int(port)), timeout=30)
+        connection.sendall(head + body)
+        connections.append(connection)
+    time.sleep(seconds)
+    for connection in connections:
+        connection.close()
+
+
+def _image(size: tuple[int, int]) -> bytes:
+    from drcn import matlab
+    from drcn.images import encode_image
+    from drcn.samples import load_sample
+
+    return encode_image(matlab.imresize(load_sample("astronaut")[:, :, :3], output_shape=size))
+
+
+def measure_scenario(request: ScenarioRequest, log: Callable[[str], None]) -> dict:
+    """One scenario on a drcn-serve (started here on 127.0.0.1 unless ``url``): the small request's seconds alone
+    and in the scenario, the replica's counters and its peak resident memory (sampled every 0.25 s)."""
+    import threading
+
+    server = None if request.url else ServeProcess(*request.model_args, *request.server_args, log=log)
+    url = request.url or server.url
+    large, small = _image(request.large), _image(request.small)
+    peak, sampling = [0], threading.Event()
+
+    def sample() -> None:
+        while not sampling.wait(0.25):
+            try:
+                peak[0] = max(peak[0], _info(url).get("rss_bytes", 0))
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+
+    try:
+        _post_timed(url, small, 2)                                    # warm
+        alone = [_post_timed(url, small, 2)[1] for _ in range(3)]
+        before = _info(url)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        record = {"scenario": request.scenario, "small_alone_s": float(np.median(alone)), "cpu": cpu_name(),
+                  "served": before["description"], "large": list(request.large), "large_scale": request.large_scale,
+                  "small": list(request.small)}
+        if request.scenario == "abandoned":
+            _hang_up(url, large, request.large_scale, request.hang_up_s, request.clients)
+            status, after_s = _post_timed(url, small, 2)
+            settled = time.perf_counter()
+            deadline = settled + 600
+            while _info(url)["pending"] and time.perf_counter() < deadline:
+                time.sleep(0.1)
+            after = _info(url)
+            record.update(clients=request.clients, hang_up_s=request.hang_up_s, small_status=status,
+                          small_after_s=after_s, idle_after_s=time.perf_counter() - settled,
+                          cancelled_requests=after["cancelled_requests"] - before["cancelled_requests"],
+                          dropped_windows=after["dropped_windows"] - before["dropped_windows"],
+                          windows_computed=after["windows"] - before["windows"])
+            log(f"abandoned: a small request took {after_s:.2f} s after {request.clients} clients hung up "
+                f"(alone {record['small_alone_s']:.2f} s); {record['cancelled_requests']} requests cancelled, "
+                f"{record['dropped_windows']} windows dropped")
+        elif request.scenario == "mixed":
+            result: dict = {}
+            worker = threading.Thread(target=lambda: result.update(large=_post_timed(url, large,
+                                                                                       request.large_scale)))
+            started = time.perf_counter()
+            worker.start()
+            time.sleep(2.0)
+            beside = []
+            while worker.is_alive() and len(beside) < 5:
+                beside.append(_post_timed(url, small, 2)[1])
+            worker.join()
+            record.update(large_status=result["large"][0], large_s=time.perf_counter() - started,
+                          small_beside_s=beside, small_beside_max_s=max(beside) if beside else float("nan"))
+            log(f"mixed: small alone {record['small_alone_s']:.2f} s, beside the large one up to "
+                f"{record['small_beside_max_s']:.2f} s; the large one {record['large_s']:.1f} s")
+        else:
+            raise DrcnError(f"--scenario {request.scenario}: load, abandoned or mixed")
+        sampling.set()
+        sampler.join()
+        record["peak_rss_bytes"] = peak[0]
+        record["memory_budget_bytes"] = before.get("memory_budget_bytes")
+        return record
+    finally:
+        sampling.set()
+        if server is not None:
+            server.stop()
+
+
+def scenario_rows(record: dict) -> tuple[list[str], list[list[str]]]:
+    rows = [["small request alone", f"{record['small_alone_s']:.2f} s"]]
+    if record["scenario"] == "abandoned":
+        rows += [[f"small request after {record['clients']} clients hung up ({record['large'][1]}x"
+                  f"{record['large'][0]} x{record['large_scale']}, after {record['hang_up_s']:g} s)",
+                  f"{record['small_after_s']:.2f} s (HTTP {record['small_status']})"],
+                 ["requests cancelled", str(record["cancelled_requests"])],
+                 ["windows dropped (never computed)", str(record["dropped_windows"])],
+                 ["windows computed meanwhile", str(record["windows_computed"])],
+                 ["replica idle again after", f"{record['idle_after_s']:.2f} s"]]
+    else:
+        rows += [[f"small request beside a large one ({record['large'][1]}x{record['large'][0]} "
+                  f"x{record['large_scale']})", ", ".join(f"{s:.2f}" for s in record["small_beside_s"]) + " s"],
+                 ["the large request", f"{record['large_s']:.1f} s (HTTP {record['large_status']})"]]
+    rows.append(["replica peak resident memory", f"{record['peak_rss_bytes'] / 2**20:.0f} MiB (budget "
+                 f"{(record['memory_budget_bytes'] or 0) / 2**30:.1f} GiB)"])
+    return ["", record["scenario"]], rows
+
+
 def serve_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     headers = ["clients", "requests", "requests/s", "p50 ms", "p90 ms", "p99 ms", "errors"]
     rows = [[r["clients"], r["requests"], f"{r['rps']:.2f}", f"{r['p50_ms']:.0f}", f"{r['p90_ms']:.0f}",

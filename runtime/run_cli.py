@@ -9,10 +9,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-from drcn.argtypes import ensemble_size, non_negative_float, non_negative_int, positive_int, scale
+from drcn.argtypes import ensemble_size, memory_size, non_negative_float, non_negative_int, positive_int, scale
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 
 PROG = "drcn-run"
@@ -74,6 +75,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--max-pixels", type=non_negative_int, metavar="N",
                    help="refuse images and video frames of more than N pixels, from their header, before decoding "
                         "(default: $DRCN_MAX_PIXELS, else a 16K frame, 132710400; 0: no limit)")
+    p.add_argument("--memory-budget", type=memory_size, metavar="SIZE",
+                   help="memory this run may use, e.g. 8G (default: $DRCN_MEMORY_BUDGET, else 3/4 of the machine's): "
+                        "half for the frames in hand (a frame that needs more is refused by name), 2/5 for the "
+                        "compiled models OpenVINO keeps per input shape")
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip)")
     p.add_argument("--make-samples", metavar="DIR",
                    help="write sample low-resolution frames (from scikit-image's bundled photos) to DIR and exit")
@@ -126,11 +131,13 @@ def _report(summary, job) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.max_pixels is not None:
-        import os
-
         from drcn.limits import ENV
 
         os.environ[ENV] = str(args.max_pixels)   # every reader, and the local Ray workers this process starts
+    if args.memory_budget is not None:
+        from drcn.memory import ENV as BUDGET
+
+        os.environ[BUDGET] = str(args.memory_budget)
     if args.make_samples:
         return make_samples(Path(args.make_samples))
     if args.ray:

@@ -126,7 +126,6 @@ class DrcnDeployment:
     """One replica: the model (:class:`ServedModel`), a bounded count of requests in hand, the routes."""
 
     def __init__(self, settings: ServeSettings, limits: ServeLimits):
-        import os
 
         from drcn.limits import ENV
 
@@ -269,6 +268,7 @@ class DrcnDeployment:
     @app.get("/v1/info")
     async def info(self) -> JSONResponse:
         from drcn.limits import max_pixels
+        from drcn.memory import rss_bytes
         from drcn.runtime.serve.model import MAX_SCALE, MIN_SCALE
 
         model, stats = self.model, self.model.scheduler.stats
@@ -278,6 +278,7 @@ class DrcnDeployment:
                              "scales": [MIN_SCALE, MAX_SCALE], "formats": sorted(FORMATS),
                              "max_body_bytes": self.limits.max_body_bytes, "max_pixels": max_pixels(),
                              "memory_budget_bytes": self.budget, "working_memory_bytes": self.work.limit,
+                             "rss_bytes": rss_bytes(),
                              "token_required": self.limits.token is not None,
                              "backend_calls": stats.backend_calls, "window_calls": stats.calls,
                              "windows": stats.windows, "cancelled_calls": stats.dropped_calls,
@@ -431,6 +432,6 @@ def from_args(args: dict):
         flag = "--" + key.replace("_", "-")
         argv += [flag] if value is True else [flag, str(value)]
     parsed = build_parser().parse_args(argv)
-    settings, limits = settings_from(parsed)
+    settings, limits = settings_from(parsed, local=False)     # a cluster's replicas: their own machines' budgets
     return application(settings, limits, parsed.replicas, max_replicas=parsed.max_replicas)
 

@@ -81,8 +81,10 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-def settings_from(args):
-    """(ServeSettings, ServeLimits) from parsed arguments: the model chosen as drcn-run chooses it."""
+def settings_from(args, local: bool | None = None):
+    """(ServeSettings, ServeLimits) from parsed arguments: the model chosen as drcn-run chooses it. ``local``: a
+    Ray started here on this machine (default: no ``--ray``); only then is the machine's memory budget divided among
+    the replicas here (on a cluster each replica takes its budget from the machine it runs on)."""
     from drcn import frame, memory
     from drcn.runtime.backends import select
     from drcn.runtime.serve.app import ServeLimits
@@ -105,13 +107,14 @@ def settings_from(args):
             raise DrcnError(f"--token-file {args.token_file}: the file is empty")
     settings = ServeSettings(request, choice.reason, scale=args.scale, kind=args.kind, model_name=args.name,
                              max_batch=args.max_batch)
+    local = not args.ray if local is None else local
     budget = args.memory_budget
-    if budget is None and not os.environ.get(memory.ENV):
+    if budget is None and local and not os.environ.get(memory.ENV):
         whole = memory.budget()
         budget = whole // max(args.replicas, args.max_replicas or 1) if whole else None
     limits = ServeLimits(max_body_bytes=int(args.max_body_mb * (1 << 20)), max_pending=args.queue,
                          deadline_s=args.deadline, token=token, max_pixels=args.max_pixels, memory_budget=budget,
-                         ray_metrics_port=getattr(args, "metrics_port", None), local=not args.ray)
+                         ray_metrics_port=getattr(args, "metrics_port", None), local=local)
     return settings, limits
 
 
