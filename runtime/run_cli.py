@@ -65,6 +65,10 @@ def build_parser() -> ArgumentParser:
                                                           "libsvtav1 30; NVENC: its cq)")
     v.add_argument("--pix-fmt", help="e.g. yuv420p (8 bit) or yuv420p10le (10 bit); default: the input's")
     v.add_argument("--preset", help="encoder preset, e.g. slow (x264/x265) or 6 (SVT-AV1)")
+    v.add_argument("--segment", type=non_negative_float, default=10.0, metavar="SECONDS",
+                   help="cut a video into segments of about SECONDS (default 10), each encoded into a part beside "
+                        "the output: a killed run continues at the first unfinished segment, and the parts are "
+                        "joined by stream copy; 0: one pass")
     r = p.add_argument_group("scale-out (extra 'ray')")
     r.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="run on a Ray cluster: ADDRESS (e.g. ray://head:10001 or auto), or a local Ray on this "
@@ -105,7 +109,8 @@ def log(message: str) -> None:
 def _encode_options(args):
     from drcn.runtime.media.video import EncodeOptions
 
-    return EncodeOptions(codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt, preset=args.preset)
+    return EncodeOptions(codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt, preset=args.preset,
+                         segment=args.segment)
 
 
 def _report(summary, job) -> int:
@@ -182,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         if job.kind == "video":
             from drcn.runtime.media.video_job import upscale_video
 
-            summary = upscale_video(job.source, job.output, args.scale, upscaler, options, log=log)
+            summary = upscale_video(job.source, job.output, args.scale, upscaler, options, log=log,
+                                    overwrite=args.overwrite)
         else:
             summary = run_frames(job.frames, len(job.frames), upscaler, save_frame)
     finally:

@@ -61,6 +61,7 @@ class EncodeOptions:
     crf: float | None = None       # default: QUALITY's
     pix_fmt: str | None = None     # default: the input's where the codec takes it, else 8- or 10-bit 4:2:0
     preset: str | None = None      # the encoder's own preset names (x264/x265: medium, slow, ...)
+    segment: float = 10.0          # seconds of video per segment (drcn.runtime.media.segments); 0: one pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,21 +232,21 @@ class VideoSource:
             return int(round(self.container.duration / 1e6 * float(rate)))
         return 0
 
-    def frames(self, on_packet: Callable[[object, int], None]) -> Iterator[Frame]:
+    def frames(self, on_packet: Callable[[object, int], None] | None,
+               span: tuple[int, int | None] | None = None) -> Iterator[Frame]:
         """Decoded video frames, in presentation order; every other stream's packet goes to ``on_packet(packet,
         frames_so_far)``. A packet that cannot be decoded becomes a frame that fails with the reason. (demux ends
-        with an empty packet per stream, whose decoding flushes the decoder's delayed frames.)"""
-        av = _av()
-        wide = self.info.bit_depth > 8
-        fmt, colour = ("rgb48le" if wide else "rgb24"), self.info.colour
-        count = 0
+        with an empty packet per stream, whose decoding flushes the decoder's delayed frames.)
 
-        def converter(frame):
-            def load() -> np.ndarray:
-                rgb = frame.reformat(format=fmt, src_colorspace=_swscale_colorspace(colour.matrix),
-                                     src_color_range=colour.range, interpolation="BICUBIC")
-                return rgb.to_ndarray()
-            return load
+        ``span`` (start, end) in the stream's time base: only the frames with start <= pts < end (end None: to the
+        last), decoded from the keyframe at or before ``start`` (the frames before it decoded and dropped); the
+        other streams are not read (``on_packet`` None)."""
+        if span is not None:
+            yield from self._span(*span)
+            return
+        av = _av()
+        converter = self._loader
+        count = 0
 
         def failed(why: str):
             def load():
@@ -284,6 +285,44 @@ class VideoSource:
         missing = self.short_read(count, end)
         if missing:
             yield Frame(f"after frame {count}", failed(missing))
+
+    def _loader(self, frame) -> Callable[[], np.ndarray]:
+        """What turns a decoded frame into (H, W, 3) RGB, uint8 or uint16 (deep video), with the stream's matrix and
+        range; run later, on the pipeline's threads."""
+        fmt, colour = ("rgb48le" if self.info.bit_depth > 8 else "rgb24"), self.info.colour
+
+        def load() -> np.ndarray:
+            return frame.reformat(format=fmt, src_colorspace=_swscale_colorspace(colour.matrix),
+                                  src_color_range=colour.range, interpolation="BICUBIC").to_ndarray()
+        return load
+
+    def _span(self, start: int, end: int | None) -> Iterator[Frame]:
+        av = _av()
+        count = 0
+        try:
+            # backward: the keyframe at or before ``start`` (an open GOP's leading frames decode from the one before)
+            self.container.seek(start, backward=True, any_frame=False, stream=self.stream)
+            for packet in self.container.demux(self.stream):
+                try:
+                    decoded = packet.decode()
+                except av.error.FFmpegError as exc:
+                    raise DrcnError(f"{self.path}: cannot decode the packet at "
+                                    f"{_seconds(packet.pts, packet.time_base)} ({_reason(exc)})") from None
+                for frame in decoded:
+                    if frame.pts is None or frame.pts < start:
+                        continue
+                    if end is not None and frame.pts >= end:
+                        return
+                    if (frame.width, frame.height) != (self.info.width, self.info.height):
+                        raise DrcnError(f"{self.path}: the video changes resolution at t="
+                                        f"{_seconds(frame.pts, frame.time_base)}; one output stream has one size")
+                    yield self._frame(frame, count, self._loader(frame))
+                    count += 1
+        except av.error.FFmpegError as exc:
+            raise DrcnError(f"{self.path}: cannot read it from t={start * float(self.stream.time_base):.3f}s "
+                            f"({_reason(exc)})") from None
+        finally:
+            self.container.close()
 
     def short_read(self, decoded: int, end: tuple[int, int] | None) -> str | None:
         """What the container declares and was not decoded, as a sentence; None when nothing is missing.
@@ -359,9 +398,11 @@ class VideoSink:
     through ``queue_packet`` (from the decoding thread) and are muxed between the frames they came between.
     """
 
-    def __init__(self, path: Path, source: VideoSource, options: EncodeOptions, out_size: tuple[int, int]):
+    def __init__(self, path: Path, source: VideoSource, options: EncodeOptions, out_size: tuple[int, int],
+                 video_only: bool = False):
+        """``video_only``: the upscaled stream alone (a segment's part; :mod:`.segments` joins the rest)."""
         av = _av()
-        self.path, self.source = path, source
+        self.path, self.source, self.video_only = path, source, video_only
         self._context = atomic_output(path)
         self._tmp = self._context.__enter__()
         try:
@@ -456,6 +497,8 @@ class VideoSink:
         stream.metadata.update({k: v for k, v in src.metadata.items() if k.lower() in ("language", "title")})
         self.video, self.codec = stream, codec
         self.copies = {}
+        if self.video_only:
+            return
         for other in source.others:
             if other.codec_context.name not in supported:
                 source.info.dropped.append(_stream_name(other))

@@ -1,0 +1,309 @@
+"""Long videos in segments that survive a kill: plan, work folder, parts, join.
+
+A video is cut into consecutive segments of its frames (about ``--segment`` seconds each, at an input keyframe where
+one is near). Each segment is decoded from the keyframe at or before its first frame (earlier frames decoded and
+dropped), upscaled, and encoded into a part file of its own in a hidden work folder beside the output
+(``.<output name>.parts/``), written atomically, with a record of its frames and first/last timestamps and a checksum.
+Every part starts with a keyframe of a fresh encoder with the same settings, so the parts join by stream copy: the
+join writes their video packets (decode timestamps made continuous) and every other stream of the input, copied
+whole, into the output through a temporary file, then removes the work folder.
+
+The work folder's manifest records the input's identity (size, modification time, checksums of its first and last
+MiB, stream layout) and every setting that changes pixels or bits; a rerun with the same ones continues at the first
+unfinished segment, and one with any other starts over, saying which setting changed. A part whose checksum does not
+match its record (damaged, truncated) is redone, never joined.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import heapq
+import json
+import shutil
+from pathlib import Path
+from typing import Callable, Iterator
+
+from drcn.atomic import atomic_output, remove_stale_temps
+from drcn.errors import DrcnError
+
+SEGMENT_SECONDS = 10.0
+MANIFEST_VERSION = 1
+KEYFRAME_REACH = 0.5     # a boundary moves to a keyframe up to this share of a segment later (less decoding waste)
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    index: int
+    start: int              # pts of its first frame (the stream's time base)
+    end: int | None         # pts of the next segment's first frame; None: the last segment
+    frames: int             # frames it holds
+    keyframe: bool          # it starts at an input keyframe (else its first frames cost extra decoding)
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeline:
+    """The video stream's frames as its packets declare them (no decoding): what segments are cut from."""
+
+    pts: list[int]          # presentation timestamps, sorted
+    keyframes: set[int]     # pts of keyframe packets
+    time_base: float        # seconds per pts unit
+
+
+def scan(path: Path) -> Timeline | None:
+    """Read the video stream's packets (not decoding them); None where segments cannot be cut safely (a packet
+    without a timestamp, or the same timestamp twice)."""
+    from drcn.runtime.media.video import _av
+
+    av = _av()
+    pts, keys = [], set()
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                if packet.pts is None:
+                    return None
+                pts.append(int(packet.pts))
+                if packet.is_keyframe:
+                    keys.add(int(packet.pts))
+            time_base = float(stream.time_base)
+    except (av.error.FFmpegError, OSError, IndexError):
+        return None
+    pts.sort()
+    if len(set(pts)) != len(pts) or not pts:
+        return None
+    return Timeline(pts, keys, time_base)
+
+
+def plan(timeline: Timeline, seconds: float) -> list[Segment]:
+    """Consecutive segments of about ``seconds`` each, covering every frame once."""
+    pts, step = timeline.pts, seconds / timeline.time_base
+    starts = [0]
+    while True:
+        target = pts[starts[-1]] + step
+        i = next((j for j in range(starts[-1] + 1, len(pts)) if pts[j] >= target), None)
+        if i is None:
+            break
+        reach = pts[i] + KEYFRAME_REACH * step
+        key = next((j for j in range(i, len(pts)) if pts[j] > reach or pts[j] in timeline.keyframes), None)
+        if key is not None and pts[key] in timeline.keyframes:
+            i = key
+        starts.append(i)
+    if len(starts) > 1 and pts[-1] - pts[starts[-1]] < 0.25 * step:
+        starts.pop()        # a tail of a few frames joins the segment before it
+    segments = []
+    for n, first in enumerate(starts):
+        last = starts[n + 1] if n + 1 < len(starts) else len(pts)
+        segments.append(Segment(n, pts[first], pts[last] if last < len(pts) else None, last - first,
+                                pts[first] in timeline.keyframes))
+    return segments
+
+
+def input_identity(path: Path, layout: list[str]) -> dict:
+    """What says the input is the same file: size, modification time, first and last MiB, stream layout."""
+    stat = path.stat()
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        digest.update(handle.read(1 << 20))
+        if stat.st_size > 1 << 20:
+            handle.seek(max(1 << 20, stat.st_size - (1 << 20)))
+            digest.update(handle.read(1 << 20))
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ends_sha256": digest.hexdigest(), "streams": layout}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class WorkFolder:
+    """``.<output name>.parts/`` beside the output: ``manifest.json``, ``part-NNNNN<suffix>`` and their records."""
+
+    def __init__(self, output: Path):
+        self.output = output
+        self.path = output.parent / f".{output.name}.parts"
+
+    def part(self, index: int) -> Path:
+        return self.path / f"part-{index:05d}{self.output.suffix}"
+
+    def _record(self, index: int) -> Path:
+        return self.path / f"part-{index:05d}.json"
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def open(self, manifest: dict, overwrite: bool, log: Callable[[str], None]) -> None:
+        """Start, continue or start over: an existing folder with another manifest is removed, saying why."""
+        path = self.path / "manifest.json"
+        if self.path.exists():
+            try:
+                old = json.loads(path.read_text())
+            except (OSError, ValueError):
+                old = None
+            changed = _what_changed(old, manifest)
+            if overwrite or changed:
+                log(f"{self.output.name}: starting over ({'--overwrite' if overwrite else changed}); the "
+                    f"{len(list(self.path.glob('part-*.json')))} finished segment(s) of the earlier run are removed")
+                self.remove()
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            with atomic_output(path) as tmp:
+                tmp.write_text(json.dumps(manifest, indent=1))
+
+    def done(self, segment: Segment) -> bool:
+        """Whether ``segment``'s part is complete: its record exists and the file matches it (size, checksum)."""
+        record, part = self._record(segment.index), self.part(segment.index)
+        try:
+            saved = json.loads(record.read_text())
+        except (OSError, ValueError):
+            return False
+        if not part.exists() or part.stat().st_size != saved.get("bytes") or saved.get("frames") != segment.frames:
+            return False
+        return _sha256(part) == saved.get("sha256")
+
+    def finish(self, segment: Segment, frames: int, first: int, last: int) -> None:
+        part = self.part(segment.index)
+        if frames != segment.frames:
+            part.unlink(missing_ok=True)
+            raise DrcnError(f"{self.output.name}: segment {segment.index} decoded {frames} frames where the stream "
+                            f"declares {segment.frames}; nothing of it is kept")
+        record = {"frames": frames, "first_pts": first, "last_pts": last, "bytes": part.stat().st_size,
+                  "sha256": _sha256(part)}
+        with atomic_output(self._record(segment.index)) as tmp:
+            tmp.write_text(json.dumps(record))
+
+    def sweep(self, segment: Segment) -> None:
+        """Remove what a killed run left of ``segment``: its temporaries and an unrecorded or damaged part."""
+        remove_stale_temps(self.part(segment.index))
+        remove_stale_temps(self._record(segment.index))
+        self.part(segment.index).unlink(missing_ok=True)
+        self._record(segment.index).unlink(missing_ok=True)
+
+
+def _what_changed(old: dict | None, new: dict) -> str | None:
+    if not isinstance(old, dict) or old.get("version") != new["version"]:
+        return "the work folder is from another drcn version or unreadable"
+    if old.get("input") != new["input"]:
+        return "the input file changed"
+    for key, value in new["settings"].items():
+        if old.get("settings", {}).get(key) != value:
+            return f"{key} changed from {old.get('settings', {}).get(key)!r} to {value!r}"
+    if old.get("segments") != new["segments"]:
+        return "the segment plan changed"
+    return None
+
+
+def check_disk(folder: Path, needed: int, what: str) -> None:
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise DrcnError(f"{what}: about {needed / 2**30:.1f} GiB are needed for its parts and the output, and "
+                        f"{folder} has {free / 2**30:.1f} GiB free")
+
+
+def join(parts: list[Path], source, output: Path, log: Callable[[str], None] = lambda _: None) -> int:
+    """Join the parts' video stream with every other stream of ``source`` (a :class:`VideoSource`) into ``output``,
+    by stream copy; returns the video packets written."""
+    from drcn.runtime.media.video import EXTRA_CODECS, _av, _reason, _stream_name
+
+    av = _av()
+    timing = _video_timing(parts)
+    with atomic_output(output) as tmp:
+        out = av.open(str(tmp), "w")
+        try:
+            inputs = [av.open(str(p)) for p in parts]
+            template = inputs[0].streams.video[0]
+            video = out.add_stream_from_template(template)
+            video.metadata.update(template.metadata)
+            display = source.info.display
+            if display is not None:
+                try:
+                    video.set_display_matrix(list(display.matrix))
+                except (AttributeError, ValueError):
+                    pass
+            fmt = out.format.name
+            supported = set(out.supported_codecs) | EXTRA_CODECS.get(fmt, set())
+            copies = {}
+            for other in source.others:
+                if other.codec_context.name not in supported:
+                    log(f"warning: stream {_stream_name(other)} cannot go into a '{output.suffix}' file and is left "
+                        "out (choose .mkv to keep it)")
+                    continue
+                copy = out.add_stream_from_template(other)
+                copy.metadata.update(other.metadata)
+                copy.disposition = other.disposition
+                copies[other.index] = copy
+            out.metadata.update(source.container.metadata)
+            chapters = source.container.chapters()
+            if chapters:
+                out.set_chapters(chapters)
+            written = 0
+            for _, _, _, packet, stream in heapq.merge(_video_packets(inputs, timing),
+                                                       _other_packets(source, copies), key=lambda item: item[:3]):
+                packet.stream = stream if stream is not None else video
+                out.mux(packet)
+                written += stream is None
+            for container in inputs:
+                container.close()
+            out.close()
+        except av.error.FFmpegError as exc:
+            out.close()
+            raise DrcnError(f"{output}: cannot join its segments ({_reason(exc)})") from None
+    return written
+
+
+def _video_timing(parts: list[Path]) -> tuple[list[int], int]:
+    """(every video packet's pts across the parts, sorted; the encoder's reordering delay in packets)."""
+    from drcn.runtime.media.video import _av
+
+    av = _av()
+    pts, delay = [], 0
+    for part in parts:
+        with av.open(str(part)) as container:
+            packets = [(p.pts, p.dts) for p in container.demux(container.streams.video[0]) if p.size]
+        first = min(p for p, _ in packets)
+        delay = max(delay, sum(1 for _, d in packets if d is not None and d < first))
+        pts += [p for p, _ in packets]
+    return sorted(pts), delay
+
+
+def _video_packets(inputs, timing) -> Iterator[tuple]:
+    """The parts' video packets in decode order, their decode timestamps continuous across the joins: packet j
+    decodes at the j-delay-th presentation time (what one encoder run gives), the first ``delay`` as encoded."""
+    order, delay = timing
+    j = 0
+    for container in inputs:
+        stream = container.streams.video[0]
+        base = float(stream.time_base)
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue
+            if j >= delay:
+                packet.dts = order[j - delay]
+            if packet.dts is not None and packet.pts is not None and packet.dts > packet.pts:
+                raise DrcnError("the segments cannot be joined: a frame would decode after it is shown")
+            j += 1
+            yield (packet.dts if packet.dts is not None else packet.pts) * base, 0, j, packet, None
+
+
+def _other_packets(source, copies: dict) -> Iterator[tuple]:
+    """Every packet of the input's other streams, as they are, in the input's order."""
+    if not copies:
+        return
+    streams = [s for s in source.others if s.index in copies]
+    for n, packet in enumerate(source.container.demux(*streams)):
+        if packet.dts is None:
+            continue
+        yield packet.dts * float(packet.time_base), 1, n, packet, copies[packet.stream.index]
+
+
+def estimate_bytes(source_bytes: int, frames: int, out_size: tuple[int, int], lossless: bool, scale: float) -> int:
+    """A generous estimate of the parts plus the output: lossless about 3 bytes per output pixel, else the input's
+    size times the area ratio; twice that (parts and output exist together before the parts are removed)."""
+    pixels = frames * out_size[0] * out_size[1]
+    one = pixels * 3 if lossless else int(source_bytes * scale * scale)
+    return 2 * one
