@@ -5,7 +5,9 @@ actors in batches through Ray's ActorPool, each actor upscales its batch with th
 local run and writes the outputs itself, atomically, where the driver planned them (shared storage on a real
 cluster). The skip-existing rule is the driver's plan, so a killed run resumes; failures come back by frame name
 and the driver prints progress and the summary. A video goes to one actor whole (exact: timestamps and every
-other stream kept, as in a local run).
+other stream kept, as in a local run); a video of several segments (``--segment``) spreads its segments over every
+worker instead, each writing its part to the work folder beside the output (shared storage), and the driver joins
+them: a worker that dies mid-segment costs that segment only, done again by a fresh worker.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class RayRequest:
     workers: int | None = None      # default: one per GPU in the cluster, else one per CPU / threads
     encode: EncodeOptions = EncodeOptions()
     frames_per_task: int = 4        # at most; fewer where there are few frames, so every worker gets some
+    overwrite: bool = False         # a video's unfinished segments are started over
 
 
 class FrameWorker:
@@ -61,6 +64,21 @@ class FrameWorker:
         frames = [Frame(name, lambda s=source: read_image(s), Path(target)) for name, source, target in items]
         summary = run_frames(frames, len(frames), self.upscaler, save_frame, show_progress=False)
         return dataclasses.asdict(summary)
+
+    def settings(self, encode: EncodeOptions, output: str) -> dict:
+        """What this worker's parts depend on (the work folder's manifest)."""
+        from drcn.runtime.media.video_job import pixel_settings
+
+        return pixel_settings(self.upscaler, self.scale, encode, Path(output))
+
+    def segment(self, source: str, piece: dict, output: str, encode: EncodeOptions) -> dict:
+        """One segment of a video into its part in the work folder beside ``output``; its summary as plain data."""
+        from drcn.runtime.media.segments import Segment, WorkFolder
+        from drcn.runtime.media.video_job import upscale_segment
+
+        segment, work = Segment(**piece), WorkFolder(Path(output))
+        work.sweep(segment)
+        return dataclasses.asdict(upscale_segment(Path(source), segment, work, self.scale, self.upscaler, encode))
 
     def video(self, source: str, output: str, encode: EncodeOptions) -> dict:
         from drcn.runtime.media.video_job import upscale_video
@@ -178,8 +196,14 @@ def run_on_ray(job: Job, request: RayRequest, log: Callable[[str], None] = lambd
     started = _connect(ray, request.address)
     try:
         count, options = _actor_options(ray, request)
+        pieces = []
         if job.kind == "video":
-            count = 1  # one video, one worker: the stream is decoded and encoded in order
+            from drcn.runtime.media.video_job import plan_segments
+
+            pieces = plan_segments(job.source, request.encode)
+            if len(pieces) < 2:
+                count = 1  # one segment: one worker decodes and encodes the stream in order
+            count = min(count, max(1, len(pieces)))
         backend = request.backend
         if not backend.threads and "num_gpus" not in options:
             backend = dataclasses.replace(backend, threads=options["num_cpus"])
@@ -188,7 +212,10 @@ def run_on_ray(job: Job, request: RayRequest, log: Callable[[str], None] = lambd
         for description in _get(ray, [w.describe.remote() for w in workers]):
             log(f"worker: {description}")
         start = time.perf_counter()
-        if job.kind == "video":
+        if len(pieces) > 1:
+            summary = _run_segments(ray, workers, lambda: worker_class.remote(backend, request.scale), job, pieces,
+                                    request, log)
+        elif job.kind == "video":
             log(f"{job.source.name}: one video, one worker")
             data = _get(ray, workers[0].video.remote(str(job.source.resolve()), str(job.output.resolve()),
                                                        request.encode))
@@ -204,6 +231,49 @@ def run_on_ray(job: Job, request: RayRequest, log: Callable[[str], None] = lambd
     finally:
         if started:
             ray.shutdown()
+
+
+def _run_segments(ray, workers: list, new_worker: Callable, job: Job, pieces: list, request: RayRequest,
+                  log: Callable[[str], None]) -> Summary:
+    """A video's segments on every worker; the driver keeps the work folder's plan and joins the parts."""
+    from drcn.runtime.media import colour
+    from drcn.runtime.media.video import VideoSource
+    from drcn.runtime.media.video_job import SegmentedRun
+
+    source, output = job.source.resolve(), job.output.resolve()
+    src = VideoSource(source)
+    try:
+        size = colour.output_size(src.info.height, src.info.width, request.scale)
+        settings = _get(ray, workers[0].settings.remote(request.encode, str(output)))
+        run = SegmentedRun(src, output, request.encode, pieces, size, settings, log, request.overwrite)
+        log(f"{job.source.name}: {len(run.pending)} segment(s) to do on {len(workers)} worker(s)")
+        queue, idle, in_flight, deaths = list(run.pending), list(workers), {}, {}
+        while queue or in_flight:
+            while queue and idle:
+                piece, actor = queue.pop(0), idle.pop()
+                ref = actor.segment.remote(str(source), dataclasses.asdict(piece), str(output), request.encode)
+                in_flight[ref] = (actor, piece)
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            actor, piece = in_flight.pop(ready[0])
+            try:
+                data = ray.get(ready[0])
+            except ray.exceptions.RayActorError:
+                deaths[piece.index] = deaths.get(piece.index, 0) + 1
+                if deaths[piece.index] > 2:
+                    raise DrcnError(f"{job.source.name}: segment {piece.index} lost its worker three times; "
+                                    "stopping (the finished segments are kept for the next run)") from None
+                log(f"{job.source.name}: the worker of segment {piece.index + 1} died; a new worker does it again")
+                queue.insert(0, piece)
+                idle.append(new_worker())
+                continue
+            except ray.exceptions.RayError as exc:
+                raise _user_error(ray, exc) from None
+            run.finished(piece, Summary(**{k: v for k, v in data.items() if k != "failed"},
+                                        failed=[tuple(f) for f in data["failed"]]))
+            idle.append(actor)
+        return run.join()
+    finally:
+        src.container.close()
 
 
 def _run_frames(ray, workers, job: Job, per_task: int) -> Summary:

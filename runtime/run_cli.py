@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         from drcn.runtime.ray_run import RayRequest, run_on_ray
 
         summary = run_on_ray(job, RayRequest(request, args.scale, address=args.ray or None, workers=args.workers,
-                                             encode=options), log)
+                                             encode=options, overwrite=args.overwrite), log)
         return _report(summary, job)
     upscaler = Upscaler(request, args.scale, log)
     try:

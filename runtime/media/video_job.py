@@ -35,7 +35,7 @@ def upscale_video(source: Path, output: Path, scale: float, stages: FrameStages,
         log(f"{source.name}: {sink.display_note}")
     for name in info.dropped:
         log(f"warning: stream {name} cannot go into a '{output.suffix}' file and is left out (choose .mkv to keep it)")
-    pieces = _segments(source, options)
+    pieces = plan_segments(source, options)
     if len(pieces) > 1:
         sink.abort()
         try:
@@ -52,7 +52,8 @@ def upscale_video(source: Path, output: Path, scale: float, stages: FrameStages,
     return summary
 
 
-def _segments(source: Path, options: EncodeOptions) -> list[segments.Segment]:
+def plan_segments(source: Path, options: EncodeOptions) -> list[segments.Segment]:
+    """The segments ``source`` is cut into (empty: one pass; a short video is one segment)."""
     if not options.segment:
         return []
     timeline = segments.scan(source)
@@ -100,49 +101,68 @@ def upscale_segment(source: Path, segment: segments.Segment, work: segments.Work
     return summary
 
 
-def _segmented(src: VideoSource, output: Path, scale: float, stages: FrameStages, options: EncodeOptions,
-               pieces: list[segments.Segment], size: tuple[int, int], log: Callable[[str], None],
-               overwrite: bool) -> Summary:
-    source = src.path
-    work = segments.WorkFolder(output)
-    layout = [f"{s.index}:{s.type}:{s.codec_context.name}" for s in src.container.streams]
-    manifest = {"version": segments.MANIFEST_VERSION, "input": segments.input_identity(source, layout),
-                "settings": pixel_settings(stages, scale, options, output),
-                "segments": [dataclasses.asdict(p) for p in pieces]}
-    total = sum(p.frames for p in pieces)
-    needed = segments.estimate_bytes(source.stat().st_size, total, size, options.codec == "ffv1", scale)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    segments.check_disk(output.parent, needed, str(output))
-    work.open(manifest, overwrite, log)
-    done = {p.index for p in pieces if work.done(p)}
-    cold = sum(1 for p in pieces if not p.keyframe)
-    log(f"{'resuming ' if done else ''}{source.name}: {len(done)} of {len(pieces)} segments done"
-        + (f" ({sum(p.frames for p in pieces if p.index in done)} of {total} frames)" if done else "")
-        + f"; segments of about {options.segment:g} s"
-        + (f", {cold} starting between keyframes (their first frames decoded from the keyframe before)" if cold
-           else ""))
-    summary = Summary()
-    start = time.perf_counter()
-    frames_done = 0
-    for piece in pieces:
-        if piece.index in done:
-            continue
-        work.sweep(piece)
-        part = upscale_segment(source, piece, work, scale, stages, options)
+class SegmentedRun:
+    """A video's segments from plan to join: the work folder opened (continued or started over), what is left to
+    do, progress as segments finish (here or on Ray workers), and the join."""
+
+    def __init__(self, src: VideoSource, output: Path, options: EncodeOptions, pieces: list[segments.Segment],
+                 size: tuple[int, int], settings: dict, log: Callable[[str], None], overwrite: bool):
+        source = src.path
+        self.src, self.output, self.pieces, self.log = src, output, pieces, log
+        self.work = segments.WorkFolder(output)
+        layout = [f"{s.index}:{s.type}:{s.codec_context.name}" for s in src.container.streams]
+        manifest = {"version": segments.MANIFEST_VERSION, "input": segments.input_identity(source, layout),
+                    "settings": settings, "segments": [dataclasses.asdict(p) for p in pieces]}
+        self.total = sum(p.frames for p in pieces)
+        needed = segments.estimate_bytes(source.stat().st_size, self.total, size, options.codec == "ffv1",
+                                         settings["scale"])
+        output.parent.mkdir(parents=True, exist_ok=True)
+        segments.check_disk(output.parent, needed, str(output))
+        self.work.open(manifest, overwrite, log)
+        done = [p for p in pieces if self.work.done(p)]
+        self.pending = [p for p in pieces if p not in done]
+        self.frames_done = sum(p.frames for p in done)
+        cold = sum(1 for p in pieces if not p.keyframe)
+        log(f"{'resuming ' if done else ''}{source.name}: {len(done)} of {len(pieces)} segments done"
+            + (f" ({self.frames_done} of {self.total} frames)" if done else "")
+            + f"; segments of about {options.segment:g} s"
+            + (f", {cold} starting between keyframes (their first frames decoded from the keyframe before)" if cold
+               else ""))
+        self.summary = Summary()
+        self.start = time.perf_counter()
+        self._new_frames = 0
+
+    def finished(self, piece: segments.Segment, part: Summary) -> None:
+        """Count a segment done (its part recorded) and say where the run stands."""
+        summary = self.summary
         summary.done += part.done
         summary.compute_seconds += part.compute_seconds
         summary.output_pixels += part.output_pixels
-        frames_done += piece.frames
-        elapsed = time.perf_counter() - start
-        rate = frames_done / elapsed if elapsed > 0 else 0.0
-        left = total - frames_done - sum(p.frames for p in pieces if p.index in done)
-        log(f"{source.name}: segment {piece.index + 1}/{len(pieces)} done; "
-            f"{total - left} of {total} frames, {rate:.2f} frames/s, ETA {left / rate if rate else 0:.0f} s")
-    joined = segments.join([work.part(p.index) for p in pieces], src, output, log)
-    if joined != total:
-        output.unlink(missing_ok=True)
-        raise DrcnError(f"{output}: the joined video has {joined} frames where {total} were planned; the "
-                                 "parts are kept, the output removed")
-    work.remove()
-    summary.seconds = time.perf_counter() - start
-    return summary
+        self.frames_done += piece.frames
+        self._new_frames += piece.frames
+        elapsed = time.perf_counter() - self.start
+        rate = self._new_frames / elapsed if elapsed > 0 else 0.0
+        left = self.total - self.frames_done
+        self.log(f"{self.src.path.name}: segment {piece.index + 1}/{len(self.pieces)} done; {self.frames_done} of "
+                 f"{self.total} frames, {rate:.2f} frames/s, ETA {left / rate if rate else 0:.0f} s")
+
+    def join(self) -> Summary:
+        joined = segments.join([self.work.part(p.index) for p in self.pieces], self.src, self.output, self.log)
+        if joined != self.total:
+            self.output.unlink(missing_ok=True)
+            raise DrcnError(f"{self.output}: the joined video has {joined} frames where {self.total} were planned; "
+                            "the parts are kept, the output removed")
+        self.work.remove()
+        self.summary.seconds = time.perf_counter() - self.start
+        return self.summary
+
+
+def _segmented(src: VideoSource, output: Path, scale: float, stages: FrameStages, options: EncodeOptions,
+               pieces: list[segments.Segment], size: tuple[int, int], log: Callable[[str], None],
+               overwrite: bool) -> Summary:
+    run = SegmentedRun(src, output, options, pieces, size, pixel_settings(stages, scale, options, output), log,
+                       overwrite)
+    for piece in run.pending:
+        run.work.sweep(piece)
+        run.finished(piece, upscale_segment(src.path, piece, run.work, scale, stages, options))
+    return run.join()

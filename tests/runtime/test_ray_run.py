@@ -180,3 +180,47 @@ def test_an_existing_folder_after_ray_is_the_input(tmp_path):
     assert ray_address_or_input(str(folder), None)[:2] == (None, str(folder))
     assert ray_address_or_input("ray://head:10001", str(folder))[:2] == ("ray://head:10001", str(folder))
     assert ray_address_or_input("127.0.0.1:6379", None)[:2] == ("127.0.0.1:6379", None)
+
+
+def test_a_long_video_spreads_its_segments_over_the_workers(tmp_path, tiny_model_files):
+    """--ray with two local workers: the segments go to both, the driver joins, the output equals one local pass; a
+    worker killed in the middle of a segment costs that segment only."""
+    pytest.importorskip("av")
+    psutil = pytest.importorskip("psutil")
+    from test_video import make_clip, packets
+    from test_video_segments import assert_same_video
+
+    clip = tmp_path / "clip.mkv"
+    make_clip(clip, frames=90, size=(72, 96))
+    onnx = tiny_model_files[1]
+    common = ["--onnx", onnx, "--backend", "onnxruntime", "--tile", "16", "--codec", "ffv1", "--segment", "0.5"]
+    reference = tmp_path / "ref.mkv"
+    assert run(clip, "-o", reference, *common[:-2], "--segment", "0").returncode == 0
+    result = run(clip, "--ray", "--workers", "2", "-o", tmp_path / "ray.mkv", *common)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("worker: ") == 2 and "segment(s) to do on 2 worker(s)" in result.stdout
+    assert_same_video(reference, tmp_path / "ray.mkv")
+    assert packets(tmp_path / "ray.mkv", "audio") == packets(clip, "audio")
+
+    out = tmp_path / "killed.mkv"
+    command = [sys.executable, "-m", "drcn.runtime.run_cli", str(clip), "--ray", "--workers", "2", "-o", str(out),
+               *map(str, common), "--threads", "1"]
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    work = tmp_path / ".killed.mkv.parts"
+    deadline, killed = time.monotonic() + 180, None
+    while time.monotonic() < deadline and driver.poll() is None and killed is None:
+        if len(list(work.glob("part-*.json"))) >= 1:
+            for process in psutil.Process(driver.pid).children(recursive=True):
+                try:
+                    if "FrameWorker" in " ".join(process.cmdline()):
+                        process.kill()           # one worker dies, whatever segment it is in
+                        killed = process.pid
+                        break
+                except psutil.Error:
+                    continue
+        time.sleep(0.02)
+    stdout, stderr = driver.communicate(timeout=300)
+    assert killed, "no worker was found to kill"
+    assert driver.returncode == 0, stderr
+    assert "died; a new worker does it again" in stdout, stdout
+    assert_same_video(reference, out)
