@@ -108,6 +108,9 @@ class OpenVINOBackend:
                        "PERFORMANCE_HINT": mode.upper(), "CACHE_DIR": str(cache)}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
+            # A thread count means the machine is shared (Ray workers of one thread each): OpenVINO would pin every
+            # such process to the same first core (measured: two one-thread workers both on core 0, 0.97x of one).
+            self.config["ENABLE_CPU_PINNING"] = False
         try:
             self.model = self.core.read_model(str(model_path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses with multi-line text
