@@ -95,7 +95,10 @@ def _user_error(ray, exc: BaseException) -> DrcnError:
     while cause is not None and isinstance(cause, ray.exceptions.RayError):
         cause = getattr(cause, "cause", None)
     if isinstance(cause, DrcnError):
-        return DrcnError(str(cause))
+        try:
+            return type(cause)(str(cause))     # the same kind: a refusal (e.g. ResolutionChange) stays one
+        except TypeError:                      # a kind made from other arguments
+            return DrcnError(str(cause))
     return DrcnError(f"a Ray worker failed: {str(exc).strip().splitlines()[-1]}")
 
 
@@ -247,33 +250,41 @@ def _run_segments(ray, workers: list, new_worker: Callable, job: Job, pieces: li
         settings = _get(ray, workers[0].settings.remote(request.encode, str(output)))
         run = SegmentedRun(src, output, request.encode, pieces, size, settings, log, request.overwrite)
         log(f"{job.source.name}: {len(run.pending)} segment(s) to do on {len(workers)} worker(s)")
-        queue, idle, in_flight, deaths = list(run.pending), list(workers), {}, {}
-        while queue or in_flight:
-            while queue and idle:
-                piece, actor = queue.pop(0), idle.pop()
-                ref = actor.segment.remote(str(source), dataclasses.asdict(piece), str(output), request.encode)
-                in_flight[ref] = (actor, piece)
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            actor, piece = in_flight.pop(ready[0])
-            try:
-                data = ray.get(ready[0])
-            except ray.exceptions.RayActorError:
-                deaths[piece.index] = deaths.get(piece.index, 0) + 1
-                if deaths[piece.index] > 2:
-                    raise DrcnError(f"{job.source.name}: segment {piece.index} lost its worker three times; "
-                                    "stopping (the finished segments are kept for the next run)") from None
-                log(f"{job.source.name}: the worker of segment {piece.index + 1} died; a new worker does it again")
-                queue.insert(0, piece)
-                idle.append(new_worker())
-                continue
-            except ray.exceptions.RayError as exc:
-                raise _user_error(ray, exc) from None
-            run.finished(piece, Summary(**{k: v for k, v in data.items() if k != "failed"},
-                                        failed=[tuple(f) for f in data["failed"]]))
-            idle.append(actor)
+        with run.refusing():
+            _spread(ray, run, workers, new_worker, source, output, request, log)
         return run.join()
     finally:
         src.container.close()
+
+
+def _spread(ray, run, workers: list, new_worker: Callable, source: Path, output: Path, request: RayRequest,
+            log: Callable[[str], None]) -> None:
+    """Hand the pending segments to idle workers until every one is done; a worker that dies is replaced and its
+    segment handed out again (three deaths on one segment stop the run)."""
+    queue, idle, in_flight, deaths = list(run.pending), list(workers), {}, {}
+    while queue or in_flight:
+        while queue and idle:
+            piece, actor = queue.pop(0), idle.pop()
+            ref = actor.segment.remote(str(source), dataclasses.asdict(piece), str(output), request.encode)
+            in_flight[ref] = (actor, piece)
+        ready, _ = ray.wait(list(in_flight), num_returns=1)
+        actor, piece = in_flight.pop(ready[0])
+        try:
+            data = ray.get(ready[0])
+        except ray.exceptions.RayActorError:
+            deaths[piece.index] = deaths.get(piece.index, 0) + 1
+            if deaths[piece.index] > 2:
+                raise DrcnError(f"{source.name}: segment {piece.index} lost its worker three times; "
+                                "stopping (the finished segments are kept for the next run)") from None
+            log(f"{source.name}: the worker of segment {piece.index + 1} died; a new worker does it again")
+            queue.insert(0, piece)
+            idle.append(new_worker())
+            continue
+        except ray.exceptions.RayError as exc:
+            raise _user_error(ray, exc) from None
+        run.finished(piece, Summary(**{k: v for k, v in data.items() if k != "failed"},
+                                    failed=[tuple(f) for f in data["failed"]]))
+        idle.append(actor)
 
 
 def _run_frames(ray, workers, job: Job, per_task: int) -> Summary:

@@ -47,6 +47,10 @@ X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
                 "placebo")
 
 
+class ResolutionChange(DrcnError):
+    """The video's frames change size mid-stream: refused, nothing written (one encoded stream has one size)."""
+
+
 def _av():
     av = require("av", "reading and writing video", INSTALL)
     # FFmpeg's own log lines (decoder warnings, x264's complaints) would break the one-line error rule: every
@@ -268,7 +272,7 @@ class VideoSource:
                     continue
                 for frame in decoded:
                     if (frame.width, frame.height) != (self.info.width, self.info.height):
-                        raise DrcnError(
+                        raise ResolutionChange(
                             f"{self.path}: the video changes resolution at frame {count} (t="
                             f"{_seconds(frame.pts, frame.time_base)}), from {self.info.width}x{self.info.height} to "
                             f"{frame.width}x{frame.height}; one output stream has one size, so nothing is written: "
@@ -298,31 +302,59 @@ class VideoSource:
 
     def _span(self, start: int, end: int | None) -> Iterator[Frame]:
         av = _av()
+        base = float(self.stream.time_base or 0) or 1.0
+        back = 0.0          # seconds before ``start`` to seek to; None: from the beginning, no seek
         count = 0
         try:
-            # backward: the keyframe at or before ``start`` (an open GOP's leading frames decode from the one before)
-            self.container.seek(start, backward=True, any_frame=False, stream=self.stream)
-            for packet in self.container.demux(self.stream):
-                try:
-                    decoded = packet.decode()
-                except av.error.FFmpegError as exc:
-                    raise DrcnError(f"{self.path}: cannot decode the packet at "
-                                    f"{_seconds(packet.pts, packet.time_base)} ({_reason(exc)})") from None
-                for frame in decoded:
-                    if frame.pts is None or frame.pts < start:
+            while True:
+                if back is not None:
+                    # backward: a keyframe at or before the target (an open GOP's leading frames decode from the one
+                    # before). Containers without an index (MPEG-TS) seek by byte estimate and may land after it.
+                    self.container.seek(int(start - back / base), backward=True, any_frame=False, stream=self.stream)
+                overshot = back is not None      # until a frame at or before ``start`` shows the seek was right
+                for frame in self._decode_from_here():
+                    if overshot and count == 0:
+                        if frame.pts > start:
+                            break            # the seek landed after the segment's first frame: seek earlier
+                        overshot = False
+                    if frame.pts < start:
                         continue
                     if end is not None and frame.pts >= end:
                         return
                     if (frame.width, frame.height) != (self.info.width, self.info.height):
-                        raise DrcnError(f"{self.path}: the video changes resolution at t="
-                                        f"{_seconds(frame.pts, frame.time_base)}; one output stream has one size")
+                        raise ResolutionChange(
+                            f"{self.path}: the video changes resolution at t={_seconds(frame.pts, frame.time_base)}, "
+                            f"from {self.info.width}x{self.info.height} to {frame.width}x{frame.height}; one output "
+                            "stream has one size, so nothing is written: split the video where it changes")
                     yield self._frame(frame, count, self._loader(frame))
                     count += 1
+                if not overshot:
+                    return
+                back = None if back >= 16 else max(1.0, 4 * back)   # or nothing decoded there at all
+                self._reopen()
         except av.error.FFmpegError as exc:
-            raise DrcnError(f"{self.path}: cannot read it from t={start * float(self.stream.time_base):.3f}s "
-                            f"({_reason(exc)})") from None
+            raise DrcnError(f"{self.path}: cannot read it from t={start * base:.3f}s ({_reason(exc)})") from None
         finally:
             self.container.close()
+
+    def _decode_from_here(self) -> Iterator:
+        """The video stream's frames that carry a timestamp, decoded from the container's position."""
+        av = _av()
+        for packet in self.container.demux(self.stream):
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError as exc:
+                raise DrcnError(f"{self.path}: cannot decode the packet at {_seconds(packet.pts, packet.time_base)} "
+                                f"({_reason(exc)})") from None
+            yield from (frame for frame in decoded if frame.pts is not None)
+
+    def _reopen(self) -> None:
+        av = _av()
+        index = self.stream.index
+        self.container.close()
+        self.container = av.open(str(self.path))
+        self.stream = self.container.streams[index]
+        self.stream.thread_type = "AUTO"
 
     def short_read(self, decoded: int, end: tuple[int, int] | None) -> str | None:
         """What the container declares and was not decoded, as a sentence; None when nothing is missing.

@@ -8,6 +8,7 @@ and a join by stream copy. :func:`upscale_segment` is one segment's work, what a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Callable
 
 from drcn.errors import DrcnError
 from drcn.runtime.media import colour, segments
-from drcn.runtime.media.video import EncodeOptions, VideoSink, VideoSource
+from drcn.runtime.media.video import EncodeOptions, ResolutionChange, VideoSink, VideoSource
 from drcn.runtime.pipeline import FrameStages, Summary, prefetch, run_frames
 
 
@@ -146,6 +147,15 @@ class SegmentedRun:
         self.log(f"{self.src.path.name}: segment {piece.index + 1}/{len(self.pieces)} done; {self.frames_done} of "
                  f"{self.total} frames, {rate:.2f} frames/s, ETA {left / rate if rate else 0:.0f} s")
 
+    @contextlib.contextmanager
+    def refusing(self):
+        """Around the segments' work: a video refused in the middle (its resolution changes) leaves no part."""
+        try:
+            yield
+        except ResolutionChange:
+            self.work.remove()
+            raise
+
     def join(self) -> Summary:
         joined = segments.join([self.work.part(p.index) for p in self.pieces], self.src, self.output, self.log)
         if joined != self.total:
@@ -162,7 +172,8 @@ def _segmented(src: VideoSource, output: Path, scale: float, stages: FrameStages
                overwrite: bool) -> Summary:
     run = SegmentedRun(src, output, options, pieces, size, pixel_settings(stages, scale, options, output), log,
                        overwrite)
-    for piece in run.pending:
-        run.work.sweep(piece)
-        run.finished(piece, upscale_segment(src.path, piece, run.work, scale, stages, options))
+    with run.refusing():
+        for piece in run.pending:
+            run.work.sweep(piece)
+            run.finished(piece, upscale_segment(src.path, piece, run.work, scale, stages, options))
     return run.join()

@@ -42,6 +42,33 @@ def post(url: str, body: bytes, headers: dict | None = None, timeout: float = 60
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers, error.read()
+    except urllib.error.URLError as error:
+        if not isinstance(error.reason, (BrokenPipeError, ConnectionResetError)):
+            raise
+        return post_refused_early(url, body, headers or {}, timeout)
+
+
+def post_refused_early(url: str, body: bytes, headers: dict, timeout: float) -> tuple[int, dict, bytes]:
+    """A server that refuses a body from its Content-Length answers and closes while the client is still sending
+    (a broken pipe for urllib): send what it takes, then read the answer it already gave, as HTTP clients do."""
+    import http.client
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    connection.putrequest("POST", parts.path + (f"?{parts.query}" if parts.query else ""))
+    for key, value in {**headers, "Content-Length": str(len(body))}.items():
+        connection.putheader(key, value)
+    connection.endheaders()
+    try:
+        connection.send(body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    response = connection.getresponse()
+    try:
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
 
 
 def get(url: str, headers: dict | None = None) -> tuple[int, bytes]:

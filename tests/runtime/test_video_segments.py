@@ -164,3 +164,16 @@ def test_a_short_video_is_one_pass_and_segment_zero_turns_segments_off(tmp_path,
     assert "segments done" not in result.stdout and len(decoded(tmp_path / "out.mp4")) == 20
     bad = run(clip, "--segment", "-1", "--onnx", onnx)
     assert bad.returncode == 2 and "--segment" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_an_mpeg_ts_input_without_an_index_segments_exactly(tmp_path, onnx):
+    """MPEG-TS seeks by byte estimate and may land after a segment's first frame: the segment seeks earlier."""
+    from test_video_unusual import write_clip
+
+    clip = tmp_path / "clip.ts"
+    write_clip(clip, (48, 64), frames=60)
+    upscale(clip, tmp_path / "one.mkv", onnx, "--codec", "ffv1", "--segment", "0")
+    seg = upscale(clip, tmp_path / "seg.mkv", onnx, "--codec", "ffv1", "--segment", "0.5")
+    assert "segments done" in seg.stdout
+    assert_same_video(tmp_path / "one.mkv", tmp_path / "seg.mkv")
+    assert len(decoded(tmp_path / "seg.mkv")) == 60

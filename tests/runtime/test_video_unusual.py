@@ -96,6 +96,21 @@ def test_a_resolution_change_mid_stream_is_refused_at_the_frame_where_it_happens
     assert not (tmp_path / "out.mkv").exists() and not list(tmp_path.glob(".out*"))
 
 
+def test_a_resolution_change_in_a_later_segment_leaves_no_part_behind(tmp_path, onnx):
+    first, second = tmp_path / "a.ts", tmp_path / "b.ts"
+    write_clip(first, (40, 48), frames=12)
+    write_clip(second, (32, 64), frames=12, start=12)
+    clip = tmp_path / "changes.ts"
+    clip.write_bytes(first.read_bytes() + second.read_bytes())
+    result = run(clip, "-o", tmp_path / "out.mkv", "--onnx", onnx, "--backend", "onnxruntime", "--tile", "32",
+                 "--segment", "0.2")
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert "segments done" in result.stdout, result.stdout           # it was cut into segments
+    line = result.stderr.strip().splitlines()[-1]
+    assert "changes resolution at t=" in line and "48x40 to 64x32" in line and "nothing is written" in line, line
+    assert not (tmp_path / "out.mkv").exists() and not list(tmp_path.glob(".out*"))   # no work folder either
+
+
 @pytest.mark.parametrize("hflip", [False, True], ids=["turned", "turned-mirrored"])
 def test_rotation_is_kept_where_the_container_carries_it_and_applied_where_not(tmp_path, onnx, hflip):
     clip = tmp_path / "rotated.mp4"
