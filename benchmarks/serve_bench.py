@@ -11,6 +11,7 @@ compare like with like on this machine.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import dataclasses
 import json
 import os
@@ -47,9 +48,9 @@ class ServeBenchRequest:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    from drcn.runtime.local_ray import free_port as below_ephemeral
+
+    return below_ephemeral()
 
 
 def _make_images(folder: Path, request: ServeBenchRequest) -> list[Path]:
@@ -91,7 +92,7 @@ class ServeProcess:
                 with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2):
                     log(f"drcn-serve ready on {self.url}")
                     return
-            except (urllib.error.URLError, OSError):
+            except (urllib.error.URLError, OSError, http.client.HTTPException):
                 time.sleep(0.5)
         self.stop()
         raise DrcnError(f"drcn-serve was not ready within {ready_s:g} s: {self.said()}")
@@ -108,11 +109,23 @@ class ServeProcess:
 
     def stop(self) -> int:
         if self.process.poll() is None:
+            try:
+                import psutil
+
+                tree = psutil.Process(self.process.pid).children(recursive=True)
+            except Exception:  # noqa: BLE001 - without psutil (or a process already gone) the group kill remains
+                tree = []
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=self.stop_s)
             except subprocess.TimeoutExpired:
+                # The server runs in a session of its own under drcn-serve's supervisor: end every process seen.
                 os.killpg(self.process.pid, signal.SIGKILL)
+                for child in tree:
+                    try:
+                        child.kill()
+                    except Exception:  # noqa: BLE001 - already gone
+                        pass
                 self.process.wait(timeout=30)
         return self.process.returncode
 

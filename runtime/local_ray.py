@@ -53,3 +53,21 @@ def keep_replica_grpc_on_loopback() -> None:
 
     on_loopback.drcn_loopback = True
     replica.add_port_to_grpc_server = on_loopback
+
+
+def free_port(low: int = 20000, high: int = 32767) -> int:
+    """A free TCP port on 127.0.0.1 below the kernel's ephemeral range (32768 and up on Linux), where the ports Ray's
+    processes take for themselves (bind to port 0) come from: a port found free with bind(0) and handed to a server
+    that starts after Ray was taken by a Ray worker once in a while."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port between {low} and {high} on 127.0.0.1")

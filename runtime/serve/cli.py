@@ -149,12 +149,6 @@ def _start_ray(address: str | None, metrics_port: int) -> None:
                         f"({str(exc).strip().splitlines()[0]})") from None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @cli_entry(PROG)
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -352,7 +346,9 @@ def _serve(argv: list[str]) -> int:
         from drcn.limits import ENV
 
         os.environ[ENV] = str(args.max_pixels)
-    args.metrics_port = args.metrics_port or _free_port()
+    from drcn.runtime.local_ray import free_port
+
+    args.metrics_port = args.metrics_port or free_port()
     settings, limits = settings_from(args)
     _check_port(args.host, args.port)
 

@@ -86,7 +86,10 @@ def test_abandoned_requests_stop_taking_compute(heavy):
     before = info(heavy)
     big = photo(360, 640)       # x4: 2560x1440 out, about 900 windows of 64² each, for each of six clients
     connections = [hang_up_after(heavy.port, "/v1/upscale?scale=4", big, 0) for _ in range(6)]
-    time.sleep(4.0)             # their bicubic enlargement is done, their windows are being computed
+    deadline = time.monotonic() + 60
+    while info(heavy)["windows"] - before["windows"] < 60:      # their windows are being computed
+        assert time.monotonic() < deadline, "the six requests never reached their windows"
+        time.sleep(0.1)
     for connection in connections:
         connection.close()
     start = time.monotonic()
