@@ -86,7 +86,7 @@ def main() -> None:
                      f"(segmented {one / seg:.2f}x the speed)"))
         sizes = (tmp / "one.mp4").stat().st_size, (tmp / "seg.mp4").stat().st_size
         rows.append(("libx264 crf 18 bytes, one pass / segments", f"{sizes[0]:,} / {sizes[1]:,} "
-                     f"(+{100 * (sizes[1] / sizes[0] - 1):.1f}%)"))
+                     f"({100 * (sizes[1] / sizes[0] - 1):+.1f}%)"))
 
         # killed at about half its frames, then resumed
         out, work = tmp / "killed.mp4", tmp / ".killed.mp4.parts"
