@@ -126,10 +126,8 @@ class DrcnDeployment:
     """One replica: the model (:class:`ServedModel`), a bounded count of requests in hand, the routes."""
 
     def __init__(self, settings: ServeSettings, limits: ServeLimits):
-
-        from drcn.limits import ENV
-
         from drcn import memory
+        from drcn.limits import ENV
         from drcn.runtime.serve.metrics import ReplicaMetrics, install
 
         if limits.local:

@@ -189,7 +189,9 @@ def _supervise(argv: list[str]) -> int:
         # The server cannot drain without Ray: once Ray's GCS or raylet is gone, give the server a moment to
         # finish on its own (Ray's client code in it may block for a minute waiting for them), then end it.
         now = time.monotonic()
-        if ray_gone_at is None and not _ray_running(child.pid):
+        # Only a local Ray's daemons are watched (seen in the tree once): with --ray they run elsewhere.
+        started_here = any(_name(p) in RAY_DAEMONS for p in tree.values())
+        if ray_gone_at is None and started_here and not _ray_daemons_run(child.pid):
             ray_gone_at = now
         if ray_gone_at is not None and now - ray_gone_at > 3:
             forced = "Ray's processes were stopped by the same signal, so the requests in hand could not be drained"
@@ -208,18 +210,18 @@ def _supervise(argv: list[str]) -> int:
     return code if code >= 0 else 1
 
 
-def _ray_running(pid: int) -> bool:
-    """Whether the GCS and the raylet started under process ``pid`` still run (False once either has ended)."""
+RAY_DAEMONS = ("gcs_server", "raylet")
+
+
+def _ray_daemons_run(pid: int) -> bool:
+    """Whether the GCS and the raylet of a local Ray started under process ``pid`` both still run (False once either
+    has ended or is a zombie: under systemd's control-group stop they got the same SIGTERM, and asking them to drain
+    would wait a minute for nothing)."""
     import psutil
 
     try:
         found = {_name(p): p for p in psutil.Process(pid).children(recursive=True)}
-    except psutil.Error:
-        return False
-    if "gcs_server" not in found and "raylet" not in found:
-        return True              # not started yet, or joined a cluster (--ray): nothing of Ray's here to watch
-    try:
-        return all(name in found and found[name].status() != psutil.STATUS_ZOMBIE for name in ("gcs_server", "raylet"))
+        return all(name in found and found[name].status() != psutil.STATUS_ZOMBIE for name in RAY_DAEMONS)
     except psutil.Error:
         return False
 
@@ -265,16 +267,6 @@ def _watch_supervisor(stop: threading.Event) -> None:
             stop.set()
 
 
-def _ray_alive() -> bool:
-    """Whether this node's Ray processes (GCS, raylet) still run: under systemd's control-group stop they got the
-    same SIGTERM and are gone, and asking them to drain would wait a minute for nothing."""
-    import psutil
-
-    names = {"gcs_server", "raylet"}
-    found = [p for p in psutil.Process().children(recursive=True) if _name(p) in names]
-    return len(found) == len(names) and all(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in found)
-
-
 def _name(process) -> str:
     try:
         return process.name()
@@ -282,14 +274,18 @@ def _name(process) -> str:
         return ""
 
 
-def _stop_everything(name: str, wait_s: float = 10.0) -> bool:
+def _stop_everything(name: str, local: bool, wait_s: float = 10.0) -> bool:
     """Stop Ray here; then end whatever of this process's tree is left (SIGTERM, then SIGKILL after ``wait_s``).
-    Returns False where Ray's processes were already gone (stopped by the same signal)."""
+    Returns False where the local Ray's processes were already gone (stopped by the same signal); with a cluster
+    (``local`` False) there is nothing of Ray's here to watch, and the drain always runs."""
     import psutil
     import ray
     from ray import serve
 
-    alive = _ray_alive()
+    def ray_runs() -> bool:
+        return not local or _ray_daemons_run(os.getpid())
+
+    alive = ray_runs()
     if alive:
         done, ray_stopping = threading.Event(), threading.Event()
 
@@ -311,7 +307,7 @@ def _stop_everything(name: str, wait_s: float = 10.0) -> bool:
         give_up = time.monotonic() + 60
         # A signal sent to every process at once reaches Ray's a moment later: watch them while draining.
         while not done.wait(0.2) and time.monotonic() < give_up:
-            if not ray_stopping.is_set() and not _ray_alive():
+            if not ray_stopping.is_set() and not ray_runs():
                 alive = False
                 break
     if not alive:
@@ -393,7 +389,7 @@ def _serve(argv: list[str]) -> int:
     except _Stopping:
         print(f"{PROG}: stopping while starting", flush=True)
     finally:
-        ray_was_alive = _stop_everything("drcn")
+        ray_was_alive = _stop_everything("drcn", local=not args.ray)
     print(f"{PROG}: stopped after {time.monotonic() - started:.0f} s of serving", file=sys.stderr, flush=True)
     if not ray_was_alive:
         # Ray's own exit handlers would wait a minute for its dead GCS and then end the process with code 1.
