@@ -54,8 +54,10 @@ class ResolutionChange(DrcnError):
 def _av():
     av = require("av", "reading and writing video", INSTALL)
     # FFmpeg's own log lines (decoder warnings, x264's complaints) would break the one-line error rule: every
-    # failure that matters reaches us as an exception with its reason.
-    av.logging.set_level(av.logging.PANIC)
+    # failure that matters reaches us as an exception with its reason. None, not a level: any level installs PyAV's
+    # Python log callback, which takes the GIL inside FFmpeg's decoder threads; freeing a frame-threaded decoder
+    # (which joins those threads with the GIL held) then deadlocks whenever one of them logs (PyAV #751).
+    av.logging.set_level(None)
     return av
 
 

@@ -304,3 +304,16 @@ def test_an_encoder_that_cannot_start_fails_before_any_work(tmp_path, onnx):
         lines = result.stderr.strip().splitlines()
         assert result.returncode != 0 and len(lines) == 1 and words in lines[0], result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_ffmpeg_logs_never_reach_python(tmp_path):
+    """Any PyAV log level installs a Python callback that FFmpeg's decoder threads call with the GIL; freeing a
+    frame-threaded decoder (a segment's reopen) then deadlocked under load (CI hung 600 s). drcn turns it off."""
+    from drcn.runtime.media import video
+
+    av.logging.set_level(av.logging.PANIC)
+    try:
+        video._av()
+        assert av.logging.get_level() is None
+    finally:
+        av.logging.set_level(None)
