@@ -370,8 +370,17 @@ def run_quality(args: argparse.Namespace) -> int:
     print("Y-PSNR (dB) / SSIM, border = scale pixels shaved; images: "
           + ", ".join(f"{d.name} {len(d.images)}" for d in datasets), file=out)
     print(tables.plain(headers, rows), end="", file=out)
+    markdown = tables.markdown(headers, rows)
+    if reference:
+        pixel_headers, pixel_rows = tables.pixel_rows(results, reference)
+        if pixel_rows:
+            title = (f"Per-pixel deviation of the 8-bit Y output from {reference} (the same model in fp32): levels "
+                     "(max, 99.99th percentile) and share of values off")
+            print(title, file=out)
+            print(tables.plain(pixel_headers, pixel_rows), end="", file=out)
+            markdown += f"\n{title}:\n\n" + tables.markdown(pixel_headers, pixel_rows)
     if args.md:
-        atomic.write_text(Path(args.md), tables.markdown(headers, rows))
+        atomic.write_text(Path(args.md), markdown)
     if args.json:
         single = len(results) == 1 and len(args.scale) == 1
         write_json(args.json, next(iter(next(iter(results.values())).values())) if single else results)

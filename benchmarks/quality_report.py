@@ -8,6 +8,7 @@ import time
 from typing import Callable
 
 from drcn import evaluation
+from drcn.deviation import Deviation
 from drcn.benchmarks import methods as method_table
 from drcn.benchmarks.methods import MethodOptions
 from drcn.errors import DrcnError
@@ -38,10 +39,16 @@ def method_names(requested: tuple[str, ...]) -> list[str]:
 
 def measure_quality(request: QualityRequest,
                     on_image: Callable[[str, float, str, evaluation.ImageScore], None] = lambda *_: None) -> dict:
-    """results[method]["x2"][dataset] = {"psnr", "ssim", "images"}; ``on_image(method, scale, dataset, score)``
-    sees every image's score as it comes."""
+    """results[method]["x2"][dataset] = {"psnr", "ssim", "images"[, "pixels"]}; ``on_image(method, scale, dataset,
+    score)`` sees every image's score as it comes. Where the PyTorch reference runs (it runs first), every other
+    model's cell has "pixels": the per-pixel deviation of its 8-bit Y output from the reference's
+    (:meth:`drcn.deviation.Deviation.summary`)."""
     results: dict = {}
-    for base in method_names(request.methods):
+    reference: dict[tuple[str, str], dict] = {}     # (scale, dataset) -> image name -> the reference's prediction
+    names = method_names(request.methods)
+    if "torch" in names:   # first, so that every backend's pixels compare with it as they come
+        names = ["torch"] + [n for n in names if n != "torch"]
+    for base in names:
         # The ensemble is a deployment option: the bicubic baseline and the PyTorch reference stay single.
         for size in request.ensembles if base not in ("bicubic", "torch") else (1,):
             method = method_table.create(base, dataclasses.replace(request.options, ensemble=size))
@@ -51,11 +58,20 @@ def measure_quality(request: QualityRequest,
                 results[name][f"x{factor:g}"] = {}
                 for dataset in request.datasets:
                     start = time.perf_counter()
-                    scores = evaluation.evaluate(method, dataset, factor)
+                    predictions: dict = {}
+                    scores = evaluation.evaluate(method, dataset, factor, predictions)
                     for score in scores:
                         on_image(name, factor, dataset.name, score)
-                    results[name][f"x{factor:g}"][dataset.name] = {**evaluation.summarise(scores),
-                                                                    "seconds": time.perf_counter() - start}
+                    cell = {**evaluation.summarise(scores), "seconds": time.perf_counter() - start}
+                    key = (f"x{factor:g}", dataset.name)
+                    if base == "torch":
+                        reference[key] = predictions
+                    elif base != "bicubic" and key in reference:
+                        found = Deviation()
+                        for image, prediction in predictions.items():
+                            found.add(reference[key][image], prediction)
+                        cell["pixels"] = found.summary()
+                    results[name][f"x{factor:g}"][dataset.name] = cell
             backend = getattr(method, "backend", None)
             if backend is not None:   # one method's compiled models are freed before the next one's
                 backend.close()

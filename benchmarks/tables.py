@@ -37,3 +37,18 @@ def quality_rows(results: dict, reference: str | None, timed: bool = False) -> t
                 row.append(text)
             rows.append(row)
     return headers, rows
+
+
+def pixel_rows(results: dict, reference: str) -> tuple[list[str], list[list[str]]]:
+    """The per-pixel deviation of each method's 8-bit Y output from ``reference``'s (cells that carry "pixels"):
+    max, 99.99th percentile, share of values more than 1 and more than 4 levels off."""
+    headers = ["method", "dataset", "scale", "max", "p99.99", "> 1 level", "> 4 levels"]
+    rows = []
+    for method, by_scale in results.items():
+        for scale, by_dataset in by_scale.items():
+            for dataset, cell in by_dataset.items():
+                pixels = cell.get("pixels")
+                if pixels is not None:
+                    rows.append([method, dataset, scale, pixels["max"], pixels["p99.99"], f"{pixels['over1_pct']:.3f}%",
+                                 f"{pixels['over4_pct']:.4f}%"])
+    return headers, rows

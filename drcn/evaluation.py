@@ -79,25 +79,34 @@ def degraded_pair(hr: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]
     return y, matlab.bicubic_degrade(y, scale)[1]
 
 
-def score_image(method: Method, hr: np.ndarray, scale: float) -> tuple[float, float]:
-    """Degrade ``hr`` the paper's way, super-resolve it with ``method``, score Y against the HR Y.
-
-    The prediction is rounded to uint8 before scoring, as the official test code does (``uint8(im_h * 255)``).
-    """
+def predict(method: Method, hr: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(HR Y, prediction), both (H, W) uint8: ``hr`` degraded the paper's way and super-resolved by ``method``, the
+    prediction rounded to uint8 as the official test code does (``uint8(im_h * 255)``)."""
     y, upscaled = degraded_pair(hr, scale)
-    prediction = method.upscale_y(upscaled.astype(np.float32) / 255.0)
-    prediction = matlab.quantize(prediction)
+    return y, matlab.quantize(method.upscale_y(upscaled.astype(np.float32) / 255.0))
+
+
+def score_image(method: Method, hr: np.ndarray, scale: float) -> tuple[float, float]:
+    """Degrade ``hr`` the paper's way, super-resolve it with ``method``, score Y against the HR Y."""
+    y, prediction = predict(method, hr, scale)
     border = shave_border(scale)
     return metrics.psnr(y, prediction, border), metrics.ssim(y, prediction, border)
 
 
-def evaluate(method: Method, dataset: Dataset, scale: float) -> list[ImageScore]:
+def evaluate(method: Method, dataset: Dataset, scale: float,
+             predictions: dict[str, np.ndarray] | None = None) -> list[ImageScore]:
+    """Every image of ``dataset`` scored; ``predictions`` (optional) receives each (H, W) uint8 prediction by image
+    name, for a per-pixel comparison of two methods (:mod:`drcn.deviation`)."""
     scores = []
     with Progress(f"{method.name} x{scale:g} {dataset.name}", len(dataset.images)) as progress:
         for name, load in dataset.images:
             hr = load()
             check_measurable(hr.shape, scale, f"{name} (in {dataset.name})")
-            psnr, ssim = score_image(method, hr, scale)
+            y, prediction = predict(method, hr, scale)
+            border = shave_border(scale)
+            psnr, ssim = metrics.psnr(y, prediction, border), metrics.ssim(y, prediction, border)
+            if predictions is not None:
+                predictions[name] = prediction
             scores.append(ImageScore(name, psnr, ssim))
             progress.update(extra=name)
     return scores

@@ -64,7 +64,17 @@ def mean_psnr(run: Run, pairs) -> float:
 def psnr_by_scale(run: Run, pairs) -> dict[float, float]:
     """Mean Y-PSNR per scale of ``run`` on calibration ``pairs`` (:func:`mean_psnr` per scale): a precision's limit
     holds at every scale, and one mean over all scales had hidden a 0.056 dB loss at x4 behind x2 and x3."""
-    return {scale: mean_psnr(run, [p for p in pairs if p[2] == scale]) for scale in sorted({p[2] for p in pairs})}
+    return psnr_and_outputs(run, pairs)[0]
+
+
+def psnr_and_outputs(run: Run, pairs) -> tuple[dict[float, float], list[np.ndarray]]:
+    """(:func:`psnr_by_scale`, each pair's output as (H, W) uint8 Y, for :func:`drcn.deviation.by_scale`)."""
+    found, outputs = {}, []
+    for hr, up, scale in pairs:
+        out = quantize(run((up.astype(np.float32) / 255.0)[None, None])[0, 0])
+        outputs.append(out)
+        found.setdefault(scale, []).append(metrics.psnr(hr, out, shave_border(scale)))
+    return {scale: float(np.mean(found[scale])) for scale in sorted(found)}, outputs
 
 
 def psnr_change(run_fp32: Run, run_fp16: Run, pairs) -> tuple[float, float]:

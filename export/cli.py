@@ -127,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
                                log=lambda message: print(f"{PROG}: {message}", flush=True))
             y_path = int8_path   # a frame graph wraps the INT8 network
             changes = ", ".join(f"{-d:+.4f} dB at the worst scale with float parts in {p} ("
-                                + ", ".join(f"{k} {v:+.4f}" for k, v in made.chosen.by_scale[p].items()) + ")"
+                                + ", ".join(f"{k} {v:+.4f}" for k, v in made.chosen.by_scale[p].items())
+                                + f"; per pixel at most {made.chosen.pixels[p]['max']} levels, "
+                                  f"{made.chosen.pixels[p]['over4_pct']:.4f}% of values more than 4 off at "
+                                  f"{made.chosen.pixels[p]['scale']})"
                                 for p, d in made.chosen.drops.items())
             print(f"{PROG}: {'wrote ' + str(made.path) if int8_final else 'quantized'} "
                   f"({made.path.stat().st_size / 1e3:.1f} kB, int8, {made.chosen.label}): "

@@ -25,7 +25,8 @@ from drcn.atomic import atomic_output
 from drcn.calibration import calibration_pairs
 from drcn.checksums import file_sha256
 from drcn.errors import DrcnError
-from drcn.fp16 import psnr_by_scale
+from drcn import deviation
+from drcn.fp16 import psnr_and_outputs
 from drcn.onnx_files import load_onnx
 from drcn.onnx_meta import OnnxModelInfo, read_onnx_info
 from drcn.optional import require
@@ -53,6 +54,8 @@ class Candidate:
     types: tuple[str, ...] = ()
     drops: dict[str, float] = dataclasses.field(default_factory=dict)   # float-part precision -> worst-scale dB loss
     by_scale: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)   # precision -> scale -> dB
+    # precision -> the per-pixel deviation of the 8-bit Y output from fp32's at the worst scale (Deviation.summary)
+    pixels: dict[str, dict] = dataclasses.field(default_factory=dict)
 
     @property
     def worst(self) -> float:
@@ -187,18 +190,22 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
     pairs = study_pairs(calib, info.config.scales)
     windows = calibration_windows(pairs)
     precisions = float_precisions()
-    reference = psnr_by_scale(runner(model, "fp32"), pairs)
+    reference, reference_outputs = psnr_and_outputs(runner(model, "fp32"), pairs)
     psnr32 = float(np.mean(list(reference.values())))
     study, chosen, chosen_model = [], None, None
     for candidate in candidates(model):
         quantized = quantize(model, windows, candidate)
         for precision in precisions:
-            scores = psnr_by_scale(runner(quantized, precision), pairs)
+            scores, outputs = psnr_and_outputs(runner(quantized, precision), pairs)
             candidate.by_scale[precision] = {f"x{s:g}": round(scores[s] - reference[s], 4) for s in reference}
             candidate.drops[precision] = max(reference[s] - scores[s] for s in reference)
+            scale, found = deviation.worst(deviation.by_scale(pairs, reference_outputs, outputs))
+            candidate.pixels[precision] = {"scale": scale, **found.summary()}
         study.append(candidate)
-        log(f"int8 study: {candidate.label}: worst scale " + ", ".join(f"{-d:+.4f} dB (float parts {p})"
-                                                                      for p, d in candidate.drops.items()))
+        log(f"int8 study: {candidate.label}: worst scale " + ", ".join(
+            f"{-d:+.4f} dB, per pixel max {candidate.pixels[p]['max']} levels and {candidate.pixels[p]['over4_pct']:.4f}%"
+            f" > {deviation.OFF_LEVELS} at {candidate.pixels[p]['scale']} (float parts {p})"
+            for p, d in candidate.drops.items()))
         if candidate.worst <= CHOICE_FRACTION * limit:
             chosen, chosen_model = candidate, quantized
             break
@@ -216,9 +223,10 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
               "windows": len(windows), "window": WINDOW, "psnr_fp32": round(psnr32, 4),
               "psnr_change_db": {p: round(-d, 4) for p, d in chosen.drops.items()}, "limit_db": limit,
               "psnr_change_db_by_scale": chosen.by_scale, "measure": "mean Y-PSNR per scale, the worst scale",
+              "pixels": chosen.pixels,
               "choice": f"the most quantized scope within {CHOICE_FRACTION:g} x the limit on calibration images",
               "study": [{"scope": c.label, "psnr_change_db": {p: round(-d, 4) for p, d in c.drops.items()},
-                         "by_scale": c.by_scale} for c in study]}
+                         "by_scale": c.by_scale, "pixels": c.pixels} for c in study]}
     int8_info = dataclasses.replace(info, precision="int8")
     props = {**int8_info.to_props(), "drcn.int8": json.dumps(record), "drcn.int8_of": file_sha256(y_onnx)}
     del chosen_model.metadata_props[:]

@@ -25,8 +25,10 @@ from torch import nn
 from drcn import bounded_json
 from drcn.atomic import atomic_output
 from drcn.calibration import calibration_pairs
+from drcn import deviation
+from drcn.deviation import MAX_LEVELS, MAX_SHARE_OVER, OFF_LEVELS, Deviation
 from drcn.errors import DrcnError
-from drcn.fp16 import psnr_by_scale
+from drcn.fp16 import psnr_and_outputs, psnr_by_scale
 from drcn.onnx_files import load_onnx
 from drcn.onnx_meta import is_int8_of, model_info
 from drcn.patches import PatchSpec
@@ -58,6 +60,7 @@ class QatConfig:
     cache_dir: str | None = None
     threads: int = 0                       # torch intra-op threads; 0 = torch's default
     learn_scales: bool = False             # the activation scales learn too (LSQ)
+    tail_weight: float = 0.0               # weight of the largest-errors term (0: mean squared difference only)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -97,6 +100,23 @@ def _score(network: nn.Module, pairs, reference: dict[float, float]) -> dict[str
     return {f"x{s:g}": round(scores[s] - reference[s], 4) for s in reference}
 
 
+def _rank(change: dict[str, float], deviations: dict[str, Deviation] | None) -> tuple:
+    """Smaller is better: first within the per-pixel bound at every scale (when measured), then the least share
+    of values off beyond it, then the best worst-scale Y-PSNR change."""
+    if not deviations:
+        return (0, 0.0, -QatResult.worst(change))
+    breaches = [d for d in deviations.values() if d.breach()]
+    excess = sum(max(0.0, d.share_over(OFF_LEVELS) - MAX_SHARE_OVER) + max(0, d.max - MAX_LEVELS) * 1e-6
+                 for d in breaches)
+    return (len(breaches), excess, -QatResult.worst(change))
+
+
+def tail_loss(student_out: torch.Tensor, target: torch.Tensor, free_levels: float = 2.0) -> torch.Tensor:
+    """Mean squared excess of |student - teacher| beyond ``free_levels`` 8-bit levels: zero for the many small
+    differences, large for the few values that would land several levels off (a clipped bright detail)."""
+    return torch.mean(torch.relu((student_out - target).abs() - free_levels / 255.0) ** 2)
+
+
 def _check_pair(int8_model, fp32_model, int8_path: str, fp32_path: str) -> None:
     """The runtime's rule for "the INT8 graph of this fp32 graph" (:func:`drcn.onnx_meta.is_int8_of`)."""
     mine, theirs = model_info(fp32_model, fp32_path), model_info(int8_model, int8_path)
@@ -127,7 +147,16 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps)))
     rng = np.random.default_rng(cfg.seed)
     pairs = calibration_pairs(list(cfg.calib) or None, info.config.scales, max_side=EVAL_SIDE, max_images=EVAL_IMAGES)
-    reference = psnr_by_scale(_as_run(teacher), pairs)
+    reference, teacher_outputs = psnr_and_outputs(_as_run(teacher), pairs)
+    measure_pixels = cfg.tail_weight > 0
+
+    def evaluate(network):
+        if not measure_pixels:
+            return _score(network, pairs, reference), None, None
+        scores, outputs = psnr_and_outputs(_as_run(network), pairs)
+        found = deviation.by_scale(pairs, teacher_outputs, outputs)
+        change = {f"x{s:g}": round(scores[s] - reference[s], 4) for s in reference}
+        return change, found, {k: d.summary() for k, d in found.items()}
     ckpt = checkpoint_path(cfg.out)
     step, history = 0, []
     if resume:
@@ -140,11 +169,11 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
         start_db, best = state["start_db"], state["best"]
         best_params = state["best_params"]
     else:
-        start_db = _score(student, pairs, reference)
-        best = {"step": 0, "change": start_db}
+        start_db, found, pixels = evaluate(student)
+        best = {"step": 0, "change": start_db, "rank": list(_rank(start_db, found)), "pixels": pixels}
         best_params = copy.deepcopy(student.params.state_dict())
-        history.append({"step": 0, "change": start_db})
-        log(f"drcn-qat: start {_fmt(start_db)}")
+        history.append({"step": 0, "change": start_db, "pixels": pixels})
+        log(f"drcn-qat: start {_fmt(start_db, found)}")
     patches = PatchSet.from_folders(list(cfg.data), PatchSpec(tuple(info.config.scales), cfg.patch, cfg.stride),
                                     Path(cfg.cache_dir) if cfg.cache_dir else None, show_progress=progress)
     loss_sum, loss_count = 0.0, 0
@@ -156,7 +185,10 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
             x = torch.from_numpy(x)
             with torch.no_grad():
                 target = teacher(x)
-            loss = torch.mean((student(x) - target) ** 2)
+            out = student(x)
+            loss = torch.mean((out - target) ** 2)
+            if cfg.tail_weight:
+                loss = loss + cfg.tail_weight * tail_loss(out, target)
             if not math.isfinite(loss.item()):
                 raise DrcnError(f"drcn-qat: the loss became {loss.item()} at step {step}: lower --lr")
             optimizer.zero_grad(set_to_none=True)
@@ -167,13 +199,14 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
             loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
             bar.update(extra=f"loss {loss_sum / loss_count:.3g}")
             if step % cfg.eval_every == 0 or step == cfg.steps:
-                change = _score(student, pairs, reference)
-                history.append({"step": step, "change": change, "loss": loss_sum / loss_count})
+                change, found, pixels = evaluate(student)
+                history.append({"step": step, "change": change, "loss": loss_sum / loss_count, "pixels": pixels})
                 loss_sum, loss_count = 0.0, 0
-                if QatResult.worst(change) > QatResult.worst(best["change"]):
-                    best = {"step": step, "change": change}
+                rank = list(_rank(change, found))
+                if rank < best.get("rank", list(_rank(best["change"], None))):
+                    best = {"step": step, "change": change, "rank": rank, "pixels": pixels}
                     best_params = copy.deepcopy(student.params.state_dict())
-                log(f"drcn-qat: step {step}: {_fmt(change)}; best so far step {best['step']}")
+                log(f"drcn-qat: step {step}: {_fmt(change, found)}; best so far step {best['step']}")
                 state = {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "student": student.params.state_dict(),
                          "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                          "rng": rng.bit_generator.state, "step": step, "history": history,
@@ -190,7 +223,10 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
     record["qat"] = {"steps": step, "best_step": best["step"], "batch": cfg.batch, "lr": cfg.lr,
                      "patch": cfg.patch, "data": [Path(d).name for d in cfg.data],
                      "learned": "weights, biases, float parts" + (", activation scales" if cfg.learn_scales else ""),
-                     "teacher": "the fp32 graph (mean squared output difference)",
+                     "teacher": "the fp32 graph (mean squared output difference"
+                                + (f" + {cfg.tail_weight:g} x the squared excess beyond 2 levels)" if cfg.tail_weight
+                                   else ")"),
+                     "pixels_before": history[0].get("pixels"), "pixels_after": best.get("pixels"),
                      "scored_on": ", ".join(Path(c).name for c in cfg.calib) if cfg.calib
                      else "bundled photos and textures (scikit-image)",
                      "change_db_before": start_db, "change_db_after": best["change"],
@@ -205,8 +241,12 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
     return QatResult(Path(cfg.out), start_db, best["change"], best["step"], step, seconds)
 
 
-def _fmt(change: dict[str, float]) -> str:
-    return "Y-PSNR change vs fp32 " + " / ".join(f"{k} {v:+.4f}" for k, v in change.items()) + " dB"
+def _fmt(change: dict[str, float], deviations: dict[str, Deviation] | None = None) -> str:
+    text = "Y-PSNR change vs fp32 " + " / ".join(f"{k} {v:+.4f}" for k, v in change.items()) + " dB"
+    if deviations:
+        text += "; per pixel " + " / ".join(f"{k} max {d.max}, {100 * d.share_over(OFF_LEVELS):.4f}% > "
+                                            f"{OFF_LEVELS}" for k, d in deviations.items())
+    return text
 
 
 def _read_checkpoint(path: Path, cfg: QatConfig) -> dict:
@@ -215,7 +255,7 @@ def _read_checkpoint(path: Path, cfg: QatConfig) -> dict:
         raise DrcnError(f"--resume: no checkpoint {path} (a run writes it every --eval-every steps)")
     state = read_checkpoint(path, "--resume", needs=RESUME_KEYS)
     stored = state["config"]
-    for key in ("int8", "fp32", "patch", "batch", "learn_scales"):
+    for key in ("int8", "fp32", "patch", "batch", "learn_scales", "tail_weight"):
         if stored.get(key) != getattr(cfg, key):
             raise DrcnError(f"--resume {path}: it was made with {key} {stored.get(key)}, not {getattr(cfg, key)}")
     return state

@@ -72,6 +72,9 @@ class OpenVINOBackend:
         from drcn.runtime.backends.precision_check import cpu_capabilities
 
         capabilities = cpu_capabilities(self.core)
+        from drcn.runtime.backends import precision_check
+
+        checked_as = "int8"    # which INT8 verdict the float parts follow: "int8" (bf16 where native) or "int8/f32"
         if info.precision == "int8":   # an INT8 graph runs as such; its float parts as the CPU runs them best
             self.precision, why = "int8", "an INT8 graph"
             if precision not in ("auto", "int8"):
@@ -79,27 +82,34 @@ class OpenVINOBackend:
                                 f"{precision})")
         else:
             sibling = int8_sibling(model_path) if precision in ("auto", "int8") else None
-            from drcn.runtime.backends import precision_check
 
             def checked(candidates: list[str]) -> dict:
                 return precision_check.verdicts(str(model_path), str(sibling) if sibling else None, candidates, log)
 
             self.precision, why = choose_precision(precision, capabilities, sibling is not None, checked)
+            if self.precision == precision_check.INT8_F32:
+                self.precision, checked_as = "int8", precision_check.INT8_F32
             if precision != "auto":
-                # Forcing a precision says what the on-CPU check measured for it, where it has run.
+                # Forcing a precision says what the on-CPU check measured for it, where it has run; a forced INT8
+                # keeps its float parts in f32 where only that way passed the check.
                 found = precision_check.cached(str(model_path), str(sibling) if sibling else None) or {}
-                verdict = found.get(self.precision)
+                if self.precision == "int8" and precision_check.INT8_F32 in found and \
+                        not found["int8"].ok and found[precision_check.INT8_F32].ok:
+                    checked_as = precision_check.INT8_F32
+                verdict = found.get(checked_as if self.precision == "int8" else self.precision)
                 if verdict is not None and self.precision != "fp32":
                     why = (f"requested; {verdict.describe(found['fp32'].ms_per_window)}"
-                           + ("" if verdict.ok else f", beyond the {precision_check.MAX_PSNR_DROP} dB limit"))
+                           + ("" if verdict.ok else "; beyond the check's limits: " + verdict.refusal().split(": ", 1)[1]))
             if self.precision == "int8":
                 model_path, info = str(sibling), read_onnx_info(sibling)
-        # INT8 graphs keep their float parts (first conv, Add/Mul) in bf16 where the CPU has it: measured by
-        # drcn-export --int8 within its limit for both f32 and bf16.
-        hint = {"fp32": "f32", "bf16": "bf16"}.get(self.precision, "bf16" if "BF16" in capabilities else "f32")
+        # An INT8 graph's float parts (first conv, the ensemble's Add/Mul) run in bf16 where the CPU has it, unless the
+        # on-CPU check found only f32 float parts within its per-pixel bound.
+        hint = ({"fp32": "f32", "bf16": "bf16"}.get(self.precision)
+                or precision_check.int8_float_hint(checked_as, capabilities))
+        self.verdict_name = checked_as if self.precision == "int8" else self.precision   # its name in the check
         if mode not in ("latency", "throughput"):
             raise DrcnError(f"--mode {mode}: latency or throughput")
-        cache = cache_folder(file_sha256(model_path), self.precision, mode, ov.__version__)
+        cache = cache_folder(file_sha256(model_path), f"{self.precision}-{hint}", mode, ov.__version__)
         # OpenVINO trusts the blobs in its cache folder as they are: drcn seals them after every compile and checks
         # them here, so a damaged blob is compiled again instead of computing wrong pixels.
         verified_folder(cache, log)

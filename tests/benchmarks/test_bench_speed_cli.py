@@ -63,6 +63,11 @@ def test_quality_several_methods_and_scales(tiny_model_files, tmp_path, image_fo
     ort, ref = data["onnxruntime"]["x2"]["imgs"]["psnr"], data["torch"]["x2"]["imgs"]["psnr"]
     assert abs(ort - ref) < 0.01
     assert "Δ vs torch" in (tmp_path / "q.md").read_text()
+    # Issue 33: beside the PSNR change, the per-pixel deviation from the fp32 reference of the same model.
+    pixels = data["onnxruntime"]["x2"]["imgs"]["pixels"]
+    assert pixels["max"] <= 1 and pixels["over4_pct"] == 0 and pixels["values"] > 0
+    assert "pixels" not in data["bicubic"]["x2"]["imgs"] and "pixels" not in data["torch"]["x2"]["imgs"]
+    assert "Per-pixel deviation of the 8-bit Y output from torch" in (tmp_path / "q.md").read_text()
 
 
 def test_the_ensemble_is_one_more_axis_of_both_tables(tiny_model_files, tmp_path, image_folder, capsys, cache):
@@ -76,7 +81,9 @@ def test_the_ensemble_is_one_more_axis_of_both_tables(tiny_model_files, tmp_path
     assert set(data) == {"onnxruntime", "onnxruntime ensemble 8", "torch"}
     one, eight = data["onnxruntime"]["x2"]["imgs"], data["onnxruntime ensemble 8"]["x2"]["imgs"]
     assert one["psnr"] != eight["psnr"] and eight["seconds"] > 0
-    assert " s " in capsys.readouterr().out.splitlines()[-1] + " "
+    assert eight["pixels"]["max"] > one["pixels"]["max"]      # the ensemble is a different output, and says so
+    printed = capsys.readouterr().out
+    assert " s " in printed.split("Per-pixel")[0].splitlines()[-1] + " " and "ensemble 8" in printed.split("Per-pixel")[1]
     assert cli.main(["latency", "--method", "onnxruntime", "--weights", str(tiny_model_files[0]), "--tile", "16",
                      "--batch", "2", "--repeat", "1", "--warmup", "0", "--ensemble", "1,4",
                      "--quality", str(image_folder), "--json", str(latency), "--plot", str(tmp_path / "p.png")]) == 0

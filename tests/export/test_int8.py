@@ -215,10 +215,32 @@ def test_the_precision_check_runs_on_this_cpu_once(tiny_int8, cache, monkeypatch
     assert set(verdicts) == {"fp32", *candidates}
     assert all(v.ms_per_window > 0 and set(v.change_db) == {"x2", "x3", "x4"} for v in verdicts.values())
     assert verdicts["fp32"].worst == 0.0
-    chosen = verdicts[backend.precision]
+    chosen = verdicts[backend.verdict_name]
     assert chosen.ok and chosen.ms_per_window == min(v.ms_per_window for v in verdicts.values() if v.ok)
     for v in verdicts.values():
         if not v.ok:
-            assert f"{v.precision} refused: {v.worst:+.3f} dB" in backend.description
+            assert v.refusal() in backend.description
     monkeypatch.setattr(precision_check, "measure", lambda *_: pytest.fail("measured twice"))
     assert OpenVINOBackend(str(fp32)).precision == backend.precision
+
+
+def test_the_export_and_the_on_cpu_check_measure_the_worst_pixels(tiny_int8):
+    """Issue 33: beside the PSNR change, the per-pixel deviation of the 8-bit Y output from fp32, per scale, in the
+    export's record and in the verdicts ``auto`` chooses by (measured for real on this CPU's kernels)."""
+    pytest.importorskip("openvino")
+    from drcn.runtime.backends import precision_check
+
+    fp32, made = tiny_int8
+    for precision, pixels in made.chosen.pixels.items():
+        assert pixels["scale"] in ("x2", "x3", "x4") and pixels["values"] > 0 and 0 <= pixels["over4_pct"] <= 100
+        assert pixels["max"] >= pixels["p99.99"] >= 0
+    record = json.loads({p.key: p.value for p in onnx.load(str(made.path)).metadata_props}["drcn.int8"])
+    assert record["pixels"] == made.chosen.pixels and all("pixels" in c for c in record["study"])
+    candidates = precision_check.offered(precision_check.cpu_capabilities(), True)
+    found = precision_check.measure(str(fp32), str(made.path), candidates)
+    assert found["fp32"].ok and found["fp32"].worst_pixels[1].max == 0       # fp32 against itself: exact
+    values = found["fp32"].worst_pixels[1].values
+    for name in candidates:
+        verdict = found[name]
+        assert set(verdict.pixels) == set(verdict.change_db) and verdict.worst_pixels[1].values == values
+        assert verdict.ok == (verdict.worst >= -precision_check.MAX_PSNR_DROP and not verdict.pixel_breach)

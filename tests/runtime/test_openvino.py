@@ -226,3 +226,36 @@ def test_a_model_the_plugin_cannot_compile_is_a_one_line_error(tiny_model_files,
         backend._compile(backend.model, {**backend.config, "INFERENCE_PRECISION_HINT": "no-such-precision"})
     message = str(caught.value)
     assert "OpenVINO cannot compile the fp32 model" in message and "\n" not in message
+
+
+def test_a_precision_within_the_psnr_limit_is_refused_for_its_worst_pixels():
+    """Issue 33: an average hides the values a clipped range moves by tens of levels; the check bounds them."""
+    from drcn.deviation import Deviation
+    from drcn.runtime.backends.precision_check import INT8_F32, Verdict, choose, int8_float_hint, offered
+
+    flat = np.full((100, 100), 128, np.uint8)
+    spotted = flat.copy()
+    spotted.flat[:3] = 150                                       # 3 of 10,000 values 22 levels off
+    exact, spots = Deviation().add(flat, flat), Deviation().add(flat, spotted)
+    assert spots.max == 22 and spots.share_over(4) == 3e-4 and "0.03% of values more than 4 levels off" in spots.breach()
+    one = flat.copy()
+    one.flat[0] = 141                                            # one value 13 levels off: 0.01% share, too far
+    assert Deviation().add(flat, one).breach() == "a value 13 levels off (bound 12)"
+    assert Deviation().add(flat, flat + 4).breach() == ""        # 4 levels everywhere is within the bound
+
+    def verdict(name, change, ms, pixels):
+        return Verdict(name, {"x2": change, "x3": change}, ms, pixels={"x2": exact.counts.tolist(),
+                                                                        "x3": pixels.counts.tolist()})
+
+    found = {"fp32": verdict("fp32", 0.0, 100.0, exact), "int8": verdict("int8", -0.01, 30.0, spots),
+             INT8_F32: verdict(INT8_F32, -0.01, 50.0, exact), "bf16": verdict("bf16", -0.005, 60.0, spots)}
+    precision, why = choose(found)
+    assert precision == INT8_F32 and "per pixel at most 0 levels" in why
+    assert "int8 refused: 0.03% of values more than 4 levels off at x3 (bound 0.01%)" in why
+    assert "bf16 refused: 0.03% of values more than 4 levels off at x3" in why
+    found[INT8_F32] = verdict(INT8_F32, -0.01, 50.0, spots)
+    assert choose(found)[0] == "fp32"
+    assert offered(["FP32", "INT8", "BF16"], True) == ["int8", INT8_F32, "bf16"]
+    assert offered(["FP32", "INT8"], True) == ["int8"]          # no bf16: the float parts are f32 anyway
+    assert int8_float_hint("int8", ["INT8", "BF16"]) == "bf16" and int8_float_hint(INT8_F32, ["BF16"]) == "f32"
+    assert int8_float_hint("int8", ["INT8"]) == "f32"
