@@ -6,6 +6,7 @@
     drcn-bench recursions [DIR ...] --scale 2           # PSNR of each intermediate prediction
     drcn-bench compare photo_lr.png --hr photo.png      # one PNG: nearest | bicubic | drcn | original
     drcn-bench paths --backend torch --device cuda      # frames/s: host path, device path, network alone
+    drcn-bench temporal --precision auto,fp32           # does a precision flicker on a panning clip?
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _add_quality_parser(sub) -> None:
     q.add_argument("--device", default="auto", help="PyTorch device for --method torch (auto, cpu, cuda)")
     q.add_argument("--precision", default="auto",
                    help="runtime methods: as drcn-run's --precision (auto: what drcn-run runs; openvino: the fastest "
-                        "precision checked within 0.05 dB of fp32 on this CPU)")
+                        "precision checked within 0.05 dB of fp32 and the per-pixel bound on this CPU)")
     _add_outputs(q)
     q.add_argument("--ensemble", type=ensemble_sizes, default=[1], metavar="N[,N]",
                    help="runtime methods: geometric self-ensemble sizes to compare (1, 2, 4, 8; e.g. 1,8); each "
@@ -305,11 +306,56 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_temporal_parser(sub) -> None:
+    from drcn.benchmarks.temporal import TemporalRequest
+
+    d = TemporalRequest()
+    t = sub.add_parser("temporal", help="frame-to-frame change of each precision's output on a panning clip",
+                       description="A clip made here (a static picture; a band of lit dots on a dark ground moving "
+                                   "one pixel per frame) through drcn.Upscaler once per precision: the largest "
+                                   "frame-to-frame change where the input is static, and in the band after "
+                                   "following the motion (what a viewer sees as sparkle).")
+    t.add_argument("--precision", type=names, default=list(d.precisions),
+                   help="precisions to compare, e.g. auto,fp32,int8,int8/f32,bf16 (default auto,fp32)")
+    t.add_argument("--backend", default=d.backend, help=f"backend (default {d.backend})")
+    t.add_argument("--model", help="an .onnx, .engine or .safetensors model (default: the shipped model)")
+    t.add_argument("--scale", type=scale, default=d.scale, help=f"upscaling factor (default {d.scale:g})")
+    t.add_argument("--size", type=frame_sizes, default=[d.size], metavar="WxH",
+                   help=f"low-resolution frame size (default {d.size[1]}x{d.size[0]})")
+    t.add_argument("--frames", type=positive_int, default=d.frames, help=f"frames (default {d.frames})")
+    t.add_argument("--tile", type=non_negative_int, default=d.tile, help=f"tile side (default {d.tile})")
+    _add_outputs(t)
+    t.set_defaults(run=run_temporal)
+
+
+def run_temporal(args: argparse.Namespace) -> int:
+    from drcn.benchmarks.temporal import TemporalRequest, measure_temporal
+
+    if len(args.size) != 1:
+        raise DrcnError("--size: one frame size, e.g. 160x90")
+    if args.frames < 2:
+        raise DrcnError("--frames: at least 2 (the change is measured between consecutive frames)")
+    request = TemporalRequest(tuple(args.precision), args.model, args.backend, args.scale, tuple(args.size[0]),
+                              args.frames, args.tile)
+    results = measure_temporal(request, _log)
+    headers = ["precision", "static: max", "static: > 1 level", "moving: max", "moving: p99.99", "moving: > 4",
+               "band vs fp32: max", "band vs fp32: > 4"]
+    rows = [[p, r["static"]["max"], f"{r['static']['over1_pct']:.4f}%", r["moving"]["max"], r["moving"]["p99.99"],
+             f"{r['moving']['over4_pct']:.3f}%", r.get("vs_fp32", {}).get("max", "-"),
+             f"{r['vs_fp32']['over4_pct']:.4f}%" if "vs_fp32" in r else "-"] for p, r in results.items()]
+    print(f"frame-to-frame change of the 8-bit output, {args.frames} frames of {request.size[1]}x{request.size[0]} "
+          f"x{args.scale:g} (moving: after following the one-pixel pan)",
+          file=sys.stderr if args.json == "-" else sys.stdout)
+    _emit(args, headers, rows, results)
+    return 0
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description="Quality and speed measurements for DRCN.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_quality_parser, _add_recursions_parser, _add_latency_parser, _add_sweep_parser,
-                _add_compare_parser, _add_paths_parser, _add_framegraph_parser, _add_serve_parser):
+                _add_compare_parser, _add_paths_parser, _add_framegraph_parser, _add_serve_parser,
+                _add_temporal_parser):
         add(sub)
     return parser
 

@@ -118,6 +118,13 @@ class Upscaler:
         # requests in flight itself (OpenVINO's throughput mode): sharing one Upscaler across threads is safe.
         self._infer_lock = threading.Lock() if self._stages.in_flight <= 1 else None
 
+    @property
+    def halo(self) -> int:
+        """How far (output pixels) each output pixel's value reaches into its input: the network's receptive
+        field radius; a change in the input moves no output pixel further away than this (plus the bicubic
+        kernel's 2 input pixels)."""
+        return int(self._stages.spec.halo)
+
     def upscale(self, image: Any) -> Any:
         """``image`` ``scale`` times larger, of the same kind: numpy (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA,
         uint8 or uint16 -> the same dtype and channels, ceil(H·s) x ceil(W·s); a PIL image -> a PIL image."""

@@ -48,11 +48,12 @@ def choose_precision(requested: str, capabilities: list[str], int8_graph: bool =
     if requested == "bf16" and "BF16" not in capabilities:
         raise DrcnError("--precision bf16: this CPU does not support bf16 (OpenVINO reports "
                         f"{', '.join(capabilities)}); use fp32 or auto")
-    if requested == "int8" and not int8_graph:
+    if requested in ("int8", precision_check.INT8_F32) and not int8_graph:
         raise DrcnError("--precision int8: no INT8 graph of this model (drcn-export --int8 --onnx NAME_int8.onnx "
                         "beside NAME.onnx, or --onnx an INT8 graph)")
-    if requested not in ("fp32", "bf16", "int8"):
-        raise DrcnError(f"--precision {requested}: the OpenVINO backend runs auto, fp32, bf16 or int8")
+    if requested not in ("fp32", "bf16", "int8", precision_check.INT8_F32):
+        raise DrcnError(f"--precision {requested}: the OpenVINO backend runs auto, fp32, bf16, int8 or int8/f32 "
+                        "(INT8 with its float parts in f32)")
     return requested, "requested"
 
 
@@ -77,11 +78,12 @@ class OpenVINOBackend:
         checked_as = "int8"    # which INT8 verdict the float parts follow: "int8" (bf16 where native) or "int8/f32"
         if info.precision == "int8":   # an INT8 graph runs as such; its float parts as the CPU runs them best
             self.precision, why = "int8", "an INT8 graph"
-            if precision not in ("auto", "int8"):
+            checked_as = precision_check.INT8_F32 if precision == precision_check.INT8_F32 else "int8"
+            if precision not in ("auto", "int8", precision_check.INT8_F32):
                 raise DrcnError(f"--precision {precision}: {model_path} is an INT8 graph (run the fp32 graph for "
                                 f"{precision})")
         else:
-            sibling = int8_sibling(model_path) if precision in ("auto", "int8") else None
+            sibling = int8_sibling(model_path) if precision in ("auto", "int8", precision_check.INT8_F32) else None
 
             def checked(candidates: list[str]) -> dict:
                 return precision_check.verdicts(str(model_path), str(sibling) if sibling else None, candidates, log)
@@ -93,7 +95,7 @@ class OpenVINOBackend:
                 # Forcing a precision says what the on-CPU check measured for it, where it has run; a forced INT8
                 # keeps its float parts in f32 where only that way passed the check.
                 found = precision_check.cached(str(model_path), str(sibling) if sibling else None) or {}
-                if self.precision == "int8" and precision_check.INT8_F32 in found and \
+                if self.precision == "int8" and precision_check.INT8_F32 in found and "int8" in found and \
                         not found["int8"].ok and found[precision_check.INT8_F32].ok:
                     checked_as = precision_check.INT8_F32
                 verdict = found.get(checked_as if self.precision == "int8" else self.precision)

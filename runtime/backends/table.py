@@ -77,7 +77,7 @@ BACKENDS: dict[str, BackendEntry] = {e.name: e for e in (
                  ("auto", "fp32", "fp16"),
                  ("tensorrt", "tensorrt_rtx")),
     BackendEntry("openvino", "drcn.runtime.backends.openvino_backend:OpenVINOBackend", ("onnx",),
-                 ("auto", "fp32", "bf16", "int8"), ("openvino",)),
+                 ("auto", "fp32", "bf16", "int8", "int8/f32"), ("openvino",)),
     BackendEntry("onnxruntime", "drcn.runtime.backends.onnxruntime_backend:OnnxRuntimeBackend", ("onnx",),
                  ("auto", "fp32", "fp16"),
                  ("onnxruntime",)),
