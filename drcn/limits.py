@@ -7,7 +7,7 @@ Two bounds:
 - **pixels**: width x height of a decoded image or video frame, at most :func:`max_pixels` (default a 16K frame,
   15360 x 8640; ``DRCN_MAX_PIXELS`` or ``drcn-run --max-pixels`` change it, 0 lifts it);
 - **memory**: the upscale's working memory, estimated from the output size with the bytes per output pixel measured
-  on each path (``benchmarks/results/cpu/host_memory.py``; ``tests/runtime/test_colour.py`` holds the host path to
+  on each path (``benchmarks/studies/host_memory.py``; ``tests/runtime/test_colour.py`` holds the host path to
   it), against the memory this machine has available.
 """
 
@@ -23,7 +23,7 @@ from drcn.errors import DrcnError, OverLimit
 ENV = "DRCN_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 15360 * 8640          # a 16K frame: 132,710,400 pixels
 # Peak working memory per output pixel, measured with tracemalloc on the Python API (300x400 RGB, ONNX Runtime;
-# benchmarks/results/cpu/host_memory.py; before planes were kept on the integer grid the host path took 120):
+# benchmarks/studies/host_memory.py; before planes were kept on the integer grid the host path took 120):
 # host path 54 (x2) / 34 (x4) bytes, device path 39 / 37 bytes; rounded up for the backend's own buffers.
 BYTES_PER_OUTPUT_PIXEL = 64
 

@@ -55,7 +55,7 @@ def prepare(image: np.ndarray, scale: float) -> Prepared:
     rgb = image[:, :, :3]
     # One plane at a time, kept on the integer grid until the network needs Y and finish needs Cb, Cr: the same
     # values as enlarging all three in float64 at once, in a fraction of the memory (the host path's peak is per
-    # output pixel: benchmarks/results/cpu/host_memory.py, held by tests/runtime/test_colour.py).
+    # output pixel: benchmarks/studies/host_memory.py, held by tests/runtime/test_colour.py).
     if image.dtype == np.uint8:
         ycbcr = matlab.rgb2ycbcr(rgb)
         planes = [enlarge(ycbcr[:, :, c]) for c in range(3)]

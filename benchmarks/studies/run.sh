@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates every table and plot in this folder on a CPU machine (run from the repository root with drcn
+# Regenerates every table and plot in benchmarks/results/cpu/ on a CPU machine (run from the repository root with drcn
 # installed; datasets from $DRCN_DATASETS or ../shared/datasets). About 35 minutes on the 2-core machine the
 # results came from. Run it on a quiet machine: the timings are the last step.
 set -euo pipefail
@@ -31,11 +31,11 @@ drcn-bench latency --method openvino,onnxruntime --precision fp32,bf16,int8 --de
   --quality $DATA/Set5 --json $OUT/cpu_paths.json --md $OUT/cpu_paths.md
 # 9. drcn-run on 8 frames of 320x180 (x2): the default path vs ONNX Runtime fp32, throughput vs latency mode, and
 #    the device path; then equal tiles against fixed windows of tile + 2 halo in one run.
-benchmarks/results/cpu/frames_per_second.sh > $OUT/frames_per_second.txt
+benchmarks/studies/frames_per_second.sh > $OUT/frames_per_second.txt
 drcn-bench latency --method auto --overhead 640x360 --frames 1920x1080 --frame-repeat 3 --repeat 5 \
   --json $OUT/tiling.json --md $OUT/tiling.md
 # 10. One request's parallel efficiency and latency vs throughput mode on the backend alone.
-python3 benchmarks/results/cpu/in_flight.py > $OUT/in_flight.txt
+python3 benchmarks/studies/in_flight.py > $OUT/in_flight.txt
 # 11. drcn-serve under load (issue 24): 1, 4 and 16 clients on 256x256 images beside drcn-run and a warm
 #     drcn.upscale; the 2-minute soak at 16 clients; windows batched across requests or not, on small images.
 drcn-bench serve --seconds 20 --json $OUT/serve.json --md $OUT/serve.md
@@ -45,6 +45,9 @@ for b in 1 8; do
     --md $OUT/serve_batch$b.md
 done
 # 12. Working memory per output pixel of the host and device paths (what drcn.limits budgets).
-python3 benchmarks/results/cpu/host_memory.py > $OUT/host_memory.txt
+python3 benchmarks/studies/host_memory.py > $OUT/host_memory.txt
 # 13. The geometric self-ensemble: Set5 and Set14 x2-x4 with 1, 2, 4, 8 transforms, fp32 and auto, and ms per window.
-bash benchmarks/results/cpu/ensemble.sh $DATA
+bash benchmarks/studies/ensemble.sh $DATA
+# 14. Trust per pixel (issue 33): each precision's worst pixels against fp32 on Set5 + Set14, AVX2-capped INT8, the
+#     fp16-stored graph, and the panning clip (pixels_*.md, temporal.md).
+bash benchmarks/studies/per_pixel.sh $DATA

@@ -2,7 +2,7 @@
 # The self-ensemble table of the model card: Set5 and Set14 x2-x4 with 1/2/4/8 transforms, OpenVINO fp32 and the
 # precision drcn-run picks on this CPU (auto), tiled as drcn-run tiles (256); then ms per 282² window (256 + 2x13
 # halo, batch 4) for each. Run from the project root:
-#     bash benchmarks/results/cpu/ensemble.sh ../shared/datasets
+#     bash benchmarks/studies/ensemble.sh ../shared/datasets
 set -euo pipefail
 data=${1:-../shared/datasets}
 out=benchmarks/results/cpu

@@ -1,6 +1,6 @@
 """Peak working memory per output pixel of drcn-run's two paths, measured with tracemalloc (numpy's allocations are
 traced; the backend's own buffers are not), on the shipped model with ONNX Runtime: what drcn.limits'
-BYTES_PER_OUTPUT_PIXEL is taken from. Run: python benchmarks/results/cpu/host_memory.py"""
+BYTES_PER_OUTPUT_PIXEL is taken from. Run: python benchmarks/studies/host_memory.py"""
 
 import tracemalloc
 

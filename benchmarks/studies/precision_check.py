@@ -2,8 +2,8 @@
 precision OpenVINO offers here against fp32 on the INT8 recipe's calibration images (Y-PSNR change per scale) and
 its time per 282² window. Run from the project root, on this CPU's own kernels and with them capped at AVX2 (what an
 AVX2-only CPU runs):
-    python benchmarks/results/cpu/precision_check.py > benchmarks/results/cpu/precision_check.txt
-    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/results/cpu/precision_check.py >> benchmarks/results/cpu/precision_check.txt
+    python benchmarks/studies/precision_check.py > benchmarks/results/cpu/precision_check.txt
+    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/studies/precision_check.py >> benchmarks/results/cpu/precision_check.txt
 """
 
 import os

@@ -3,7 +3,7 @@ shipped fp32 graph with the shipped scope (first conv, Add/Mul in float) and is 
 scores (T91 + BSD200, 80 images, crops up to 384², OpenVINO, float parts f32): Y-PSNR change per scale.
 (Full bias correction is not a variant: NNCF fails on the tied recursive weights, "Duplicate definition-site".)
 Run from the project root:
-    python benchmarks/results/cpu/int8_calibration_study.py ../shared/datasets > benchmarks/results/cpu/int8_calibration_study.txt
+    python benchmarks/studies/int8_calibration_study.py ../shared/datasets > benchmarks/results/cpu/int8_calibration_study.txt
 """
 
 import logging

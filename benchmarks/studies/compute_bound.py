@@ -10,7 +10,7 @@ runs as a user runs it (a subprocess; its own frames/s line), once untimed first
 cache is warm for every command.
 
 Run from the project root on a quiet machine:
-    python benchmarks/results/cpu/compute_bound.py > benchmarks/results/cpu/compute_bound.txt
+    python benchmarks/studies/compute_bound.py > benchmarks/results/cpu/compute_bound.txt
 """
 
 import os

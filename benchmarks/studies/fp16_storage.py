@@ -1,6 +1,6 @@
 """What fp16 storage and fp16 arithmetic do to the shipped model's whole-frame graphs, on Set5 + Set14 (LR made as
 the paper does; 8-bit output values compared with the fp32 graph's). Run from the project root:
-    python benchmarks/results/cpu/fp16_storage.py ../shared/datasets > benchmarks/results/cpu/fp16_storage.txt
+    python benchmarks/studies/fp16_storage.py ../shared/datasets > benchmarks/results/cpu/fp16_storage.txt
 
 - stored (ORT): every float32 initializer and Constant rounded to fp16, run in ONNX Runtime (float32 arithmetic);
 - ovc: OpenVINO's converter with its default compress_to_fp16=True, run by OpenVINO's CPU plugin in f32, against

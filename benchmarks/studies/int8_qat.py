@@ -6,7 +6,7 @@ Both graphs measured in one run with this CPU's OpenVINO kernels (Y-PSNR change 
   study: with --calib, the INT8 export's study images (those folders, 80 images, crops up to 384², float parts f32).
 
 Run from the project root; with ONEDNN_MAX_CPU_ISA=AVX2 for the AVX2 kernels:
-    python benchmarks/results/cpu/int8_qat.py runs/qat/drcn_f64_d9_int8.onnx --calib ../shared/datasets/T91 \
+    python benchmarks/studies/int8_qat.py runs/qat/drcn_f64_d9_int8.onnx --calib ../shared/datasets/T91 \
         ../shared/datasets/BSD200
 The test sets only confirm (drcn-bench quality, see int8_qat.sh).
 """

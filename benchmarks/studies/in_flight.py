@@ -1,7 +1,7 @@
 """Why requests in flight cannot speed up this CPU: one request's parallel efficiency, and latency vs throughput
 mode, for the network drcn-run picks here (OpenVINO auto) on the windows of 640x360 at --tile 256 (240x206).
 
-Run from the repository root: python benchmarks/results/cpu/in_flight.py > benchmarks/results/cpu/in_flight.txt
+Run from the repository root: python benchmarks/studies/in_flight.py > benchmarks/results/cpu/in_flight.txt
 """
 
 import os

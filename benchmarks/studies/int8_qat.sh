@@ -2,7 +2,7 @@
 # The test sets confirm what int8_qat.py chose on calibration images: Set5 and Set14 x2-x4 through OpenVINO with a
 # fine-tuned INT8 graph (drcn-qat) as the shipped fp32 graph's sibling, against the PyTorch fp32 reference, as
 # openvino_int8.md does for the shipped INT8 graph. Run from the project root:
-#   bash benchmarks/results/cpu/int8_qat.sh runs/qat/drcn_f64_d9_int8.onnx ../shared/datasets [OUT.md]
+#   bash benchmarks/studies/int8_qat.sh runs/qat/drcn_f64_d9_int8.onnx ../shared/datasets [OUT.md]
 set -euo pipefail
 candidate=$1 data=$2 md=${3:-benchmarks/results/cpu/openvino_int8_qat.md}
 work=$(mktemp -d)
