@@ -32,7 +32,8 @@ def psnr(reference: np.ndarray, test: np.ndarray, border: int = 0, data_range: f
     """Peak signal-to-noise ratio in dB.
 
     Args:
-        reference, test: (H, W) arrays in [0, data_range] (e.g. uint8 Y); compared in float64.
+        reference: (H, W) array in [0, data_range] (e.g. uint8 Y); compared in float64.
+        test: the same shape and range.
         border: pixels shaved on each side first (the scale factor, by the paper's convention).
 
     Returns:
@@ -50,7 +51,8 @@ def ssim(reference: np.ndarray, test: np.ndarray, border: int = 0, data_range: f
     is taken over the window positions fully inside the image, as MATLAB's ``ssim_index`` 'valid' filtering.
 
     Args:
-        reference, test: (H, W) arrays in [0, data_range]; at least 11x11 after shaving.
+        reference: (H, W) array in [0, data_range]; at least 11x11 after shaving.
+        test: the same shape and range.
     """
     from skimage.metrics import structural_similarity
 

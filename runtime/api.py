@@ -82,7 +82,15 @@ class Upscaler:
         model: an ``.engine``, ``.onnx`` or ``.safetensors`` file; None: ``model.engine`` / ``model.onnx`` in the
             working directory, else the shipped model (as drcn-run).
         scale: the upscaling factor (> 1).
-        backend, precision, tile, batch, device, provider, threads, path, ensemble: as drcn-run's options.
+        backend: as drcn-run's ``--backend`` (auto, tensorrt, openvino, onnxruntime, torch).
+        precision: as ``--precision`` (auto: on OpenVINO the fastest precision within the on-CPU check's limits).
+        tile: output tile side (0: whole images); tiling is exact.
+        batch: windows per backend call.
+        device: PyTorch's device (auto, cpu, cuda).
+        provider: ONNX Runtime's provider (auto, cpu, cuda, tensorrt).
+        threads: CPU threads for inference (None: the library's choice).
+        path: auto, host or device (where colour and bicubic run).
+        ensemble: the geometric self-ensemble, 1, 2, 4 or 8 transforms.
         log: where the backend's messages go (default: nowhere).
 
     One Upscaler may be shared by several threads: each call's colour conversion and bicubic enlargement run on its

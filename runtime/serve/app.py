@@ -261,10 +261,12 @@ class DrcnDeployment:
     # -- the page and the image endpoint ------------------------------------------------------------------------
     @app.get("/")
     async def page(self) -> HTMLResponse:
+        """The web page: pick or drop an image, before/after slider, download (text/html)."""
         return HTMLResponse(resources.files("drcn.runtime.serve").joinpath("page.html").read_text())
 
     @app.get("/v1/info")
     async def info(self) -> JSONResponse:
+        """What runs (backend, precision, path, limits) and the replica's counters, as JSON; no path of the server."""
         from drcn.limits import max_pixels
         from drcn.memory import rss_bytes
         from drcn.runtime.serve.model import MAX_SCALE, MIN_SCALE
@@ -286,6 +288,7 @@ class DrcnDeployment:
 
     @app.get("/metrics")
     async def prometheus(self, request: Request) -> Response:
+        """Prometheus text: drcn's series and Ray Serve's (the token when one is set)."""
         async def scrape(request: Request) -> Response:
             from drcn.runtime.serve.metrics import fetch_ray_metrics
 
@@ -297,6 +300,7 @@ class DrcnDeployment:
 
     @app.post("/v1/upscale")
     async def upscale(self, request: Request) -> Response:
+        """An encoded image in the body, `?scale=2&format=png` -> the encoded result."""
         return await self._handle(request, self._upscale)
 
     async def _upscale(self, request: Request) -> Response:
@@ -343,14 +347,17 @@ class DrcnDeployment:
     # -- the Open Inference Protocol ----------------------------------------------------------------------------
     @app.get("/v2")
     async def server_metadata(self) -> JSONResponse:
+        """Open Inference Protocol server metadata (name, version, extensions)."""
         return JSONResponse({"name": "drcn", "version": __version__, "extensions": protocol.EXTENSIONS})
 
     @app.get("/v2/health/live")
     async def live(self) -> Response:
+        """Liveness: 200 while the replica runs."""
         return Response(status_code=200)
 
     @app.get("/v2/health/ready")
     async def ready(self) -> Response:
+        """Readiness: 200 once the model is open."""
         return Response(status_code=200)
 
     def _model_or_404(self, name: str, version: str | None) -> None:
@@ -361,6 +368,7 @@ class DrcnDeployment:
     @app.get("/v2/models/{name}")
     @app.get("/v2/models/{name}/versions/{version}")
     async def model_metadata(self, request: Request, name: str, version: str | None = None) -> Response:
+        """The model's inputs and outputs (names, datatypes, shapes) and the precision it runs."""
         return await self._handle(request, self._metadata, name, version)
 
     async def _metadata(self, request: Request, name: str, version: str | None) -> Response:
@@ -375,6 +383,7 @@ class DrcnDeployment:
     @app.get("/v2/models/{name}/ready")
     @app.get("/v2/models/{name}/versions/{version}/ready")
     async def model_ready(self, request: Request, name: str, version: str | None = None) -> Response:
+        """200 when the named model is ready, 404 for another name."""
         async def check(request: Request, name: str, version: str | None) -> Response:
             self._model_or_404(name, version)
             return Response(status_code=200)
@@ -383,6 +392,7 @@ class DrcnDeployment:
     @app.post("/v2/models/{name}/infer")
     @app.post("/v2/models/{name}/versions/{version}/infer")
     async def infer(self, request: Request, name: str, version: str | None = None) -> Response:
+        """Inference with JSON or binary tensors (Triton's binary extension), as tritonclient sends them."""
         return await self._handle(request, self._infer, name, version)
 
     async def _infer(self, request: Request, name: str, version: str | None) -> Response:

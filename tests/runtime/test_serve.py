@@ -131,7 +131,7 @@ def test_tritonclient_gets_the_pixels_of_the_frame_graph_run_locally(server, ima
 
     client = http.InferenceServerClient(f"127.0.0.1:{server.port}")
     assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("drcn")
-    # the README's Triton client, unchanged but for the URL
+    # the serving guide's Triton client (docs/guides/serving.md), unchanged but for the URL
     lr = np.asarray(Image.open(images[0]["rgb.png"]).convert("RGB"), np.float32).transpose(2, 0, 1)[None] / 255
     request = http.InferInput("input", lr.shape, "FP32")
     request.set_data_from_numpy(lr)

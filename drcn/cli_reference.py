@@ -1,0 +1,132 @@
+"""The console scripts' reference, rendered from their own argparse parsers (the docs site's reference pages are made
+from this at build time, never written by hand), and a check that a command line uses only options its parser has
+(the docs' drift test). Every ``drcn-*`` script's module has ``build_parser()``; nothing here runs a command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+from importlib import metadata
+
+from drcn.errors import DrcnError
+
+
+def console_scripts() -> dict[str, str]:
+    """name -> "module:function" of every console script drcn installs (``[project.scripts]``)."""
+    found = {e.name: e.value for e in metadata.entry_points(group="console_scripts") if e.value.startswith("drcn.")}
+    if not found:
+        raise DrcnError("drcn's console scripts are not installed (pip install -e .)")
+    return dict(sorted(found.items()))
+
+
+def parser_of(name: str) -> argparse.ArgumentParser:
+    """The argparse parser of console script ``name`` (its module's ``build_parser()``)."""
+    target = console_scripts().get(name)
+    if target is None:
+        raise DrcnError(f"{name}: not a drcn console script")
+    return importlib.import_module(target.split(":")[0]).build_parser()
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of ``parser`` ("--tile", "-o"), without -h/--help; subcommands' as "sub --opt"."""
+    found = {s for a in parser._actions if a.option_strings and not isinstance(a, argparse._HelpAction)
+             for s in a.option_strings}
+    for sub, child in _subparsers(parser).items():
+        found |= {f"{sub} {s}" for s in option_strings(child)}
+    return found
+
+
+def _default(action: argparse.Action) -> str:
+    if action.default in (None, argparse.SUPPRESS, False) or isinstance(action, argparse._StoreTrueAction):
+        return ""
+    value = action.default
+    if isinstance(value, (list, tuple)):
+        value = ",".join("x".join(map(str, v[::-1])) if isinstance(v, tuple) else f"{v:g}" if isinstance(v, float)
+                         else str(v) for v in value)
+    return f"`{value}`"
+
+
+def _cell(text: str | None) -> str:
+    return (text or "").replace("|", "\\|").replace("\n", " ").replace("%%", "%")
+
+
+def render(name: str, parser: argparse.ArgumentParser | None = None, heading: str = "#") -> str:
+    """Markdown for console script ``name``: usage, description, a table of arguments and options, and one section
+    per subcommand."""
+    parser = parser or parser_of(name)
+    parser.prog = name
+    lines = [f"{heading} `{name}`", "", "```text", parser.format_usage().strip().removeprefix("usage: "), "```", ""]
+    if parser.description:
+        lines += [_cell(parser.description), ""]
+    rows = []
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        flags = ", ".join(f"`{s}`" for s in action.option_strings) or f"`{action.metavar or action.dest}`"
+        metavar = ""
+        if action.option_strings and action.nargs != 0:
+            metavar = action.metavar or (action.dest.upper() if not action.choices else
+                                         "{" + ",".join(map(str, action.choices)) + "}")
+            metavar = f" `{metavar}`" if isinstance(metavar, str) else ""
+        rows.append(f"| {flags}{metavar} | {_cell(action.help)} | {_default(action)} |")
+    if rows:
+        lines += ["| argument | what | default |", "|---|---|---|", *rows, ""]
+    for sub, child in _subparsers(parser).items():
+        lines += [render(f"{name} {sub}", child, heading + "#"), ""]
+    return "\n".join(lines)
+
+
+def command_lines(markdown: str) -> list[str]:
+    """Every ``drcn-*`` command line in the fenced code blocks of ``markdown``, continuations joined, comments and
+    what follows a pipe, redirection or ``&&`` cut off (e.g. ``.venv/bin/drcn-run --tile 256 frames``)."""
+    found, in_code, pending = [], False, ""
+    for raw in markdown.splitlines():
+        if raw.lstrip().startswith("```"):
+            in_code, pending = not in_code, ""
+            continue
+        if not in_code:
+            continue
+        line = pending + raw.strip()
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        pending = ""
+        for part in line.split("&&"):
+            part = part.split(" #")[0].split("|")[0].split(" > ")[0].split(" >> ")[0].strip()
+            words = part.split()
+            while words and "=" in words[0] and not words[0].startswith("-"):
+                words = words[1:]                    # VAR=value drcn-...
+            if words and words[0].rsplit("/", 1)[-1].startswith("drcn-"):
+                found.append(" ".join(words))
+    return found
+
+
+def check_command(line: str) -> None:
+    """Parse ``line`` (one ``drcn-*`` command) with its script's real parser; a :class:`DrcnError` naming the
+    command and what the parser refused, if it uses an option or value the parser does not take."""
+    words = shlex.split(line)
+    name = words[0].rsplit("/", 1)[-1]
+    parser = parser_of(name)
+    errors: list[str] = []
+
+    def refuse(message: str) -> None:
+        errors.append(message)
+        raise SystemExit(2)
+
+    for each in [parser, *_subparsers(parser).values()]:
+        each.error = refuse      # the real parser, its exit turned into a message
+        each.exit = lambda status=0, message=None: (_ for _ in ()).throw(SystemExit(status))
+    try:
+        parser.parse_args(words[1:])
+    except SystemExit as exc:
+        if exc.code not in (0, None) or errors:
+            raise DrcnError(f"{line}: {errors[0] if errors else 'refused by the parser'}") from None
