@@ -259,3 +259,29 @@ def test_a_precision_within_the_psnr_limit_is_refused_for_its_worst_pixels():
     assert offered(["FP32", "INT8"], True) == ["int8"]          # no bf16: the float parts are f32 anyway
     assert int8_float_hint("int8", ["INT8", "BF16"]) == "bf16" and int8_float_hint(INT8_F32, ["BF16"]) == "f32"
     assert int8_float_hint("int8", ["INT8"]) == "f32"
+
+
+def test_a_cached_verdict_without_the_per_pixel_figures_is_measured_again(tiny_model_files, cache, monkeypatch):
+    """Verdicts cached before the per-pixel bound (check version 1, no "pixels") are never trusted as passing."""
+    import json
+
+    from drcn import cache as cache_module
+    from drcn.runtime.backends import precision_check
+
+    graph = str(tiny_model_files[1])
+    path = precision_check._verdict_path(graph, None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = {p: {"precision": p, "change_db": {"x2": 0.0}, "ms_per_window": ms, "error": ""}
+           for p, ms in (("fp32", 100.0), ("bf16", 50.0))}
+    path.write_text(json.dumps(old))
+    cache_module.seal(path)
+    assert precision_check.cached(graph, None) is None
+    measured = []
+
+    def measure(fp32_graph, int8_graph, candidates):
+        measured.append(candidates)
+        return _verdicts(bf16=(-0.01, 50.0))(candidates)
+
+    monkeypatch.setattr(precision_check, "measure", measure)
+    precision_check.verdicts(graph, None, ["bf16"])
+    assert measured == [["bf16"]]
