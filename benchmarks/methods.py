@@ -29,6 +29,7 @@ class MethodOptions:
     batch: int = 4
     precision: str = "auto"  # runtime backends: as drcn-run's --precision
     ensemble: int = 1        # runtime backends: the self-ensemble around each window (drcn.ensemble)
+    scale: float | None = None   # the scale measured, for a precision chosen per scale as drcn-run chooses it
 
 
 class Bicubic:
@@ -75,7 +76,7 @@ def runtime_method(name: str) -> Callable[[MethodOptions], BackendMethod]:
 
         choice = select.choose(engine=options.engine, onnx=options.onnx, backend=name)
         backend = create_backend(choice.backend, str(choice.model), device=options.device,
-                                 precision=options.precision)
+                                 precision=options.precision, for_scale=options.scale)
         label = name if options.ensemble == 1 else f"{name} ensemble {options.ensemble}"
         return BackendMethod(backend, label, options.tile, options.batch, options.ensemble)
 

@@ -51,11 +51,11 @@ def measure_quality(request: QualityRequest,
     for base in names:
         # The ensemble is a deployment option: the bicubic baseline and the PyTorch reference stay single.
         for size in request.ensembles if base not in ("bicubic", "torch") else (1,):
-            method = method_table.create(base, dataclasses.replace(request.options, ensemble=size))
-            name = method.name
-            results[name] = {}
             for factor in request.scales:
-                results[name][f"x{factor:g}"] = {}
+                # one method per scale: a backend's auto precision is chosen for the scale it serves, as in drcn-run
+                method = method_table.create(base, dataclasses.replace(request.options, ensemble=size, scale=factor))
+                name = method.name
+                results.setdefault(name, {})[f"x{factor:g}"] = {}
                 for dataset in request.datasets:
                     start = time.perf_counter()
                     predictions: dict = {}
@@ -72,7 +72,11 @@ def measure_quality(request: QualityRequest,
                             found.add(reference[key][image], prediction)
                         cell["pixels"] = found.summary()
                     results[name][f"x{factor:g}"][dataset.name] = cell
-            backend = getattr(method, "backend", None)
-            if backend is not None:   # one method's compiled models are freed before the next one's
-                backend.close()
+                backend = getattr(method, "backend", None)
+                if backend is not None:   # one method's compiled models are freed before the next one's
+                    cell_precision = getattr(backend, "verdict_name", None) or getattr(backend, "precision", None)
+                    if cell_precision and base != "torch":
+                        for cell in results[name][f"x{factor:g}"].values():
+                            cell["precision"] = cell_precision
+                    backend.close()
     return results

@@ -32,6 +32,8 @@ def quality_rows(results: dict, reference: str | None, timed: bool = False) -> t
                 text = f"{cell['psnr']:.3f} / {cell['ssim']:.4f}"
                 if reference and m not in (reference, "bicubic"):
                     text += f" ({cell['psnr'] - results[reference][scale][dataset]['psnr']:+.4f})"
+                if "precision" in cell:
+                    text += f" [{cell['precision']}]"
                 if timed and "seconds" in cell:
                     text += f", {cell['seconds']:.1f} s"
                 row.append(text)

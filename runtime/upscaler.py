@@ -164,7 +164,7 @@ class Upscaler:
                 model = str(cached_frame_graph(request.model, kind, self.integer_scale, self.log, request.ensemble))
         backend = create_backend(request.backend, model, device=request.device, precision=request.precision,
                                  provider=request.provider, threads=request.threads, tile=request.tile,
-                                 batch=request.batch, log=self.log, mode=request.mode, **options)
+                                 batch=request.batch, log=self.log, mode=request.mode, for_scale=self.scale, **options)
         self._check_profile(backend)
         if self.wrap_run is not None:
             backend.run = self.wrap_run(backend)

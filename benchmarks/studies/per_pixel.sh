@@ -6,7 +6,7 @@
 set -euo pipefail
 DATA=${1:-${DRCN_DATASETS:-../shared/datasets}}
 OUT=benchmarks/results/cpu
-for p in fp32 int8 int8/f32 bf16; do
+for p in auto fp32 int8 int8/f32 bf16; do
   name=${p//\//_}
   drcn-bench quality "$DATA/Set5" "$DATA/Set14" --scale 2,3,4 --method openvino --precision "$p" \
     --json "$OUT/pixels_$name.json" --md "$OUT/pixels_$name.md"

@@ -33,18 +33,19 @@ MAX_SHAPES = 6      # compiled input shapes kept: full and last batches of tiles
 
 
 def choose_precision(requested: str, capabilities: list[str], int8_graph: bool = False,
-                     checked: Callable[[list[str]], dict] | None = None) -> tuple[str, str]:
+                     checked: Callable[[list[str]], dict] | None = None, scale: float | None = None) -> tuple[str, str]:
     """(precision, why) for the CPU plugin. ``capabilities``: the CPU's OPTIMIZATION_CAPABILITIES; ``int8_graph``:
     an INT8 graph of the model is at hand; ``checked(candidates)``: the on-CPU verdicts
     (:mod:`drcn.runtime.backends.precision_check`) on fp32 and those candidates, asked for only under ``auto`` when
-    the CPU offers something besides fp32."""
+    the CPU offers something besides fp32; ``scale``: the one scale this backend serves (judged there only), None for
+    every scale."""
     from drcn.runtime.backends import precision_check
 
     if requested == "auto":
         candidates = precision_check.offered(capabilities, int8_graph)
         if not candidates or checked is None:
             return "fp32", "auto: OpenVINO offers nothing faster than fp32 on this CPU for this model"
-        return precision_check.choose(checked(candidates))
+        return precision_check.choose(checked(candidates), scale)
     if requested == "bf16" and "BF16" not in capabilities:
         raise DrcnError("--precision bf16: this CPU does not support bf16 (OpenVINO reports "
                         f"{', '.join(capabilities)}); use fp32 or auto")
@@ -66,7 +67,8 @@ class OpenVINOBackend:
     name = "openvino"
 
     def __init__(self, model_path: str, precision: str = "auto", threads: int | None = None,
-                 mode: str = "latency", log: Callable[[str], None] = lambda _: None, **_):
+                 mode: str = "latency", log: Callable[[str], None] = lambda _: None, for_scale: float | None = None,
+                 **_):
         ov = require("openvino", "the OpenVINO backend", INSTALL)
         info = read_onnx_info(model_path)
         self.core = ov.Core()
@@ -88,7 +90,7 @@ class OpenVINOBackend:
             def checked(candidates: list[str]) -> dict:
                 return precision_check.verdicts(str(model_path), str(sibling) if sibling else None, candidates, log)
 
-            self.precision, why = choose_precision(precision, capabilities, sibling is not None, checked)
+            self.precision, why = choose_precision(precision, capabilities, sibling is not None, checked, for_scale)
             if self.precision == precision_check.INT8_F32:
                 self.precision, checked_as = "int8", precision_check.INT8_F32
             if precision != "auto":
@@ -99,6 +101,7 @@ class OpenVINOBackend:
                         not found["int8"].ok and found[precision_check.INT8_F32].ok:
                     checked_as = precision_check.INT8_F32
                 verdict = found.get(checked_as if self.precision == "int8" else self.precision)
+                verdict = verdict.at(for_scale) if verdict is not None else None
                 if verdict is not None and self.precision != "fp32":
                     why = (f"requested; {verdict.describe(found['fp32'].ms_per_window)}"
                            + ("" if verdict.ok else "; beyond the check's limits: " + verdict.refusal().split(": ", 1)[1]))

@@ -36,6 +36,10 @@ from drcn.errors import DrcnError, backend_reason
 
 MAX_PSNR_DROP = 0.05      # dB at the worst scale: the INT8 recipe's limit
 CHECK_VERSION = 2         # bumped when what is measured changes; part of the cache key (2: the per-pixel bound)
+# The check images must keep HALF the per-pixel bound (at most 6 levels, 0.005% more than 4 off): the other half is
+# the margin for images it has not seen, as the INT8 export keeps half its PSNR limit. Measured: INT8 at x3 passed
+# the full bound on the check images (max 7 levels) and moved Set14 x3 by up to 30 levels.
+PIXEL_MARGIN = 0.5
 # Centre crops of 168² (2, 3 and 4 divide it; every bundled image has both sides >= 171): one input shape, so each
 # precision compiles once. Measured unloaded on this 2-core EPYC: 35 s for the whole check with 192² crops (9 shapes),
 # to stay within the 30 s a first run may spend on it.
@@ -70,9 +74,10 @@ class Verdict:
         """Why the per-pixel bound fails, naming the scale ("0.475% of values more than 4 levels off at x2 ..."),
         or ""."""
         for scale, found in self.deviations().items():
-            why = found.breach()
+            why = found.breach(PIXEL_MARGIN)
             if why:
-                return f"{why.split(' (bound')[0]} at {scale} (bound{why.split(' (bound')[1]}"
+                clause, bound = why.split(" (bound ")
+                return f"{clause} at {scale} (check bound {bound[:-1]}, half the bound)"
         return ""
 
     @property
@@ -85,6 +90,15 @@ class Verdict:
                   f"more than {OFF_LEVELS} off ({scale})" if scale else "")
         return (f"checked on this CPU: {self.worst:+.3f} dB at the worst scale{pixels}, "
                 f"{fp32_ms / self.ms_per_window:.2f}x fp32's speed")
+
+    def at(self, scale: float | None) -> "Verdict":
+        """This verdict judged at one scale only (a run at x2 need not keep x4's limits), when the check measured
+        that scale; at every scale otherwise (None, or a scale it did not measure, e.g. x2.5)."""
+        key = f"x{scale:g}" if scale else ""
+        if key not in self.change_db:
+            return self
+        return dataclasses.replace(self, change_db={key: self.change_db[key]},
+                                   pixels={key: self.pixels[key]} if key in self.pixels else {})
 
     def refusal(self) -> str:
         """Why ``auto`` does not take it, with the figure ("int8 refused: 1.4% of values more than 4 levels off
@@ -142,7 +156,7 @@ def _verdict_path(fp32_graph: str, int8_graph: str | None) -> Path:
     # INT8 convolutions become jit_avx2_I8): a verdict is only good for the kernels it was measured with.
     parts = [file_sha256(fp32_graph), file_sha256(int8_graph) if int8_graph else "-", ov.__version__, cpu_name(),
              " ".join(sorted(cpu_flags())), os.environ.get("ONEDNN_MAX_CPU_ISA", ""), str(CHECK_VERSION),
-             str(MAX_PSNR_DROP), f"{OFF_LEVELS}/{MAX_SHARE_OVER}/{MAX_LEVELS}", __version__]
+             str(MAX_PSNR_DROP), f"{OFF_LEVELS}/{MAX_SHARE_OVER}/{MAX_LEVELS}/{PIXEL_MARGIN}", __version__]
     return cache_dir("precision-checks") / f"{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:24]}.json"
 
 
@@ -273,8 +287,10 @@ def measure(fp32_graph: str, int8_graph: str | None, candidates: list[str],
             if p not in errors else Verdict(p, {}, float("inf"), errors[p]) for p in networks}
 
 
-def choose(verdicts_by_precision: dict[str, Verdict]) -> tuple[str, str]:
-    """(precision, why) for ``auto``: the fastest precision whose check passed; the reasons others were not taken."""
+def choose(verdicts_by_precision: dict[str, Verdict], scale: float | None = None) -> tuple[str, str]:
+    """(precision, why) for ``auto``: the fastest precision whose check passed (at ``scale`` where the check measured
+    it, else at every scale); the reasons others were not taken."""
+    verdicts_by_precision = {p: v.at(scale) for p, v in verdicts_by_precision.items()}
     fp32 = verdicts_by_precision["fp32"]
     passing = [v for v in verdicts_by_precision.values() if v.ok]
     best = min(passing, key=lambda v: v.ms_per_window)
