@@ -88,7 +88,8 @@ class Verdict:
         scale, found = self.worst_pixels
         pixels = (f", per pixel at most {found.max} levels and {100 * found.share_over(OFF_LEVELS):.4f}% of values "
                   f"more than {OFF_LEVELS} off ({scale})" if scale else "")
-        return (f"checked on this CPU: {self.worst:+.3f} dB at the worst scale{pixels}, "
+        where = f"at {next(iter(self.change_db))}" if len(self.change_db) == 1 else "at the worst scale"
+        return (f"checked on this CPU: {self.worst:+.3f} dB {where}{pixels}, "
                 f"{fp32_ms / self.ms_per_window:.2f}x fp32's speed")
 
     def at(self, scale: float | None) -> "Verdict":
