@@ -312,7 +312,8 @@ def _add_temporal_parser(sub) -> None:
     d = TemporalRequest()
     t = sub.add_parser("temporal", help="frame-to-frame change of each precision's output on a panning clip",
                        description="A clip made here (a static picture; a band of lit dots on a dark ground moving "
-                                   "one pixel per frame) through drcn.Upscaler once per precision: the largest "
+                                   "one output pixel per frame, a sub-pixel step in the input) through "
+                                   "drcn.Upscaler once per precision: the largest "
                                    "frame-to-frame change where the input is static, and in the band after "
                                    "following the motion (what a viewer sees as sparkle).")
     t.add_argument("--precision", type=names, default=list(d.precisions),
