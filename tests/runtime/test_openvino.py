@@ -291,3 +291,31 @@ def test_a_cached_verdict_without_the_per_pixel_figures_is_measured_again(tiny_m
     monkeypatch.setattr(precision_check, "measure", measure)
     precision_check.verdicts(graph, None, ["bf16"])
     assert measured == [["bf16"]]
+
+
+def test_the_precision_is_chosen_for_the_scale_the_upscaler_serves(tiny_model_files, cache, monkeypatch):
+    """A verdict that passes at x2 and not at x3 gives bf16 to a x2 Upscaler and fp32 to a x3 one (the scale flows
+    from drcn.Upscaler to the backend's choice)."""
+    from drcn.deviation import Deviation
+    from drcn.runtime.api import Upscaler
+    from drcn.runtime.backends import precision_check
+
+    flat = np.full((100, 100), 128, np.uint8)
+    exact, far = Deviation().add(flat, flat), Deviation().add(flat, flat + 20)
+
+    def measure(fp32_graph, int8_graph, candidates):
+        made = {"fp32": precision_check.Verdict("fp32", {"x2": 0.0, "x3": 0.0}, 100.0,
+                                                pixels={"x2": exact.counts.tolist(), "x3": exact.counts.tolist()})}
+        for name in candidates:
+            made[name] = precision_check.Verdict(name, {"x2": -0.01, "x3": -0.01}, 40.0,
+                                                 pixels={"x2": exact.counts.tolist(), "x3": far.counts.tolist()})
+        return made
+
+    monkeypatch.setattr(precision_check, "measure", measure)
+    monkeypatch.setattr(precision_check, "cpu_capabilities", lambda core=None: ["FP32", "BF16"])
+    # (nothing is compiled: bf16 is claimed by the mock, and this CPU may lack it)
+    with Upscaler(tiny_model_files[1], scale=2, backend="openvino", tile=0) as x2:
+        assert "bf16 (auto: checked on this CPU: -0.010 dB at x2" in x2.description
+    with Upscaler(tiny_model_files[1], scale=3, backend="openvino", tile=0) as x3:
+        assert "fp32 (auto" in x3.description and "bf16 refused: 100% of values more than 4 levels off at x3" \
+            in x3.description
