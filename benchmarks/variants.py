@@ -46,7 +46,8 @@ def open_backend(method: str, precision: str, *, weights: str | None = None, onn
         graph = Path(onnx)
     else:
         graph = model_graph(method, precision, weights, depth)
-    return create_backend(method, str(graph), precision=precision, tile=tile, batch=batch)
+    # The latency report's frames, pipeline and quality are x2: auto resolves as drcn-run's does at x2.
+    return create_backend(method, str(graph), precision=precision, tile=tile, batch=batch, for_scale=2.0)
 
 
 def model_graph(method: str, precision: str, weights: str | None, depth: int | None) -> Path:
