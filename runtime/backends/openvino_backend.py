@@ -72,11 +72,9 @@ class OpenVINOBackend:
         ov = require("openvino", "the OpenVINO backend", INSTALL)
         info = read_onnx_info(model_path)
         self.core = ov.Core()
-        from drcn.runtime.backends.precision_check import cpu_capabilities
-
-        capabilities = cpu_capabilities(self.core)
         from drcn.runtime.backends import precision_check
 
+        capabilities = precision_check.cpu_capabilities(self.core)
         checked_as = "int8"    # which INT8 verdict the float parts follow: "int8" (bf16 where native) or "int8/f32"
         if info.precision == "int8":   # an INT8 graph runs as such; its float parts as the CPU runs them best
             self.precision, why = "int8", "an INT8 graph"
@@ -96,12 +94,12 @@ class OpenVINOBackend:
             if precision != "auto":
                 # Forcing a precision says what the on-CPU check measured for it, where it has run; a forced INT8
                 # keeps its float parts in f32 where only that way passed the check.
-                found = precision_check.cached(str(model_path), str(sibling) if sibling else None) or {}
+                found = {name: verdict.at(for_scale) for name, verdict in
+                         (precision_check.cached(str(model_path), str(sibling) if sibling else None) or {}).items()}
                 if self.precision == "int8" and precision_check.INT8_F32 in found and "int8" in found and \
                         not found["int8"].ok and found[precision_check.INT8_F32].ok:
                     checked_as = precision_check.INT8_F32
                 verdict = found.get(checked_as if self.precision == "int8" else self.precision)
-                verdict = verdict.at(for_scale) if verdict is not None else None
                 if verdict is not None and self.precision != "fp32":
                     why = (f"requested; {verdict.describe(found['fp32'].ms_per_window)}"
                            + ("" if verdict.ok else "; beyond the check's limits: " + verdict.refusal().split(": ", 1)[1]))
