@@ -85,15 +85,19 @@ def render(name: str, parser: argparse.ArgumentParser | None = None, heading: st
     return "\n".join(lines)
 
 
+SHELL_FENCES = ("", "bash", "sh", "shell", "console")   # fences whose lines are commands (not ```text output)
+
+
 def command_lines(markdown: str) -> list[str]:
-    """Every ``drcn-*`` command line in the fenced code blocks of ``markdown``, continuations joined, comments and
+    """Every ``drcn-*`` command line in the shell code blocks (:data:`SHELL_FENCES`) of ``markdown``, continuations joined, comments and
     what follows a pipe, redirection or ``&&`` cut off (e.g. ``.venv/bin/drcn-run --tile 256 frames``)."""
-    found, in_code, pending = [], False, ""
+    found, in_code, shell, pending = [], False, False, ""
     for raw in markdown.splitlines():
         if raw.lstrip().startswith("```"):
             in_code, pending = not in_code, ""
+            shell = in_code and raw.strip()[3:].strip() in SHELL_FENCES
             continue
-        if not in_code:
+        if not shell:
             continue
         line = pending + raw.strip()
         if line.endswith("\\"):

@@ -62,6 +62,7 @@ def test_a_renamed_option_would_fail_the_check():
         cli_reference.check_command("drcn-bench qualty Set5")
     assert cli_reference.command_lines("```bash\nA=1 .venv/bin/drcn-run \\\n  --tile 64 x  # note\nls | drcn-x\n```") \
         == [".venv/bin/drcn-run --tile 64 x"]
+    assert cli_reference.command_lines("```text\ndrcn-run: 5 frame(s) in 2.0 s\n```") == []     # output, not commands
 
 
 @pytest.mark.parametrize("name", sorted(cli_reference.console_scripts()))
