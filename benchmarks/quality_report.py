@@ -8,9 +8,9 @@ import time
 from typing import Callable
 
 from drcn import evaluation
-from drcn.deviation import Deviation
 from drcn.benchmarks import methods as method_table
 from drcn.benchmarks.methods import MethodOptions
+from drcn.deviation import Deviation
 from drcn.errors import DrcnError
 from drcn.optional import installed
 

@@ -127,8 +127,7 @@ def check_command(line: str) -> None:
         raise SystemExit(2)
 
     for each in [parser, *_subparsers(parser).values()]:
-        each.error = refuse      # the real parser, its exit turned into a message
-        each.exit = lambda status=0, message=None: (_ for _ in ()).throw(SystemExit(status))
+        each.error = refuse      # the real parser, its refusal kept as a message instead of printed
     try:
         parser.parse_args(words[1:])
     except SystemExit as exc:

@@ -69,15 +69,20 @@ class Deviation:
         return (f"max {self.max} levels, p99.99 {self.percentile(99.99)}, {100 * self.share_over(1):.3f}% > 1, "
                 f"{100 * self.share_over(OFF_LEVELS):.4f}% > {OFF_LEVELS}")
 
-    def breach(self, fraction: float = 1.0) -> str:
-        """Why this deviation fails the bound (as a clause: "1.4% of values more than 4 levels off (bound
-        0.01%)"); "" within. ``fraction`` < 1 tightens both limits (a check keeping a margin for unseen images)."""
+    def exceeds(self, fraction: float = 1.0) -> tuple[str, str] | None:
+        """(what, bound) where this deviation fails the bound ("1.4% of values more than 4 levels off", "0.01%"),
+        None within. ``fraction`` < 1 tightens both limits (a check keeping a margin for unseen images)."""
         share, max_share, max_levels = self.share_over(OFF_LEVELS), MAX_SHARE_OVER * fraction, MAX_LEVELS * fraction
         if share > max_share:
-            return f"{100 * share:.3g}% of values more than {OFF_LEVELS} levels off (bound {100 * max_share:g}%)"
+            return f"{100 * share:.3g}% of values more than {OFF_LEVELS} levels off", f"{100 * max_share:g}%"
         if self.max > max_levels:
-            return f"a value {self.max} levels off (bound {max_levels:g})"
-        return ""
+            return f"a value {self.max} levels off", f"{max_levels:g}"
+        return None
+
+    def breach(self, fraction: float = 1.0) -> str:
+        """:meth:`exceeds` as a clause ("1.4% of values more than 4 levels off (bound 0.01%)"); "" within."""
+        found = self.exceeds(fraction)
+        return f"{found[0]} (bound {found[1]})" if found else ""
 
 
 def deviation(reference: np.ndarray, test: np.ndarray) -> Deviation:

@@ -86,11 +86,15 @@ def predict(method: Method, hr: np.ndarray, scale: float) -> tuple[np.ndarray, n
     return y, matlab.quantize(method.upscale_y(upscaled.astype(np.float32) / 255.0))
 
 
-def score_image(method: Method, hr: np.ndarray, scale: float) -> tuple[float, float]:
-    """Degrade ``hr`` the paper's way, super-resolve it with ``method``, score Y against the HR Y."""
-    y, prediction = predict(method, hr, scale)
+def score_prediction(y: np.ndarray, prediction: np.ndarray, scale: float) -> tuple[float, float]:
+    """(Y-PSNR, SSIM) of ``prediction`` against the HR Y, both (H, W) uint8, ``scale`` pixels shaved."""
     border = shave_border(scale)
     return metrics.psnr(y, prediction, border), metrics.ssim(y, prediction, border)
+
+
+def score_image(method: Method, hr: np.ndarray, scale: float) -> tuple[float, float]:
+    """Degrade ``hr`` the paper's way, super-resolve it with ``method``, score Y against the HR Y."""
+    return score_prediction(*predict(method, hr, scale), scale)
 
 
 def evaluate(method: Method, dataset: Dataset, scale: float,
@@ -103,8 +107,7 @@ def evaluate(method: Method, dataset: Dataset, scale: float,
             hr = load()
             check_measurable(hr.shape, scale, f"{name} (in {dataset.name})")
             y, prediction = predict(method, hr, scale)
-            border = shave_border(scale)
-            psnr, ssim = metrics.psnr(y, prediction, border), metrics.ssim(y, prediction, border)
+            psnr, ssim = score_prediction(y, prediction, scale)
             if predictions is not None:
                 predictions[name] = prediction
             scores.append(ImageScore(name, psnr, ssim))

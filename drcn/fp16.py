@@ -51,14 +51,18 @@ def check_fp16(report: Fp16Report, option: str, fallback: str) -> None:
 Run = Callable[[np.ndarray], np.ndarray]   # (1, 1, H, W) float32 in [0, 1] -> (1, 1, H, W) float32
 
 
+def _scored(run: Run, pairs):
+    """(scale, Y-PSNR, output as (H, W) uint8) of ``run`` on each pair, in order (paper conventions: predictions
+    rounded to uint8, ``scale`` pixels shaved)."""
+    for hr, up, scale in pairs:
+        out = quantize(run((up.astype(np.float32) / 255.0)[None, None])[0, 0])
+        yield scale, metrics.psnr(hr, out, shave_border(scale)), out
+
+
 def mean_psnr(run: Run, pairs) -> float:
     """Mean Y-PSNR (paper conventions, predictions rounded to uint8) of ``run`` on calibration ``pairs``
     ((HR Y, bicubic input, scale) uint8, from :func:`drcn.calibration.calibration_pairs`)."""
-    scores = []
-    for hr, up, scale in pairs:
-        x = (up.astype(np.float32) / 255.0)[None, None]
-        scores.append(metrics.psnr(hr, quantize(run(x)[0, 0]), shave_border(scale)))
-    return float(np.mean(scores))
+    return float(np.mean([psnr for _, psnr, _ in _scored(run, pairs)]))
 
 
 def psnr_by_scale(run: Run, pairs) -> dict[float, float]:
@@ -70,11 +74,15 @@ def psnr_by_scale(run: Run, pairs) -> dict[float, float]:
 def psnr_and_outputs(run: Run, pairs) -> tuple[dict[float, float], list[np.ndarray]]:
     """(:func:`psnr_by_scale`, each pair's output as (H, W) uint8 Y, for :func:`drcn.deviation.by_scale`)."""
     found, outputs = {}, []
-    for hr, up, scale in pairs:
-        out = quantize(run((up.astype(np.float32) / 255.0)[None, None])[0, 0])
+    for scale, psnr, out in _scored(run, pairs):
         outputs.append(out)
-        found.setdefault(scale, []).append(metrics.psnr(hr, out, shave_border(scale)))
+        found.setdefault(scale, []).append(psnr)
     return {scale: float(np.mean(found[scale])) for scale in sorted(found)}, outputs
+
+
+def change_by_scale(scores: dict[float, float], reference: dict[float, float]) -> dict[str, float]:
+    """{"x2": dB, ...}: :func:`psnr_by_scale` of a reduced precision minus the reference's (negative: a loss)."""
+    return {f"x{s:g}": round(scores[s] - reference[s], 4) for s in reference}
 
 
 def psnr_change(run_fp32: Run, run_fp16: Run, pairs) -> tuple[float, float]:

@@ -20,13 +20,12 @@ from typing import Callable
 
 import numpy as np
 
-from drcn import bounded_json
+from drcn import bounded_json, deviation
 from drcn.atomic import atomic_output
 from drcn.calibration import calibration_pairs
 from drcn.checksums import file_sha256
 from drcn.errors import DrcnError
-from drcn import deviation
-from drcn.fp16 import psnr_and_outputs
+from drcn.fp16 import change_by_scale, psnr_and_outputs
 from drcn.onnx_files import load_onnx
 from drcn.onnx_meta import OnnxModelInfo, read_onnx_info
 from drcn.optional import require
@@ -197,7 +196,7 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
         quantized = quantize(model, windows, candidate)
         for precision in precisions:
             scores, outputs = psnr_and_outputs(runner(quantized, precision), pairs)
-            candidate.by_scale[precision] = {f"x{s:g}": round(scores[s] - reference[s], 4) for s in reference}
+            candidate.by_scale[precision] = change_by_scale(scores, reference)
             candidate.drops[precision] = max(reference[s] - scores[s] for s in reference)
             scale, found = deviation.worst(deviation.by_scale(pairs, reference_outputs, outputs))
             candidate.pixels[precision] = {"scale": scale, **found.summary()}

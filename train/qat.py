@@ -22,13 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from drcn import bounded_json
+from drcn import bounded_json, deviation
 from drcn.atomic import atomic_output
 from drcn.calibration import calibration_pairs
-from drcn import deviation
 from drcn.deviation import MAX_LEVELS, MAX_SHARE_OVER, OFF_LEVELS, Deviation
 from drcn.errors import DrcnError
-from drcn.fp16 import psnr_and_outputs, psnr_by_scale
+from drcn.fp16 import change_by_scale, psnr_and_outputs, psnr_by_scale
 from drcn.onnx_files import load_onnx
 from drcn.onnx_meta import is_int8_of, model_info
 from drcn.patches import PatchSpec
@@ -96,8 +95,7 @@ def _as_run(network: nn.Module):
 
 def _score(network: nn.Module, pairs, reference: dict[float, float]) -> dict[str, float]:
     """Y-PSNR change (dB) of ``network`` against ``reference`` per scale."""
-    scores = psnr_by_scale(_as_run(network), pairs)
-    return {f"x{s:g}": round(scores[s] - reference[s], 4) for s in reference}
+    return change_by_scale(psnr_by_scale(_as_run(network), pairs), reference)
 
 
 def _rank(change: dict[str, float], deviations: dict[str, Deviation] | None) -> tuple:
@@ -155,8 +153,7 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
             return _score(network, pairs, reference), None, None
         scores, outputs = psnr_and_outputs(_as_run(network), pairs)
         found = deviation.by_scale(pairs, teacher_outputs, outputs)
-        change = {f"x{s:g}": round(scores[s] - reference[s], 4) for s in reference}
-        return change, found, {k: d.summary() for k, d in found.items()}
+        return change_by_scale(scores, reference), found, {k: d.summary() for k, d in found.items()}
     ckpt = checkpoint_path(cfg.out)
     step, history = 0, []
     if resume:

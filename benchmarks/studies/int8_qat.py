@@ -18,7 +18,7 @@ import time
 import openvino as ov
 
 from drcn.cpu import describe
-from drcn.fp16 import psnr_by_scale
+from drcn.fp16 import change_by_scale, psnr_by_scale
 from drcn.onnx_files import load_onnx
 from drcn.onnx_meta import read_onnx_info
 from drcn.runtime.backends import precision_check
@@ -60,5 +60,5 @@ if args.calib:
           f"{MAX_SIDE}², float parts f32):")
     for name, path in graphs.items():
         scores = psnr_by_scale(runner(load_onnx(path), "fp32"), pairs)
-        line(name, {f"x{s:g}": round(scores[s] - reference[s], 4) for s in reference})
+        line(name, change_by_scale(scores, reference))
     print(f"  ({time.perf_counter() - start:.0f} s)")

@@ -26,11 +26,10 @@ from typing import Callable
 
 import numpy as np
 
-from drcn import __version__, atomic, cache
+from drcn import __version__, atomic, cache, deviation
 from drcn.cache import cache_dir
 from drcn.checksums import file_sha256
 from drcn.cpu import cpu_flags, cpu_name
-from drcn import deviation
 from drcn.deviation import MAX_LEVELS, MAX_SHARE_OVER, OFF_LEVELS, Deviation
 from drcn.errors import DrcnError, backend_reason
 
@@ -74,10 +73,9 @@ class Verdict:
         """Why the per-pixel bound fails, naming the scale ("0.475% of values more than 4 levels off at x2 ..."),
         or ""."""
         for scale, found in self.deviations().items():
-            why = found.breach(PIXEL_MARGIN)
-            if why:
-                clause, bound = why.split(" (bound ")
-                return f"{clause} at {scale} (check bound {bound[:-1]}, half the bound)"
+            exceeded = found.exceeds(PIXEL_MARGIN)
+            if exceeded:
+                return f"{exceeded[0]} at {scale} (check bound {exceeded[1]}, half the bound)"
         return ""
 
     @property
@@ -245,7 +243,7 @@ def measure(fp32_graph: str, int8_graph: str | None, candidates: list[str],
     import openvino as ov
 
     from drcn.calibration import calibration_pairs
-    from drcn.fp16 import psnr_and_outputs
+    from drcn.fp16 import change_by_scale, psnr_and_outputs
     from drcn.onnx_meta import read_onnx_info
 
     if capabilities is None:
@@ -283,7 +281,7 @@ def measure(fp32_graph: str, int8_graph: str | None, candidates: list[str],
         times[precision] = 1000 * float(np.median(timed)) / len(window)
         pixels[precision] = deviation.by_scale(pairs, outputs["fp32"], outputs[precision])
     reference = scores["fp32"]
-    return {p: Verdict(p, {f"x{s:g}": round(scores[p][s] - reference[s], 4) for s in reference}, times[p],
+    return {p: Verdict(p, change_by_scale(scores[p], reference), times[p],
                        pixels={k: d.counts.tolist() for k, d in pixels[p].items()})
             if p not in errors else Verdict(p, {}, float("inf"), errors[p]) for p in networks}
 
