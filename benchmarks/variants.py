@@ -77,7 +77,7 @@ def int8_graph(graph: Path) -> Path:
     found = int8_sibling(graph) if cache.verified(target) else None
     if found is not None and recipe_of(found) == RECIPE:
         return found
-    made = export_int8(graph, target).path
+    made = export_int8(graph, target, scales=[2]).path   # its backends serve x2 (for_scale=2.0)
     cache.seal(made)
     return made
 

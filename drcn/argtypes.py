@@ -131,6 +131,14 @@ def frame_scale(text: str) -> int:
     return value
 
 
+def frame_scales(text: str) -> tuple[int, ...]:
+    """One or more integer scales, comma-separated ("2" or "2,3,4"), each 2, 3 or 4."""
+    values = tuple(frame_scale(part) for part in text.split(","))
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"a scale given twice in {text}")
+    return values
+
+
 def ensemble_size(text: str) -> int:
     """Transforms of the geometric self-ensemble: 1 (off), 2, 4 or 8 (drcn.ensemble.SUBSETS)."""
     from drcn.ensemble import SUBSETS

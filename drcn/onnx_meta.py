@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
+from typing import Callable
 
 from drcn import bounded_json
 from drcn.config import ModelConfig
@@ -141,16 +143,90 @@ def is_int8_of(theirs: OnnxModelInfo, mine: OnnxModelInfo) -> bool:
             and theirs.config == mine.config and theirs.weights_sha256 == mine.weights_sha256)
 
 
-def int8_sibling(path: str | os.PathLike) -> Path | None:
-    """The INT8 graph of the same model as the fp32 graph at ``path`` (``<stem>_int8.onnx`` beside it, as
-    drcn-export --int8 and the shipped model name it), or None: only where :func:`is_int8_of` holds, so an INT8
-    graph left beside other weights is stale and never used."""
-    path = Path(path)
-    sibling = path.with_name(f"{path.stem}_int8.onnx")
-    if not sibling.is_file():
-        return None
+def int8_record(model) -> dict:
+    """The ``drcn.int8`` record of a loaded INT8 graph (how it was made; {} where absent or unreadable)."""
+    props = {p.key: p.value for p in model.metadata_props}
     try:
-        mine, theirs = read_onnx_info(path), read_onnx_info(sibling)
+        record = bounded_json.loads(props.get("drcn.int8", "{}"), "metadata drcn.int8")
+    except DrcnError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def int8_scales(path: str | os.PathLike) -> tuple[int, ...] | None:
+    """The scales an INT8 graph's activation ranges were chosen for (its ``drcn.int8`` record's ``scales``), or None
+    for a graph made for every scale (before per-scale graphs, or where one set of ranges held at all of them)."""
+    from drcn.onnx_files import load_onnx
+
+    scales = int8_record(load_onnx(path, external=False)).get("scales")
+    if not isinstance(scales, list) or not scales or not all(isinstance(s, int) for s in scales):
+        return None
+    return tuple(scales)
+
+
+def int8_scale_of(scale: float) -> int:
+    """The integer scale whose INT8 graph serves a run at ``scale``: itself, or the next one up (x2.5 -> x3)."""
+    return int(math.ceil(scale - 1e-9))
+
+
+def int8_sibling_name(path: str | os.PathLike, scale: int | None = None) -> Path:
+    """``<stem>_int8.onnx`` beside ``path``, or ``<stem>_int8_x<scale>.onnx`` for a graph made for one scale."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_int8{f'_x{scale}' if scale else ''}.onnx")
+
+
+def int8_sibling(path: str | os.PathLike, scale: float | None = None,
+                 log: Callable[[str], None] = lambda _: None) -> Path | None:
+    """The INT8 graph of the same model as the fp32 graph at ``path``, or None. Only a graph for which
+    :func:`is_int8_of` holds is used, so an INT8 graph left beside other weights is stale and never used.
+
+    ``scale`` None: ``<stem>_int8.onnx`` beside it (whatever scales it was made for). A run at ``scale``: the graph
+    made for it (a non-integer scale takes the next integer one up): ``<stem>_int8_x<s>.onnx``, else
+    ``<stem>_int8.onnx`` where its record names ``s`` among its scales (or names none: made for every scale); looked
+    for beside ``path``, then beside the shipped model. A per-scale graph that is stale, or a scale no graph was made
+    for, is said in one line through ``log``; the caller then decides on what is there (None)."""
+    path = Path(path)
+    try:
+        mine = read_onnx_info(path)
     except DrcnError:
         return None
-    return sibling if is_int8_of(theirs, mine) else None
+    if scale is None or mine.kind != "y":
+        # A frame graph has one scale: its INT8 sibling is that scale's (is_int8_of compares the scales).
+        return _int8_of_mine(int8_sibling_name(path), mine)
+    wanted = int8_scale_of(scale)
+    folders = [path]
+    from drcn.weights import default_weights_path
+
+    shipped = default_weights_path().with_suffix(".onnx")
+    if shipped.is_file() and shipped.resolve() != path.resolve():
+        folders.append(shipped)
+    said = []
+    for base in folders:
+        per_scale = int8_sibling_name(base, wanted)
+        if per_scale.is_file():
+            found = _int8_of_mine(per_scale, mine)
+            scales = int8_scales(found) if found else None
+            if found and (scales is None or wanted in scales):
+                return found
+            said.append(f"{per_scale.name} is not an INT8 graph of {path.name} for x{wanted}"
+                        f"{'' if found else ' (another model, or an older export)'}: not used")
+        general = _int8_of_mine(int8_sibling_name(base), mine)
+        if general is not None:
+            scales = int8_scales(general)
+            if scales is None or wanted in scales:
+                return general
+            said.append(f"no INT8 graph for x{wanted} beside {path.name} ({general.name} is for "
+                        f"x{', x'.join(map(str, scales))}; drcn-export --int8 --scale {wanted} makes one)")
+    for line in dict.fromkeys(said):
+        log(line)
+    return None
+
+
+def _int8_of_mine(candidate: Path, mine: OnnxModelInfo) -> Path | None:
+    if not candidate.is_file():
+        return None
+    try:
+        theirs = read_onnx_info(candidate)
+    except DrcnError:
+        return None
+    return candidate if is_int8_of(theirs, mine) else None

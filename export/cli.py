@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from drcn.argtypes import dims, ensemble_size, frame_scale, opset, positive_int
+from drcn.argtypes import dims, ensemble_size, frame_scales, opset, positive_int
 from drcn.atomic import check_destination
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 from drcn.optional import require
@@ -36,8 +36,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--no-fp16-grid", action="store_true",
                    help="--rgb/--gray: keep the network's weights exactly as trained instead of on the fp16 grid "
                         "(then converters that store fp16, e.g. ovc and pnnx, change some output values)")
-    p.add_argument("--scale", type=frame_scale, default=2, help="scale of --rgb/--gray graphs and of the Triton "
-                                                               "repository's (2, 3 or 4; default 2)")
+    p.add_argument("--scale", type=frame_scales, metavar="S[,S]",
+                   help="scale of --rgb/--gray graphs and of the Triton repository's (2, 3 or 4; default 2); with "
+                        "--int8 and a Y graph, the scales to make INT8 graphs for (default: every scale the model "
+                        "serves)")
     t = p.add_argument_group("Triton Inference Server model repository")
     t.add_argument("--triton", metavar="DIR", help="write DIR/<name>/config.pbtxt and DIR/<name>/1/model.onnx")
     t.add_argument("--triton-name", default="drcn", help="model name (default drcn)")
@@ -93,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     if kind != "y" and (args.shape or args.fp16):
         raise DrcnError(f"--{kind}: {'--shape' if args.shape else '--fp16'} applies to the Y graph; a whole-frame "
                         "graph stays dynamic and float32 (drcn-trt build --fp16 converts its network alone)")
+    if args.scale and len(args.scale) > 1 and (kind != "y" or not args.int8):
+        raise DrcnError(f"--scale {','.join(map(str, args.scale))}: one scale, except for --int8 Y graphs (a "
+                        "whole-frame graph or a Triton repository has one scale)")
+    int8_scales = args.scale if kind == "y" else None
+    args.scale = args.scale[0] if args.scale else 2
     if args.int8:
         clash = next((flag for flag, on in (("--fp16", args.fp16), ("--shape", args.shape), ("--triton", args.triton))
                       if on), None)
@@ -123,19 +130,11 @@ def main(argv: list[str] | None = None) -> int:
 
             int8_final = kind == "y" and args.ensemble == 1
             int8_path = Path(args.onnx) if int8_final else Path(scratch) / "model_int8.onnx"
-            made = export_int8(y_path, int8_path, args.calib,
+            made = export_int8(y_path, int8_path, args.calib, scales=int8_scales if kind == "y" else [args.scale],
                                log=lambda message: print(f"{PROG}: {message}", flush=True))
-            y_path = int8_path   # a frame graph wraps the INT8 network
-            changes = ", ".join(f"{-d:+.4f} dB at the worst scale with float parts in {p} ("
-                                + ", ".join(f"{k} {v:+.4f}" for k, v in made.chosen.by_scale[p].items())
-                                + f"; per pixel at most {made.chosen.pixels[p]['max']} levels, "
-                                  f"{made.chosen.pixels[p]['over4_pct']:.4f}% of values more than 4 off at "
-                                  f"{made.chosen.pixels[p]['scale']})"
-                                for p, d in made.chosen.drops.items())
-            print(f"{PROG}: {'wrote ' + str(made.path) if int8_final else 'quantized'} "
-                  f"({made.path.stat().st_size / 1e3:.1f} kB, int8, {made.chosen.label}): "
-                  f"calibration Y-PSNR {made.psnr_fp32:.3f} dB, {changes} (limit -{MAX_INT8_PSNR_DROP} dB; "
-                  f"{made.windows} windows, {made.seconds:.0f} s)")
+            y_path = made.path   # a frame graph wraps the INT8 network (of the frame's scale)
+            int8_siblings = [(g.path, g.scales[0]) for g in made.graphs if g.path != made.path]
+            _report_int8(made, int8_final, MAX_INT8_PSNR_DROP)
         if args.ensemble > 1:
             from drcn.export.ensemble_export import MAX_DIFF, export_ensemble_graph
 
@@ -147,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"inside the graph ({args.ensemble}x the network's compute)")
             print(f"  checked: ONNX Runtime vs the ensemble around the plain graph on {made.windows} windows: max "
                   f"|diff| {made.max_abs_diff:.2e} (limit {MAX_DIFF:g})")
+            if args.int8 and kind == "y":    # each scale's INT8 graph gets the ensemble too, beside the main one
+                for sibling, scale in int8_siblings:
+                    wrapped = export_ensemble_graph(sibling, ensemble_path.with_name(
+                        f"{ensemble_path.stem}_x{scale}.onnx"), args.ensemble)
+                    print(f"{PROG}: wrote {wrapped.path} (the x{scale} INT8 graph, self-ensemble of {args.ensemble})")
         if kind != "y":
             from drcn.export.frame_export import export_frame_graph
 
@@ -178,6 +182,22 @@ def main(argv: list[str] | None = None) -> int:
                   f"{model_dir.name}/1/model.onnx; {takes}, batches up to {args.triton_max_batch}, "
                   f"{args.triton_device})")
     return 0
+
+
+def _report_int8(made, written: bool, limit: float) -> None:
+    for graph in made.graphs:
+        changes = "; ".join(
+            f"float parts {p}: " + ", ".join(f"{k} {v:+.4f} dB" for k, v in graph.change_db[p].items())
+            + f", per pixel at most {graph.pixels[p]['max']} levels, {graph.pixels[p]['over4_pct']:.4f}% of values "
+              f"more than 4 off ({graph.pixels[p]['scale']})" for p in graph.change_db)
+        print(f"{PROG}: {'wrote ' + str(graph.path) if written else 'quantized'} ({graph.path.stat().st_size / 1e3:.1f} "
+              f"kB, int8 for x{', x'.join(map(str, graph.scales))}, {made.chosen.label}, activation ranges "
+              f"x{graph.factor:g}): {changes} (limit -{limit} dB)")
+    for scale, why in made.no_graph.items():
+        print(f"{PROG}: no INT8 graph for x{scale}: {why}; runs at x{scale} stay in float")
+    for stale in made.removed:
+        print(f"{PROG}: removed {stale} (an older export's graph for a scale this export serves otherwise)")
+    print(f"{PROG}: calibration Y-PSNR {made.psnr_fp32:.3f} dB, {made.windows} windows, {made.seconds:.0f} s")
 
 
 def _report(result, printed_path: bool) -> None:

@@ -2,12 +2,13 @@
 ONNX Runtime and TensorRT all accept, quantized by NNCF and refused when it costs more than a limit.
 
 What stays in float is measured, not guessed: a small quantization study quantizes the graph with each candidate
-scope kept in float, most quantized first: nothing; the ensemble and residual Add/Mul chain; plus the last
-convolution (the reconstruction output); plus the first (the layer that sees raw pixels); plus both. It takes the
+scope kept in float, most quantized first: the last convolution (the reconstruction output, nearly free); plus the
+ensemble and residual Add/Mul chain; plus the first convolution (the layer that sees raw pixels). It takes the
 first candidate whose Y-PSNR change on the calibration images (never the test sets), at its worst scale, stays
 within half the limit (the other half is the margin for images it has not seen; failing that, the best within the
 limit), for every way the runtime runs it (the float parts in f32, and in bf16 where this CPU has it). Symmetric activations
-(NNCF's PERFORMANCE preset) because TensorRT refuses non-zero zero points.
+(NNCF's PERFORMANCE preset) because TensorRT refuses non-zero zero points. Then each scale gets its own activation
+ranges (:mod:`drcn.export.int8_ranges`), held to the per-pixel bound: a graph per scale where they differ.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from drcn.fp16 import change_by_scale, psnr_and_outputs
 from drcn.onnx_files import load_onnx
 from drcn.onnx_meta import OnnxModelInfo, read_onnx_info
 from drcn.optional import require
+from drcn.export.int8_ranges import ScaleRanges, study_scale, widened
 
 INSTALL = "pip install 'drcn[int8]'"
 MAX_INT8_PSNR_DROP = 0.05     # dB, mean Y-PSNR on calibration images, at the worst of the model's scales
@@ -42,8 +44,9 @@ MAX_IMAGES = 80               # calibration images measured per candidate (sprea
 # kept it in INT8 and Set5 x4 lost 0.054 dB); with 384 it measures -0.10 dB there and stays in float, as on T91.
 MAX_SIDE = 384
 # Bumped whenever the choice could differ for the same model (recorded as drcn.int8 "recipe"): 2 = per-scale limit,
-# 384² crops, bundled textures. Caches of derived INT8 graphs (drcn-bench's --depth variants) re-quantize on a change.
-RECIPE = 2
+# 384² crops, bundled textures; 3 = activation ranges chosen per scale against the per-pixel bound, a graph per scale.
+# Caches of derived INT8 graphs (drcn-bench's --depth variants) re-quantize on a change.
+RECIPE = 3
 
 
 @dataclasses.dataclass
@@ -83,12 +86,14 @@ def edge_convolutions(model) -> tuple[str, str]:
 
 
 def candidates(model) -> list[Candidate]:
+    """The scopes kept in float, most quantized first. The last convolution (F -> 1 channels: 1/F of one recursion's
+    work) is in float in every one: its input is the sum of the D reconstructions, where one int8 step is about 2.7
+    grey levels of output (measured: with it quantized, x3 had 0.0075% of values more than 4 levels off fp32 on
+    BSD200 crops, with it in float 0.0034%, at no measurable cost in speed)."""
     first, last = edge_convolutions(model)
     chain = ("Add", "Mul")
-    return [Candidate("everything quantized"),
-            Candidate("Add/Mul (ensemble, residual) in float", types=chain),
-            Candidate("Add/Mul and the last conv in float", names=(last,), types=chain),
-            Candidate("Add/Mul and the first conv in float", names=(first,), types=chain),
+    return [Candidate("the last conv in float", names=(last,)),
+            Candidate("Add/Mul (ensemble, residual) and the last conv in float", names=(last,), types=chain),
             Candidate("Add/Mul, first and last conv in float", names=(first, last), types=chain)]
 
 
@@ -175,18 +180,61 @@ def recipe_of(path: str | Path) -> int:
     return int(record.get("recipe", 1)) if isinstance(record, dict) else 1
 
 
+@dataclasses.dataclass
+class Int8Graph:
+    """One written INT8 graph: the scales it serves, its range factor, and per float-part precision its Y-PSNR change
+    (scale -> dB) and per-pixel figures (:meth:`drcn.deviation.Deviation.summary`, the worst of its scales)."""
+
+    path: Path
+    scales: tuple[int, ...]
+    factor: float
+    change_db: dict[str, dict[str, float]]
+    pixels: dict[str, dict]
+
+
+@dataclasses.dataclass
+class Int8Export:
+    path: Path                      # the main graph (``target``)
+    info: OnnxModelInfo
+    chosen: Candidate               # the scope kept in float
+    study: list[Candidate]
+    psnr_fp32: float
+    windows: int
+    seconds: float
+    graphs: list[Int8Graph] = dataclasses.field(default_factory=list)   # the main graph first, then per-scale ones
+    ranges: dict[int, ScaleRanges] = dataclasses.field(default_factory=dict)
+    no_graph: dict[int, str] = dataclasses.field(default_factory=dict)  # scale -> why no graph holds there
+    removed: list[Path] = dataclasses.field(default_factory=list)       # stale per-scale graphs of an older export
+
+
+def _requested_scales(info: OnnxModelInfo, scales) -> tuple[int, ...]:
+    model_scales = tuple(int(s) for s in info.config.scales)
+    if not scales:
+        return model_scales
+    wanted = tuple(sorted({int(s) for s in scales}))
+    missing = [s for s in wanted if s not in model_scales]
+    if missing:
+        raise DrcnError(f"--scale {missing[0]}: the model serves x{', x'.join(map(str, model_scales))}")
+    return wanted
+
+
 def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limit: float = MAX_INT8_PSNR_DROP,
-                log: Callable[[str], None] = lambda _: None) -> Int8Export:
-    """Quantize the FP32 Y graph ``y_onnx`` into ``target`` (atomically); a one-line error, nothing written, when
-    no candidate scope keeps the calibration PSNR within ``limit`` dB."""
+                log: Callable[[str], None] = lambda _: None, scales=None,
+                pixel_fraction: float = deviation.CHECK_MARGIN) -> Int8Export:
+    """Quantize the FP32 Y graph ``y_onnx``: the graph for the smallest of ``scales`` (default: the model's) that
+    holds into ``target``, and one ``<target>_x<s>.onnx`` beside it for each other scale whose activation ranges
+    differ (:mod:`drcn.export.int8_ranges`), each written atomically, each recording in ``drcn.int8`` the scales it
+    serves. A scale where no ranges keep ``pixel_fraction`` of the per-pixel bound and half of ``limit`` gets no graph
+    (recorded, said); a one-line error, nothing written, when no scale does or no scope keeps the PSNR limit."""
     onnx = require("onnx", "drcn-export --int8", INSTALL)
     nncf = require("nncf", "drcn-export --int8", INSTALL)
     info = read_onnx_info(y_onnx)
     if info.kind != "y" or info.precision != "fp32":
         raise DrcnError(f"--int8 quantizes the fp32 Y graph, not a {info.precision} {info.kind} graph")
+    wanted = _requested_scales(info, scales)
     start = time.perf_counter()
     model = load_onnx(y_onnx)
-    pairs = study_pairs(calib, info.config.scales)
+    pairs = study_pairs(calib, wanted)
     windows = calibration_windows(pairs)
     precisions = float_precisions()
     reference, reference_outputs = psnr_and_outputs(runner(model, "fp32"), pairs)
@@ -214,22 +262,93 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
         best = min(study, key=lambda c: c.worst)
         raise DrcnError(f"--int8: even with {best.label} the calibration PSNR drops by {best.worst:.3f} dB (limit "
                         f"{limit} dB); nothing written. Quantization-aware fine-tuning would be needed")
-    record = {"recipe": RECIPE, "tool": f"nncf {nncf.__version__}", "preset": "PERFORMANCE (symmetric activations)",
-              "weights": "int8, per channel", "scope": chosen.label, "ignored_names": list(chosen.names),
-              "ignored_types": list(chosen.types), "activation_ranges": "histogram",
-              "calibration": (", ".join(Path(c).name for c in calib) if calib
-                              else "bundled photos and textures (scikit-image)"),
-              "windows": len(windows), "window": WINDOW, "psnr_fp32": round(psnr32, 4),
-              "psnr_change_db": {p: round(-d, 4) for p, d in chosen.drops.items()}, "limit_db": limit,
-              "psnr_change_db_by_scale": chosen.by_scale, "measure": "mean Y-PSNR per scale, the worst scale",
-              "pixels": chosen.pixels,
-              "choice": f"the most quantized scope within {CHOICE_FRACTION:g} x the limit on calibration images",
-              "study": [{"scope": c.label, "psnr_change_db": {p: round(-d, 4) for p, d in c.drops.items()},
-                         "by_scale": c.by_scale, "pixels": c.pixels} for c in study]}
+    ranges = _range_study(chosen_model, wanted, pairs, reference, reference_outputs, limit, pixel_fraction, log)
+    no_graph = {s: _why_none(r, limit, pixel_fraction) for s, r in ranges.items() if r.chosen is None}
+    holding = [s for s in wanted if s not in no_graph]
+    if not holding:
+        s, why = next(iter(no_graph.items()))
+        raise DrcnError(f"--int8: no activation ranges keep the per-pixel bound at any scale (x{s}: {why}); nothing "
+                        "written. Quantization-aware fine-tuning (drcn-qat --tail-weight) would be needed")
+    groups: dict[float, list[int]] = {}
+    for s in holding:
+        groups.setdefault(ranges[s].chosen.factor, []).append(s)
+    main_factor = ranges[holding[0]].chosen.factor
+    files = [(target, tuple(groups[main_factor]))] + [
+        (target.with_name(f"{target.stem}_x{s}.onnx"), (s,)) for s in holding if s not in groups[main_factor]]
+    base = {"recipe": RECIPE, "tool": f"nncf {nncf.__version__}", "preset": "PERFORMANCE (symmetric activations)",
+            "weights": "int8, per channel", "scope": chosen.label, "ignored_names": list(chosen.names),
+            "ignored_types": list(chosen.types), "activation_ranges": "histogram, times a factor chosen per scale",
+            "calibration": (", ".join(Path(c).name for c in calib) if calib
+                            else "bundled photos and textures (scikit-image)"),
+            "windows": len(windows), "window": WINDOW, "psnr_fp32": round(psnr32, 4), "limit_db": limit,
+            "measure": "mean Y-PSNR per scale, the worst scale",
+            "choice": f"the most quantized scope within {CHOICE_FRACTION:g} x the limit on calibration images; per "
+                      f"scale, the range factor with the fewest values more than {deviation.OFF_LEVELS} levels off "
+                      f"within {pixel_fraction:g} x the per-pixel bound",
+            "study": [{"scope": c.label, "psnr_change_db": {p: round(-d, 4) for p, d in c.drops.items()},
+                       "by_scale": c.by_scale, "pixels": c.pixels} for c in study],
+            "ranges": {f"x{s}": r.record() for s, r in ranges.items()},
+            "no_graph": {f"x{s}": why for s, why in no_graph.items()}}
     int8_info = dataclasses.replace(info, precision="int8")
-    props = {**int8_info.to_props(), "drcn.int8": json.dumps(record), "drcn.int8_of": file_sha256(y_onnx)}
-    del chosen_model.metadata_props[:]
-    onnx.helper.set_model_props(chosen_model, props)
-    with atomic_output(target) as tmp:
-        onnx.save(chosen_model, str(tmp))
-    return Int8Export(target, int8_info, chosen, study, psnr32, len(windows), time.perf_counter() - start)
+    graphs = []
+    for path, served in files:
+        factor = ranges[served[0]].chosen.factor
+        graph = widened(chosen_model, factor)
+        change, pixels = _measure_graph(graph, served, pairs, reference, reference_outputs, precisions,
+                                        ranges)
+        record = {**base, "scales": list(served), "range_factor": factor, "psnr_change_db_by_scale": change,
+                  "psnr_change_db": {p: round(min(c.values()), 4) for p, c in change.items()}, "pixels": pixels}
+        props = {**int8_info.to_props(), "drcn.int8": json.dumps(record), "drcn.int8_of": file_sha256(y_onnx)}
+        del graph.metadata_props[:]
+        onnx.helper.set_model_props(graph, props)
+        with atomic_output(path) as tmp:
+            onnx.save(graph, str(tmp))
+        graphs.append(Int8Graph(path, served, factor, change, pixels))
+    written = {g.path for g in graphs}
+    removed = [stale for s in wanted if (stale := target.with_name(f"{target.stem}_x{s}.onnx")).is_file()
+               and stale not in written]
+    for stale in removed:        # an older export's graph for a scale this one serves otherwise: never used again
+        stale.unlink()
+    return Int8Export(target if target in written else graphs[0].path, int8_info, chosen, study, psnr32,
+                      len(windows), time.perf_counter() - start, graphs, ranges, no_graph, removed)
+
+
+def _range_study(model, scales, pairs, reference, reference_outputs, limit, pixel_fraction, log):
+    """Per scale, :func:`drcn.export.int8_ranges.study_scale` on that scale's calibration pairs, float parts in f32
+    (how CPUs without bf16 run them, and the slowest-to-break of the two)."""
+    found = {}
+    for s in scales:
+        index = [i for i, p in enumerate(pairs) if p[2] == float(s)]
+        found[s] = study_scale(model, s, [pairs[i] for i in index], reference[float(s)],
+                               [reference_outputs[i] for i in index], lambda m: runner(m, "fp32"),
+                               CHOICE_FRACTION * limit, pixel_fraction, log)
+        chosen = found[s].chosen
+        log(f"int8 ranges at x{s}: " + (f"chose x{chosen.factor:g}" if chosen else "none holds"))
+    return found
+
+
+def _why_none(ranges: ScaleRanges, limit: float, pixel_fraction: float) -> str:
+    best = min(ranges.trials, key=lambda t: t.key())
+    breach = best.pixels.breach(pixel_fraction)
+    return (f"the best ranges (x{best.factor:g}) leave {breach}" if breach
+            else f"the best ranges (x{best.factor:g}) lose {-best.change_db:.3f} dB (limit {CHOICE_FRACTION * limit:g})")
+
+
+def _measure_graph(graph, served, pairs, reference, reference_outputs, precisions, ranges):
+    """(scale -> dB change, worst per-pixel summary) per float-part precision of ``graph`` on the pairs of the scales
+    it serves; f32 from the range study, the others measured here."""
+    change, pixels = {}, {}
+    index = [i for i, p in enumerate(pairs) if int(p[2]) in served]
+    mine = [pairs[i] for i in index]
+    for precision in precisions:
+        if precision == "fp32":
+            trials = {s: ranges[s].chosen for s in served}
+            change[precision] = {f"x{s}": round(t.change_db, 4) for s, t in trials.items()}
+            found = {f"x{s}": t.pixels for s, t in trials.items()}
+        else:
+            scores, outputs = psnr_and_outputs(runner(graph, precision), mine)
+            change[precision] = change_by_scale(scores, {float(s): reference[float(s)] for s in served})
+            found = deviation.by_scale(mine, [reference_outputs[i] for i in index], outputs)
+        scale, worst = deviation.worst(found)
+        pixels[precision] = {"scale": scale, **worst.summary()}
+    return change, pixels

@@ -132,14 +132,14 @@ def write_frame_graph(y_onnx: str | Path, target: str | Path, kind: str, scale: 
 def cached_frame_graph(y_onnx: str | Path, kind: str, scale: int, log: Callable[[str], None] = lambda _: None,
                        ensemble: int = 1) -> Path:
     """The frame graph of ``y_onnx`` under ``$DRCN_CACHE/frame-graphs``, built on first use, with the frame graph
-    of its INT8 sibling beside it (``<name>_int8.onnx``, found by :func:`drcn.onnx_meta.int8_sibling`) when it has
-    one; ``ensemble`` > 1 puts the self-ensemble around the network of both. The folder is keyed by the checksums
+    of the INT8 graph made for ``scale`` beside it (``<name>_int8_x<scale>.onnx`` or ``<name>_int8.onnx``, found by
+    :func:`drcn.onnx_meta.int8_sibling`) when it has one; ``ensemble`` > 1 puts the self-ensemble around the network of both. The folder is keyed by the checksums
     of both Y graphs, the kind, the scale, the ensemble and drcn's version (the
     builder is drcn's code), so a re-exported INT8 graph never meets a stale wrapper. Each graph is sealed with its
     checksum when written and checked on every use: a damaged one is made again (``log`` says so)."""
     from drcn.onnx_meta import int8_sibling
 
-    int8 = int8_sibling(y_onnx)
+    int8 = int8_sibling(y_onnx, scale, log)   # the INT8 graph made for this scale
     sources = f"{file_sha256(y_onnx)}|{file_sha256(int8) if int8 else '-'}"
     key = hashlib.sha256(f"{sources}|{kind}|{scale}|{ensemble}|{__version__}".encode()).hexdigest()[:24]
     suffix = f"_e{ensemble}" if ensemble > 1 else ""

@@ -29,7 +29,7 @@ from drcn.deviation import MAX_LEVELS, MAX_SHARE_OVER, OFF_LEVELS, Deviation
 from drcn.errors import DrcnError
 from drcn.fp16 import change_by_scale, psnr_and_outputs, psnr_by_scale
 from drcn.onnx_files import load_onnx
-from drcn.onnx_meta import is_int8_of, model_info
+from drcn.onnx_meta import int8_scales, is_int8_of, model_info
 from drcn.patches import PatchSpec
 from drcn.progress import Progress
 from drcn.train.checkpoint import FORMAT as CHECKPOINT_FORMAT, read_checkpoint
@@ -137,6 +137,8 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
     int8_model, fp32_model = load_onnx(cfg.int8), load_onnx(cfg.fp32)
     _check_pair(int8_model, fp32_model, cfg.int8, cfg.fp32)
     info = model_info(int8_model, cfg.int8)
+    # A graph made for some scales (drcn-export --int8's graph per scale) is tuned and scored at those scales only.
+    scales = int8_scales(cfg.int8) or tuple(info.config.scales)
     torch.manual_seed(cfg.seed)
     student = GraphNetwork(int8_model, fp32_model, learn_scales=cfg.learn_scales)
     teacher = GraphNetwork(fp32_model).requires_grad_(False)
@@ -144,7 +146,7 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, cfg.steps) / cfg.steps)))
     rng = np.random.default_rng(cfg.seed)
-    pairs = calibration_pairs(list(cfg.calib) or None, info.config.scales, max_side=EVAL_SIDE, max_images=EVAL_IMAGES)
+    pairs = calibration_pairs(list(cfg.calib) or None, scales, max_side=EVAL_SIDE, max_images=EVAL_IMAGES)
     reference, teacher_outputs = psnr_and_outputs(_as_run(teacher), pairs)
     measure_pixels = cfg.tail_weight > 0
 
@@ -171,7 +173,7 @@ def fine_tune(cfg: QatConfig, resume: bool = False, progress: bool = True,
         best_params = copy.deepcopy(student.params.state_dict())
         history.append({"step": 0, "change": start_db, "pixels": pixels})
         log(f"drcn-qat: start {_fmt(start_db, found)}")
-    patches = PatchSet.from_folders(list(cfg.data), PatchSpec(tuple(info.config.scales), cfg.patch, cfg.stride),
+    patches = PatchSet.from_folders(list(cfg.data), PatchSpec(tuple(scales), cfg.patch, cfg.stride),
                                     Path(cfg.cache_dir) if cfg.cache_dir else None, show_progress=progress)
     loss_sum, loss_count = 0.0, 0
     with Progress("drcn-qat steps", cfg.steps, enabled=progress) as bar:

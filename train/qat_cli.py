@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     int8 = Path(args.int8)
     if not int8.is_file():
         raise DrcnError(f"{int8}: no such INT8 graph")
-    fp32 = Path(args.fp32) if args.fp32 else int8.with_name(int8.name.replace("_int8.onnx", ".onnx"))
+    # <model>_int8.onnx and a scale's <model>_int8_x3.onnx were both quantized from <model>.onnx
+    fp32 = Path(args.fp32) if args.fp32 else int8.with_name(re.sub(r"_int8(_x\d+)?\.onnx$", ".onnx", int8.name))
     if fp32 == int8 or not fp32.is_file():
         raise DrcnError(f"--fp32: give the fp32 graph {int8} was quantized from ({fp32} does not exist)")
     if Path(args.out).resolve() == int8.resolve():

@@ -83,10 +83,15 @@ class OpenVINOBackend:
                 raise DrcnError(f"--precision {precision}: {model_path} is an INT8 graph (run the fp32 graph for "
                                 f"{precision})")
         else:
-            sibling = int8_sibling(model_path) if precision in ("auto", "int8", precision_check.INT8_F32) else None
+            # The INT8 graph made for the scale this backend serves (x2.5: x3's), and the check at that scale only.
+            sibling = (int8_sibling(model_path, for_scale if info.kind == "y" else None, log)
+                       if precision in ("auto", "int8", precision_check.INT8_F32) else None)
+            scales = ((info.scale,) if info.kind != "y"
+                      else precision_check.check_scales(for_scale, info.config.scales))
 
             def checked(candidates: list[str]) -> dict:
-                return precision_check.verdicts(str(model_path), str(sibling) if sibling else None, candidates, log)
+                return precision_check.verdicts(str(model_path), str(sibling) if sibling else None, candidates, log,
+                                                scales)
 
             self.precision, why = choose_precision(precision, capabilities, sibling is not None, checked, for_scale)
             if self.precision == precision_check.INT8_F32:
@@ -95,7 +100,8 @@ class OpenVINOBackend:
                 # Forcing a precision says what the on-CPU check measured for it, where it has run; a forced INT8
                 # keeps its float parts in f32 where only that way passed the check.
                 found = {name: verdict.at(for_scale) for name, verdict in
-                         (precision_check.cached(str(model_path), str(sibling) if sibling else None) or {}).items()}
+                         (precision_check.cached(str(model_path), str(sibling) if sibling else None, scales)
+                          or {}).items()}
                 if self.precision == "int8" and precision_check.INT8_F32 in found and "int8" in found and \
                         not found["int8"].ok and found[precision_check.INT8_F32].ok:
                     checked_as = precision_check.INT8_F32

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -34,11 +35,9 @@ from drcn.deviation import MAX_LEVELS, MAX_SHARE_OVER, OFF_LEVELS, Deviation
 from drcn.errors import DrcnError, backend_reason
 
 MAX_PSNR_DROP = 0.05      # dB at the worst scale: the INT8 recipe's limit
-CHECK_VERSION = 2         # bumped when what is measured changes; part of the cache key (2: the per-pixel bound)
-# The check images must keep HALF the per-pixel bound (at most 6 levels, 0.005% more than 4 off): the other half is
-# the margin for images it has not seen, as the INT8 export keeps half its PSNR limit. Measured: INT8 at x3 passed
-# the full bound on the check images (max 7 levels) and moved Set14 x3 by up to 30 levels.
-PIXEL_MARGIN = 0.5
+CHECK_VERSION = 3         # bumped when what is measured changes; part of the cache key (2: the per-pixel bound;
+                          # 3: per scale, on demand, with the INT8 graph made for that scale)
+PIXEL_MARGIN = deviation.CHECK_MARGIN   # the check images keep half the per-pixel bound (drcn.deviation)
 # Centre crops of 168² (2, 3 and 4 divide it; every bundled image has both sides >= 171): one input shape, so each
 # precision compiles once. Measured unloaded on this 2-core EPYC: 35 s for the whole check with 192² crops (9 shapes),
 # to stay within the 30 s a first run may spend on it.
@@ -147,30 +146,45 @@ def int8_float_hint(precision: str, capabilities: list[str]) -> str:
     return "f32" if precision == INT8_F32 or "BF16" not in capabilities else "bf16"
 
 
-def _verdict_path(fp32_graph: str, int8_graph: str | None) -> Path:
-    """Where the verdicts on this pair of graphs, measured with this OpenVINO on this CPU, are cached."""
+def check_scales(for_scale: float | None, model_scales) -> tuple[int, ...]:
+    """The scales the check measures for a run at ``for_scale``: that scale alone (so that a first run at x2 checks
+    x2 only); a non-integer scale both integer scales around it (x2.5: x2 and x3, its INT8 graph being x3's); every
+    scale of the model for None (a backend serving all)."""
+    model_scales = tuple(int(s) for s in model_scales)
+    if for_scale is None:
+        return model_scales
+    around = sorted({int(math.floor(for_scale + 1e-9)), int(math.ceil(for_scale - 1e-9))})
+    found = tuple(s for s in around if s in model_scales)
+    return found or model_scales
+
+
+def _verdict_path(fp32_graph: str, int8_graph: str | None, scales: tuple[int, ...] | None = None) -> Path:
+    """Where the verdicts on this pair of graphs at ``scales`` (None: every scale of the model), measured with this
+    OpenVINO on this CPU, are cached."""
     import openvino as ov
 
     # ONEDNN_MAX_CPU_ISA caps the kernels OpenVINO's CPU plugin uses (e.g. AVX2 on an AVX-512 machine, measured: its
     # INT8 convolutions become jit_avx2_I8): a verdict is only good for the kernels it was measured with.
     parts = [file_sha256(fp32_graph), file_sha256(int8_graph) if int8_graph else "-", ov.__version__, cpu_name(),
              " ".join(sorted(cpu_flags())), os.environ.get("ONEDNN_MAX_CPU_ISA", ""), str(CHECK_VERSION),
-             str(MAX_PSNR_DROP), f"{OFF_LEVELS}/{MAX_SHARE_OVER}/{MAX_LEVELS}/{PIXEL_MARGIN}", __version__]
+             str(MAX_PSNR_DROP), f"{OFF_LEVELS}/{MAX_SHARE_OVER}/{MAX_LEVELS}/{PIXEL_MARGIN}", __version__,
+             ",".join(map(str, scales)) if scales else "all"]
     return cache_dir("precision-checks") / f"{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:24]}.json"
 
 
 def verdicts(fp32_graph: str, int8_graph: str | None, candidates: list[str],
-             log: Callable[[str], None] = lambda _: None) -> dict[str, Verdict]:
-    """The verdict on fp32 and on each of ``candidates`` for this model on this CPU: from the cache, or measured
-    (seconds; ``log`` says so) and cached."""
-    path = _verdict_path(fp32_graph, int8_graph)
+             log: Callable[[str], None] = lambda _: None, scales: tuple[int, ...] | None = None) -> dict[str, Verdict]:
+    """The verdict on fp32 and on each of ``candidates`` for this model on this CPU at ``scales`` (None: every scale
+    of the model): from the cache, or measured (seconds; ``log`` says so) and cached."""
+    path = _verdict_path(fp32_graph, int8_graph, scales)
     if cache.verified(path, log):
         found = _read(path)
         if found is not None and all(c in found for c in ["fp32", *candidates]):
             return found
-    log(f"checking {', '.join(candidates)} against fp32 on this CPU ({cpu_name()}), once for this model")
+    at = f" at x{', x'.join(map(str, scales))}" if scales else ""
+    log(f"checking {', '.join(candidates)} against fp32 on this CPU ({cpu_name()}){at}, once for this model")
     start = time.perf_counter()
-    measured = measure(fp32_graph, int8_graph, candidates)
+    measured = measure(fp32_graph, int8_graph, candidates, scales=scales)
     atomic.write_text(path, json.dumps({p: dataclasses.asdict(v) for p, v in measured.items()}, indent=1))
     cache.seal(path)
     log(f"checked in {time.perf_counter() - start:.0f} s: " + "; ".join(
@@ -195,9 +209,10 @@ def _read(path: Path) -> dict[str, Verdict] | None:
         return None
 
 
-def cached(fp32_graph: str, int8_graph: str | None) -> dict[str, Verdict] | None:
-    """The verdicts already measured for this model on this CPU, or None (nothing is measured)."""
-    path = _verdict_path(fp32_graph, int8_graph)
+def cached(fp32_graph: str, int8_graph: str | None,
+           scales: tuple[int, ...] | None = None) -> dict[str, Verdict] | None:
+    """The verdicts already measured for this model on this CPU at ``scales``, or None (nothing is measured)."""
+    path = _verdict_path(fp32_graph, int8_graph, scales)
     return _read(path) if cache.verified(path, lambda _: None) else None
 
 
@@ -237,9 +252,10 @@ def _runner(model, hint: str) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def measure(fp32_graph: str, int8_graph: str | None, candidates: list[str],
-            capabilities: list[str] | None = None) -> dict[str, Verdict]:
-    """Run fp32 and every candidate on the calibration images and on a window, here. ``capabilities`` (default:
-    :func:`cpu_capabilities`) decide how an INT8 graph's float parts run, as the backend decides it."""
+            capabilities: list[str] | None = None, scales: tuple[int, ...] | None = None) -> dict[str, Verdict]:
+    """Run fp32 and every candidate on the calibration images at ``scales`` (None: the model's) and on a window, here.
+    ``capabilities`` (default: :func:`cpu_capabilities`) decide how an INT8 graph's float parts run, as the backend
+    decides it."""
     import openvino as ov
 
     from drcn.calibration import calibration_pairs
@@ -249,7 +265,7 @@ def measure(fp32_graph: str, int8_graph: str | None, candidates: list[str],
     if capabilities is None:
         capabilities = cpu_capabilities(ov.Core())
     info = read_onnx_info(fp32_graph)
-    pairs = sorted(calibration_pairs(None, info.config.scales, max_side=MAX_SIDE), key=lambda p: p[1].shape)
+    pairs = sorted(calibration_pairs(None, scales or info.config.scales, max_side=MAX_SIDE), key=lambda p: p[1].shape)
     networks = {"fp32": (_network(fp32_graph), "f32")}
     for precision in candidates:
         if precision in ("int8", INT8_F32):

@@ -18,6 +18,7 @@ import numpy as np
 from drcn import atomic, cache
 from drcn.checksums import bytes_sha256, file_sha256
 from drcn.errors import DrcnError
+from drcn.onnx_meta import int8_scale_of
 from drcn.runtime.backends.table import ModelSpec
 from drcn.runtime.tensorrt.cuda import open_cuda_memory, query_gpu
 from drcn.runtime.tensorrt.sidecar import EngineSidecar, GpuInfo, check_engine, read_sidecar
@@ -49,7 +50,8 @@ class TensorRTBackend:
     name = "tensorrt"
 
     def __init__(self, model_path: str, precision: str = "auto", tile: int = 256, batch: int = 4,
-                 flavour: str = "auto", log: Callable[[str], None] = lambda _: None, **_):
+                 flavour: str = "auto", log: Callable[[str], None] = lambda _: None, for_scale: float | None = None,
+                 **_):
         self.memory = self.runtime_cache = None
         self.runs_on_gpu = True
         engine_path = engine_for(Path(model_path), precision, tile, batch, flavour, log)
@@ -103,6 +105,11 @@ class TensorRTBackend:
         self.spec = ModelSpec(halo=sidecar.halo, channels=sidecar.channels, scales=sidecar.scales,
                               precision=sidecar.precision, source=str(engine_path), max_shape=self.profile.max,
                               kind=sidecar.kind, scale=sidecar.scale)
+        if for_scale and sidecar.precision == "int8" and sidecar.kind == "y" and \
+                float(int8_scale_of(for_scale)) not in sidecar.scales:
+            log(f"{engine_path} was built from the INT8 graph for x{', x'.join(f'{x:g}' for x in sidecar.scales)}, "
+                f"not x{for_scale:g}: its activation ranges may clip there (drcn-trt build --onnx "
+                f"<model>_int8_x{int8_scale_of(for_scale)}.onnx makes the engine for x{int8_scale_of(for_scale)})")
         self.description = (f"{self.flavour.label} {trt.__version__} on {gpu.name}, {sidecar.precision} "
                             f"engine ({engine_path}; memory via {self.memory.name})")
 

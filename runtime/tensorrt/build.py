@@ -16,7 +16,7 @@ from drcn import __version__, atomic
 from drcn.checksums import bytes_sha256, file_sha256
 from drcn.errors import DrcnError
 from drcn.frame import input_tile
-from drcn.onnx_meta import read_onnx_info
+from drcn.onnx_meta import int8_scales, read_onnx_info
 from drcn.runtime.tensorrt.cuda import visible_gpu
 from drcn.runtime.tensorrt.sidecar import EngineSidecar, GpuInfo, plan_profile, sidecar_path
 from drcn.runtime.tensorrt.flavour import (RTX_COMPUTE_CAPABILITIES, RTX_DEFAULT_TARGETS, Flavour, choose_flavour,
@@ -115,10 +115,14 @@ def build_engine(request: BuildRequest, log: Callable[[str], None] = lambda _: N
     if serialized is None:
         raise DrcnError(f"TensorRT could not build an engine from {request.onnx} (run with --verbose for its log)")
     engine_bytes = bytes(serialized)
+    served = tuple(float(x) for x in int8_scales(request.onnx) or ()) if info.precision == "int8" else ()
+    if served:   # an INT8 graph's activation ranges were chosen for these scales (drcn-export --int8, per scale)
+        log(f"{request.onnx} is the INT8 graph for x{', x'.join(f'{x:g}' for x in served)}: the engine serves "
+            "those scales (another scale's engine: build it from that scale's INT8 graph, <model>_int8_x<s>.onnx)")
     sidecar = EngineSidecar(
         engine_sha256=bytes_sha256(engine_bytes), onnx_file=str(request.onnx), onnx_sha256=file_sha256(request.onnx),
         precision=plan.precision, profile=profile_plan, tile=request.tile, batch=request.batch, halo=info.input_halo,
-        channels=info.channels, scales=info.config.scales, tensorrt_version=trt.__version__, gpu=gpu,
+        channels=info.channels, scales=served or info.config.scales, tensorrt_version=trt.__version__, gpu=gpu,
         drcn_version=__version__, flavour=flavour.name, targets=targets, fp16_source=fp16_source, kind=info.kind,
         scale=scale, self_ensemble=info.self_ensemble)
     # Both complete before either is renamed; the engine first, the sidecar that vouches for it last. Between the two
