@@ -215,8 +215,13 @@ def int8_sibling(path: str | os.PathLike, scale: float | None = None,
             scales = int8_scales(general)
             if scales is None or wanted in scales:
                 return general
+            from drcn.onnx_files import load_onnx
+
+            why = int8_record(load_onnx(general, external=False)).get("no_graph", {}).get(f"x{wanted}")
             said.append(f"no INT8 graph for x{wanted} beside {path.name} ({general.name} is for "
-                        f"x{', x'.join(map(str, scales))}; drcn-export --int8 --scale {wanted} makes one)")
+                        f"x{', x'.join(map(str, scales))}; "
+                        + (f"its export found none within the per-pixel bound at x{wanted}: {why})" if why else
+                           f"drcn-export --int8 --scale {wanted} makes one)"))
     for line in dict.fromkeys(said):
         log(line)
     return None

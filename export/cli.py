@@ -61,6 +61,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--int8", action="store_true",
                    help="INT8 QDQ graph (NNCF; symmetric activations, per-channel weights; what stays in float is "
                         "chosen by a quantization study), refused if the calibration PSNR drops more than 0.05 dB")
+    p.add_argument("--int8-from", metavar="INT8_ONNX",
+                   help="--int8: start from this INT8 graph of the same model (e.g. one drcn-qat fine-tuned) instead "
+                        "of quantizing; its weights and scope are kept and only its activation ranges are chosen per "
+                        "scale")
     p.add_argument("--ensemble", type=ensemble_size, default=1, metavar="N",
                    help="geometric self-ensemble inside the graph: the network runs on 2 (mirror), 4 (mirrors, half "
                         "turn) or 8 (every flip and rotation) transforms of its input, undone and averaged; N times "
@@ -109,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.onnx:
             raise DrcnError("--int8 writes the --onnx FILE; give --onnx")
         require("nncf", "drcn-export --int8", "pip install 'drcn[int8]'")
+        if args.int8_from and not Path(args.int8_from).is_file():
+            raise DrcnError(f"--int8-from {args.int8_from}: no such file")
+    elif args.int8_from:
+        raise DrcnError("--int8-from applies to --int8")
     triton = None
     if args.triton:  # every destination checked before the export's seconds of work
         from drcn.export.triton import TritonRequest, check_repository
@@ -131,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             int8_final = kind == "y" and args.ensemble == 1
             int8_path = Path(args.onnx) if int8_final else Path(scratch) / "model_int8.onnx"
             made = export_int8(y_path, int8_path, args.calib, scales=int8_scales if kind == "y" else [args.scale],
+                               start_from=Path(args.int8_from) if args.int8_from else None,
                                log=lambda message: print(f"{PROG}: {message}", flush=True))
             y_path = made.path   # a frame graph wraps the INT8 network (of the frame's scale)
             int8_siblings = [(g.path, g.scales[0]) for g in made.graphs if g.path != made.path]

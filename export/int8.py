@@ -30,7 +30,7 @@ from drcn.fp16 import change_by_scale, psnr_and_outputs
 from drcn.onnx_files import load_onnx
 from drcn.onnx_meta import OnnxModelInfo, read_onnx_info
 from drcn.optional import require
-from drcn.export.int8_ranges import ScaleRanges, study_scale, widened
+from drcn.export.int8_ranges import ScaleRanges, activation_quantizers, in_float, study_scale, widened
 
 INSTALL = "pip install 'drcn[int8]'"
 MAX_INT8_PSNR_DROP = 0.05     # dB, mean Y-PSNR on calibration images, at the worst of the model's scales
@@ -220,12 +220,14 @@ def _requested_scales(info: OnnxModelInfo, scales) -> tuple[int, ...]:
 
 def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limit: float = MAX_INT8_PSNR_DROP,
                 log: Callable[[str], None] = lambda _: None, scales=None,
-                pixel_fraction: float = deviation.CHECK_MARGIN) -> Int8Export:
+                pixel_fraction: float = deviation.CHECK_MARGIN, start_from: Path | None = None) -> Int8Export:
     """Quantize the FP32 Y graph ``y_onnx``: the graph for the smallest of ``scales`` (default: the model's) that
     holds into ``target``, and one ``<target>_x<s>.onnx`` beside it for each other scale whose activation ranges
     differ (:mod:`drcn.export.int8_ranges`), each written atomically, each recording in ``drcn.int8`` the scales it
     serves. A scale where no ranges keep ``pixel_fraction`` of the per-pixel bound and half of ``limit`` gets no graph
-    (recorded, said); a one-line error, nothing written, when no scale does or no scope keeps the PSNR limit."""
+    (recorded, said); a one-line error, nothing written, when no scale does or no scope keeps the PSNR limit.
+    ``start_from``: an INT8 graph of the same model (e.g. fine-tuned by drcn-qat) whose weights and scope are kept:
+    only its ranges are chosen per scale."""
     onnx = require("onnx", "drcn-export --int8", INSTALL)
     nncf = require("nncf", "drcn-export --int8", INSTALL)
     info = read_onnx_info(y_onnx)
@@ -239,29 +241,14 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
     precisions = float_precisions()
     reference, reference_outputs = psnr_and_outputs(runner(model, "fp32"), pairs)
     psnr32 = float(np.mean(list(reference.values())))
-    study, chosen, chosen_model = [], None, None
-    for candidate in candidates(model):
-        quantized = quantize(model, windows, candidate)
-        for precision in precisions:
-            scores, outputs = psnr_and_outputs(runner(quantized, precision), pairs)
-            candidate.by_scale[precision] = change_by_scale(scores, reference)
-            candidate.drops[precision] = max(reference[s] - scores[s] for s in reference)
-            scale, found = deviation.worst(deviation.by_scale(pairs, reference_outputs, outputs))
-            candidate.pixels[precision] = {"scale": scale, **found.summary()}
-        study.append(candidate)
-        log(f"int8 study: {candidate.label}: worst scale " + ", ".join(
-            f"{-d:+.4f} dB, per pixel max {candidate.pixels[p]['max']} levels and {candidate.pixels[p]['over4_pct']:.4f}%"
-            f" > {deviation.OFF_LEVELS} at {candidate.pixels[p]['scale']} (float parts {p})"
-            for p, d in candidate.drops.items()))
-        if candidate.worst <= CHOICE_FRACTION * limit:
-            chosen, chosen_model = candidate, quantized
-            break
-        if candidate.worst <= limit and (chosen is None or candidate.worst < chosen.worst):
-            chosen, chosen_model = candidate, quantized    # within the limit: kept unless a later one does better
-    if chosen is None:
-        best = min(study, key=lambda c: c.worst)
-        raise DrcnError(f"--int8: even with {best.label} the calibration PSNR drops by {best.worst:.3f} dB (limit "
-                        f"{limit} dB); nothing written. Quantization-aware fine-tuning would be needed")
+    if start_from is not None:
+        chosen, chosen_model, given_record = _given_int8(start_from, y_onnx, info)
+        study = []
+        log(f"int8: starting from {start_from} ({chosen.label}); choosing its activation ranges per scale")
+    else:
+        given_record = None
+        chosen, chosen_model, study = _scope_study(model, windows, pairs, reference, reference_outputs, precisions,
+                                                   limit, log)
     ranges = _range_study(chosen_model, wanted, pairs, reference, reference_outputs, limit, pixel_fraction, log)
     no_graph = {s: _why_none(r, limit, pixel_fraction) for s, r in ranges.items() if r.chosen is None}
     holding = [s for s in wanted if s not in no_graph]
@@ -289,6 +276,11 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
                        "by_scale": c.by_scale, "pixels": c.pixels} for c in study],
             "ranges": {f"x{s}": r.record() for s, r in ranges.items()},
             "no_graph": {f"x{s}": why for s, why in no_graph.items()}}
+    if given_record is not None:   # how the graph it started from was made (its NNCF study, a drcn-qat run)
+        base["started_from"] = {k: v for k, v in given_record.items() if k in ("tool", "scope", "calibration", "study",
+                                                                              "psnr_change_db", "started_from")}
+        if "qat" in given_record:
+            base["qat"] = given_record["qat"]
     int8_info = dataclasses.replace(info, precision="int8")
     graphs = []
     for path, served in files:
@@ -313,6 +305,66 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
                       len(windows), time.perf_counter() - start, graphs, ranges, no_graph, removed)
 
 
+def _scope_study(model, windows, pairs, reference, reference_outputs, precisions, limit, log):
+    """(chosen candidate, its quantized model, every candidate measured): the most quantized scope within
+    :data:`CHOICE_FRACTION` of ``limit`` at the worst scale (else the best within ``limit``; else a one-line error)."""
+    study, chosen, chosen_model = [], None, None
+    for candidate in candidates(model):
+        quantized = quantize(model, windows, candidate)
+        for precision in precisions:
+            scores, outputs = psnr_and_outputs(runner(quantized, precision), pairs)
+            candidate.by_scale[precision] = change_by_scale(scores, reference)
+            candidate.drops[precision] = max(reference[s] - scores[s] for s in reference)
+            scale, found = deviation.worst(deviation.by_scale(pairs, reference_outputs, outputs))
+            candidate.pixels[precision] = {"scale": scale, **found.summary()}
+        study.append(candidate)
+        log(f"int8 study: {candidate.label}: worst scale " + ", ".join(
+            f"{-d:+.4f} dB, per pixel max {candidate.pixels[p]['max']} levels and {candidate.pixels[p]['over4_pct']:.4f}%"
+            f" > {deviation.OFF_LEVELS} at {candidate.pixels[p]['scale']} (float parts {p})"
+            for p, d in candidate.drops.items()))
+        if candidate.worst <= CHOICE_FRACTION * limit:
+            chosen, chosen_model = candidate, quantized
+            break
+        if candidate.worst <= limit and (chosen is None or candidate.worst < chosen.worst):
+            chosen, chosen_model = candidate, quantized    # within the limit: kept unless a later one does better
+    if chosen is None:
+        best = min(study, key=lambda c: c.worst)
+        raise DrcnError(f"--int8: even with {best.label} the calibration PSNR drops by {best.worst:.3f} dB (limit "
+                        f"{limit} dB); nothing written. Quantization-aware fine-tuning would be needed")
+    return chosen, chosen_model, study
+
+
+def _given_int8(path: Path, y_onnx: Path, info: OnnxModelInfo):
+    """An INT8 graph of the same model given to start from (e.g. one drcn-qat fine-tuned), as (candidate, model, its
+    ``drcn.int8`` record):
+    its weights and scope kept, the last conv's input put in float where it was quantized (as every scope of the
+    study keeps it)."""
+    from drcn.onnx_meta import int8_record, is_int8_of, model_info
+
+    given = load_onnx(path)
+    theirs = model_info(given, str(path))
+    if not is_int8_of(theirs, info):
+        raise DrcnError(f"--int8-from {path}: not an INT8 graph of {y_onnx} (another model, depth or kind)")
+    record = int8_record(given)
+    label = record.get("scope", "as given")
+    quantizers = activation_quantizers(given)
+    producers = {out: n for n in given.graph.node for out in n.output}
+    last_conv = [n for n in given.graph.node if n.op_type == "Conv"][-1]
+    if quantizers and _reads_activation(last_conv, quantizers[-1].input[0], producers):
+        given, label = in_float(given, {quantizers[-1].input[0]}), f"{label}; the last conv's input in float"
+    candidate = Candidate(label, names=tuple(record.get("ignored_names", ())),
+                          types=tuple(record.get("ignored_types", ())))
+    del given.metadata_props[:]
+    return candidate, given, record
+
+
+def _reads_activation(conv, tensor: str, producers) -> bool:
+    """Whether ``conv`` reads ``tensor`` through its Q/DQ pair (DequantizeLinear <- QuantizeLinear <- tensor)."""
+    dq = producers.get(conv.input[0])
+    q = producers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+    return q is not None and q.op_type == "QuantizeLinear" and q.input[0] == tensor
+
+
 def _range_study(model, scales, pairs, reference, reference_outputs, limit, pixel_fraction, log):
     """Per scale, :func:`drcn.export.int8_ranges.study_scale` on that scale's calibration pairs, float parts in f32
     (how CPUs without bf16 run them, and the slowest-to-break of the two)."""
@@ -329,9 +381,13 @@ def _range_study(model, scales, pairs, reference, reference_outputs, limit, pixe
 
 def _why_none(ranges: ScaleRanges, limit: float, pixel_fraction: float) -> str:
     best = min(ranges.trials, key=lambda t: t.key())
-    breach = best.pixels.breach(pixel_fraction)
-    return (f"the best ranges (x{best.factor:g}) leave {breach}" if breach
-            else f"the best ranges (x{best.factor:g}) lose {-best.change_db:.3f} dB (limit {CHOICE_FRACTION * limit:g})")
+    share = best.pixels.share_over(deviation.OFF_LEVELS)
+    if share > pixel_fraction * deviation.MAX_SHARE_OVER:
+        return (f"the best ranges (x{best.factor:g}) leave {100 * share:.4f}% of values more than "
+                f"{deviation.OFF_LEVELS} levels off (bound {100 * pixel_fraction * deviation.MAX_SHARE_OVER:g}%)")
+    if best.pixels.max > deviation.MAX_LEVELS * max(1.0, pixel_fraction):
+        return f"the best ranges (x{best.factor:g}) leave a value {best.pixels.max} levels off (bound {deviation.MAX_LEVELS})"
+    return f"the best ranges (x{best.factor:g}) lose {-best.change_db:.3f} dB (limit {CHOICE_FRACTION * limit:g})"
 
 
 def _measure_graph(graph, served, pairs, reference, reference_outputs, precisions, ranges):

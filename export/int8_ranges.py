@@ -5,8 +5,8 @@ inputs carry sharper edges whose activations the calibrated ranges clip, 26 leve
 about twice as wide; x4's smoother inputs want fine steps, and the same widening moves 0.05% of its values more than 4
 levels). So for each scale the quantized graph's activation ranges are scaled by one factor, searched from 1 outwards
 on the calibration images of that scale alone, and the factor whose 8-bit output keeps the per-pixel bound with its
-margin (:data:`drcn.deviation.CHECK_MARGIN`) and half the PSNR limit, with the fewest values more than 4 levels off,
-makes that scale's graph. Weights and the structure stay as quantized: every graph of a model runs at one speed.
+margin (:data:`drcn.deviation.CHECK_MARGIN`) and half the PSNR limit, using the least of the bound together with the
+factors beside it, makes that scale's graph. Weights and the structure stay as quantized: every graph of a model runs at one speed.
 """
 
 from __future__ import annotations
@@ -50,6 +50,24 @@ def widened(model, factor: float | dict[str, float]):
     return copy
 
 
+def in_float(model, tensors=None):
+    """A copy of the QDQ ``model`` with the activation Q/DQ pairs of ``tensors`` (every activation: None) removed,
+    so that those tensors stay in float (the convolutions reading them then run in float; weights stay int8)."""
+    copy = type(model)()
+    copy.CopyFrom(model)
+    quantizers = [q for q in activation_quantizers(copy) if tensors is None or q.input[0] in tensors]
+    source = {n.output[0]: q.input[0] for n in copy.graph.node if n.op_type == "DequantizeLinear"
+              for q in quantizers if n.input[0] == q.output[0]}
+    keep = [n for n in copy.graph.node if n not in quantizers and not (n.op_type == "DequantizeLinear"
+                                                                       and n.output[0] in source)]
+    for node in keep:
+        for i, name in enumerate(node.input):
+            node.input[i] = source.get(name, name)
+    del copy.graph.node[:]
+    copy.graph.node.extend(keep)
+    return copy
+
+
 @dataclasses.dataclass
 class RangeTrial:
     """One factor measured at one scale: the Y-PSNR change against fp32 (dB) and the per-pixel deviation."""
@@ -58,12 +76,27 @@ class RangeTrial:
     change_db: float
     pixels: Deviation
 
+    @property
+    def score(self) -> float:
+        """How much of the per-pixel bound it uses (1 = at the bound): the larger of its share of values more than 4
+        levels off over the bound's share and its worst value over the bound's levels."""
+        return max(self.pixels.share_over(deviation.OFF_LEVELS) / deviation.MAX_SHARE_OVER,
+                   self.pixels.max / deviation.MAX_LEVELS)
+
     def key(self) -> tuple:
-        """Sort key, best first: the fewest values more than 4 levels off, the smallest worst value, the least loss."""
-        return (self.pixels.share_over(deviation.OFF_LEVELS), self.pixels.max, -self.change_db)
+        """Sort key, best first: the least of the bound used, the fewest values more than 4 levels off, the least
+        loss."""
+        return (self.score, self.pixels.share_over(deviation.OFF_LEVELS), -self.change_db)
 
     def holds(self, limit_db: float, pixel_fraction: float) -> bool:
-        return self.change_db >= -limit_db and self.pixels.exceeds(pixel_fraction) is None
+        """Within ``limit_db`` and, per pixel, ``pixel_fraction`` of the bound's share of values more than 4 levels
+        off and the bound's worst value itself. Why not a fraction of the worst value too: the calibration images
+        hold about 28 times the on-CPU check's values at x2 (80 crops of 384² against 15 of 168²) and a worst value
+        grows with the count (measured at x2: 6-9 levels there where the check measures 5-7); the check keeps its
+        margin on both, on its own images, on every CPU."""
+        share = self.pixels.share_over(deviation.OFF_LEVELS)   # a fraction above 1 loosens the worst value too
+        return (self.change_db >= -limit_db and share <= pixel_fraction * deviation.MAX_SHARE_OVER
+                and self.pixels.max <= deviation.MAX_LEVELS * max(1.0, pixel_fraction))
 
     def describe(self) -> str:
         return f"ranges x{self.factor:g}: {self.change_db:+.4f} dB, {self.pixels.describe()}"
@@ -117,4 +150,13 @@ def study_scale(model, scale: int, pairs, reference_psnr: float, reference_outpu
             break
     trials = sorted(measured.values(), key=lambda t: t.factor)
     holding = [t for t in trials if t.holds(limit_db, pixel_fraction)]
-    return ScaleRanges(scale, trials, min(holding, key=RangeTrial.key) if holding else None)
+    return ScaleRanges(scale, trials, min(holding, key=lambda t: _robust(t, trials)) if holding else None)
+
+
+def _robust(trial: RangeTrial, trials: list[RangeTrial]) -> tuple:
+    """A trial's key judged with its measured neighbours: the worst value is a tail statistic that moves by a few
+    levels from one factor to the next (measured at x2: 6, 9 and 7 levels at x1.75, x2 and x2.5), so a factor counts
+    as good as the worse of itself and the factors beside it."""
+    i = trials.index(trial)
+    around = trials[max(0, i - 1):i + 2]
+    return (max(t.score for t in around), *trial.key())

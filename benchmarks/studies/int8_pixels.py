@@ -14,6 +14,7 @@ from onnx import helper, numpy_helper
 
 from drcn.calibration import calibration_pairs
 from drcn.deviation import by_scale
+from drcn.export.int8_ranges import activation_quantizers, in_float, widened
 from drcn.fp16 import psnr_and_outputs
 from drcn.runtime.backends import precision_check as pc
 from drcn.runtime.backends.select import shipped_onnx_path
@@ -23,33 +24,9 @@ INT8 = FP32.replace(".onnx", "_int8.onnx")
 pairs = sorted(calibration_pairs(None, (2, 3, 4), max_side=pc.MAX_SIDE), key=lambda p: p[1].shape)
 
 
-def activation_quantizers(model):
-    inits = {i.name for i in model.graph.initializer}
-    return [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in inits]
-
-
 def without_activation_qdq(model, names=None):
     """The graph with the activation Q/DQ pairs of ``names`` (all: None) removed: those tensors stay in float."""
-    quantizers = [q for q in activation_quantizers(model) if names is None or q.input[0] in names]
-    source = {n.output[0]: q.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear"
-              for q in quantizers if n.input[0] == q.output[0]}
-    keep = [n for n in model.graph.node if n not in quantizers and not (n.op_type == "DequantizeLinear"
-                                                                        and n.output[0] in source)]
-    for node in keep:
-        for i, name in enumerate(node.input):
-            node.input[i] = source.get(name, name)
-    del model.graph.node[:]
-    model.graph.node.extend(keep)
-    return model
-
-
-def widened(model, factors):
-    """Every activation range times ``factors[tensor]`` (default 1): scale initializers are shared by Q and DQ."""
-    inits = {i.name: i for i in model.graph.initializer}
-    for q in activation_quantizers(model):
-        scale = numpy_helper.to_array(inits[q.input[1]]) * factors.get(q.input[0], 1.0)
-        inits[q.input[1]].CopyFrom(numpy_helper.from_array(scale.astype(np.float32), q.input[1]))
-    return model
+    return in_float(model, names)
 
 
 def ranges_against_peaks():

@@ -33,19 +33,24 @@ MAX_SHAPES = 6      # compiled input shapes kept: full and last batches of tiles
 
 
 def choose_precision(requested: str, capabilities: list[str], int8_graph: bool = False,
-                     checked: Callable[[list[str]], dict] | None = None, scale: float | None = None) -> tuple[str, str]:
+                     checked: Callable[[list[str]], dict] | None = None, scale: float | None = None,
+                     excluded: dict[str, str] | None = None) -> tuple[str, str]:
     """(precision, why) for the CPU plugin. ``capabilities``: the CPU's OPTIMIZATION_CAPABILITIES; ``int8_graph``:
     an INT8 graph of the model is at hand; ``checked(candidates)``: the on-CPU verdicts
     (:mod:`drcn.runtime.backends.precision_check`) on fp32 and those candidates, asked for only under ``auto`` when
     the CPU offers something besides fp32; ``scale``: the one scale this backend serves (judged there only), None for
-    every scale."""
+    every scale; ``excluded``: precisions ``auto`` never takes, with why (the INT8 graph's own export measured them
+    past the per-pixel bound)."""
     from drcn.runtime.backends import precision_check
 
     if requested == "auto":
-        candidates = precision_check.offered(capabilities, int8_graph)
+        excluded = excluded or {}
+        candidates = [c for c in precision_check.offered(capabilities, int8_graph) if c not in excluded]
+        refused = "".join(f"; {name} refused: {why}" for name, why in excluded.items())
         if not candidates or checked is None:
-            return "fp32", "auto: OpenVINO offers nothing faster than fp32 on this CPU for this model"
-        return precision_check.choose(checked(candidates), scale)
+            return "fp32", "auto: OpenVINO offers nothing faster than fp32 on this CPU for this model" + refused
+        precision, why = precision_check.choose(checked(candidates), scale)
+        return precision, why + refused
     if requested == "bf16" and "BF16" not in capabilities:
         raise DrcnError("--precision bf16: this CPU does not support bf16 (OpenVINO reports "
                         f"{', '.join(capabilities)}); use fp32 or auto")
@@ -93,7 +98,9 @@ class OpenVINOBackend:
                 return precision_check.verdicts(str(model_path), str(sibling) if sibling else None, candidates, log,
                                                 scales)
 
-            self.precision, why = choose_precision(precision, capabilities, sibling is not None, checked, for_scale)
+            self.precision, why = choose_precision(
+                precision, capabilities, sibling is not None, checked, for_scale,
+                precision_check.export_breaches(str(sibling) if sibling else None, capabilities))
             if self.precision == precision_check.INT8_F32:
                 self.precision, checked_as = "int8", precision_check.INT8_F32
             if precision != "auto":

@@ -140,6 +140,34 @@ def offered(capabilities: list[str], has_int8_graph: bool) -> list[str]:
     return found
 
 
+def export_breaches(int8_graph: str | None, capabilities: list[str]) -> dict[str, str]:
+    """The INT8 precisions (``int8``, ``int8/f32``) whose own export already measured them past the per-pixel bound
+    on its calibration images (the ``pixels`` of its ``drcn.int8`` record, per float-part precision), with why:
+    e.g. the x3 graph whose ranges were chosen with f32 float parts, and whose bf16 float parts the export measured at
+    0.011% of values more than 4 levels off. The on-CPU check's few images may miss what those many saw."""
+    if not int8_graph:
+        return {}
+    from drcn.onnx_files import load_onnx
+    from drcn.onnx_meta import int8_record
+
+    record = int8_record(load_onnx(int8_graph, external=False))
+    if "scales" not in record:   # before per-scale graphs the record's figures were not the written graph's
+        return {}
+    pixels = record.get("pixels", {})
+    names = {"bf16": "int8", "fp32": INT8_F32} if "BF16" in capabilities else {"fp32": "int8"}
+    found = {}
+    for float_parts, name in names.items():
+        figures = pixels.get(float_parts) if isinstance(pixels, dict) else None
+        if not isinstance(figures, dict):
+            continue
+        share, worst = float(figures.get("over4_pct", 0.0)), int(figures.get("max", 0))
+        if share > 100 * MAX_SHARE_OVER or worst > MAX_LEVELS:
+            found[name] = (f"its export measured {share:.4f}% of values more than {OFF_LEVELS} levels off and one "
+                           f"{worst} off at {figures.get('scale', '?')} with float parts {float_parts} on its "
+                           f"calibration images (bound {100 * MAX_SHARE_OVER:g}%, {MAX_LEVELS} levels)")
+    return found
+
+
 def int8_float_hint(precision: str, capabilities: list[str]) -> str:
     """OpenVINO's INFERENCE_PRECISION_HINT for an INT8 graph's float parts: f32 for ``int8/f32`` and where the CPU
     has no bf16, else bf16."""

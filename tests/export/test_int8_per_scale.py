@@ -202,3 +202,55 @@ def test_an_engine_built_from_a_scales_int8_graph_serves_that_scale(per_scale, t
                                         tile=32, batch=1), log=said.append)
     assert sidecar.precision == "int8" and sidecar.scales == (3.0,)
     assert any("is the INT8 graph for x3" in line for line in said)
+
+
+def test_starting_from_a_given_int8_graph_keeps_its_weights(per_scale, tmp_path):
+    """--int8-from: a graph drcn-qat fine-tuned keeps its weights and scope; only its ranges are chosen per scale;
+    another model's INT8 graph is refused in one line."""
+    from drcn.errors import DrcnError
+    from drcn.export.int8 import export_int8
+    from drcn.export.int8_ranges import activation_quantizers
+    from drcn.runtime.backends.select import shipped_onnx_path
+
+    fp32, made = per_scale
+    given = made.graphs[0].path
+    redone = export_int8(fp32, tmp_path / "again_int8.onnx", limit=10.0, pixel_fraction=100.0, start_from=given,
+                         scales=[2])
+    assert [g.scales for g in redone.graphs] == [(2,)] and redone.study == []
+    before, after = onnx.load(str(given)), onnx.load(str(redone.path))
+    quantized = {q.input[1] for q in activation_quantizers(before)}
+    weights = {i.name: onnx.numpy_helper.to_array(i) for i in before.graph.initializer if i.name not in quantized}
+    now = {i.name: onnx.numpy_helper.to_array(i) for i in after.graph.initializer}
+    for name, value in weights.items():
+        if name in now:
+            np.testing.assert_array_equal(now[name], value)
+    assert _record(redone.path)["scope"].startswith(made.chosen.label)
+    with pytest.raises(DrcnError, match="not an INT8 graph of"):
+        export_int8(fp32, tmp_path / "x_int8.onnx", start_from=int8_sibling(shipped_onnx_path()))
+
+
+def test_auto_never_takes_what_the_graphs_own_export_measured_past_the_bound(per_scale, tmp_path):
+    """The x3 graph of the shipped model was chosen with f32 float parts; its export measured its bf16 float parts
+    past the bound on 80 calibration images: auto does not offer them, and says why, whatever the check's few images
+    would say."""
+    from drcn.runtime.backends import precision_check
+    from drcn.runtime.backends.openvino_backend import choose_precision
+
+    _, made = per_scale
+    model = onnx.load(str(made.graphs[1].path))
+    for prop in model.metadata_props:
+        if prop.key == "drcn.int8":
+            record = json.loads(prop.value)
+            record["pixels"] = {"fp32": {"scale": "x3", "max": 8, "over4_pct": 0.0029},
+                                "bf16": {"scale": "x3", "max": 14, "over4_pct": 0.0112}}
+            prop.value = json.dumps(record)
+    graph = tmp_path / "g_int8_x3.onnx"
+    onnx.save(model, str(graph))
+    found = precision_check.export_breaches(str(graph), ["FP32", "INT8", "BF16"])
+    assert set(found) == {"int8"} and "0.0112%" in found["int8"] and "float parts bf16" in found["int8"]
+    assert precision_check.export_breaches(str(graph), ["FP32", "INT8"]) == {}    # f32 float parts: within
+    asked = []
+    precision, why = choose_precision("auto", ["FP32", "INT8", "BF16"], True,
+                                      lambda c: asked.append(c) or {"fp32": precision_check.Verdict("fp32", {}, 9.0)},
+                                      3, found)
+    assert asked == [["int8/f32", "bf16"]] and precision == "fp32" and "int8 refused: its export measured" in why
