@@ -198,8 +198,8 @@ def int8_sibling(path: str | os.PathLike, scale: float | None = None,
     from drcn.weights import default_weights_path
 
     shipped = default_weights_path().with_suffix(".onnx")
-    if shipped.is_file() and shipped.resolve() != path.resolve():
-        folders.append(shipped)
+    if shipped.is_file() and shipped.resolve() != path.resolve() and _same_model(shipped, mine):
+        folders.append(shipped)   # a copy or re-export of the shipped weights runs with the shipped INT8 graphs
     said = []
     for base in folders:
         per_scale = int8_sibling_name(base, wanted)
@@ -225,6 +225,15 @@ def int8_sibling(path: str | os.PathLike, scale: float | None = None,
     for line in dict.fromkeys(said):
         log(line)
     return None
+
+
+def _same_model(path: Path, mine: OnnxModelInfo) -> bool:
+    try:
+        theirs = read_onnx_info(path)
+    except DrcnError:
+        return False
+    return (theirs.weights_sha256, theirs.depth, theirs.config, theirs.self_ensemble) == \
+        (mine.weights_sha256, mine.depth, mine.config, mine.self_ensemble)
 
 
 def _int8_of_mine(candidate: Path, mine: OnnxModelInfo) -> Path | None:
