@@ -254,3 +254,20 @@ def test_auto_never_takes_what_the_graphs_own_export_measured_past_the_bound(per
                                       lambda c: asked.append(c) or {"fp32": precision_check.Verdict("fp32", {}, 9.0)},
                                       3, found)
     assert asked == [["int8/f32", "bf16"]] and precision == "fp32" and "int8 refused: its export measured" in why
+
+
+def test_the_shipped_model_has_the_graphs_of_x2_and_x3_and_says_why_not_x4():
+    from drcn.runtime.backends.select import shipped_onnx_path
+
+    shipped = shipped_onnx_path()
+    said = []
+    x2, x3 = int8_sibling(shipped, 2, said.append), int8_sibling(shipped, 3, said.append)
+    assert (x2.name, x3.name) == ("drcn_f64_d9_int8.onnx", "drcn_f64_d9_int8_x3.onnx") and said == []
+    assert int8_scales(x2) == (2,) and int8_scales(x3) == (3,)
+    assert int8_sibling(shipped, 4, said.append) is None
+    assert len(said) == 1 and "its export found none within the per-pixel bound at x4" in said[0]
+    for graph in (x2, x3):
+        record = _record(graph)
+        assert record["calibration"] == "T91, BSD200" and "qat" in record          # training images only
+        fp32_parts = record["pixels"]["fp32"]
+        assert fp32_parts["over4_pct"] <= 0.005 and fp32_parts["max"] <= 12           # what the export held it to
