@@ -51,3 +51,7 @@ bash benchmarks/studies/ensemble.sh $DATA
 # 14. Trust per pixel (issue 33): each precision's worst pixels against fp32 on Set5 + Set14, AVX2-capped INT8, the
 #     fp16-stored graph, and the panning clip (pixels_*.md, temporal.md).
 bash benchmarks/studies/per_pixel.sh $DATA
+# 15. INT8 per scale: frames/s of the defaults against OpenVINO and ONNX Runtime fp32 with this CPU's kernels and
+#     capped at AVX512_CORE_VNNI and AVX2, Set5 + Set14 per cell with auto; and what each INT8 lever does per scale.
+bash benchmarks/studies/int8_per_scale.sh $DATA > $OUT/int8_per_scale.txt
+python3 benchmarks/studies/int8_levers.py weights/drcn_f64_d9_int8.onnx --text > $OUT/int8_levers.txt

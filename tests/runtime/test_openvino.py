@@ -61,7 +61,7 @@ def test_backend_offers_what_the_capability_query_says_and_checks_once(tiny_mode
 
     measured = []
 
-    def measure(fp32_graph, int8_graph, candidates):   # the evidence is mocked here; its real run is test_int8's
+    def measure(fp32_graph, int8_graph, candidates, scales=None):   # mocked evidence; test_int8 runs the real one
         measured.append(candidates)
         return _verdicts(bf16=(-0.01, 50.0))(candidates)
 
@@ -284,7 +284,7 @@ def test_a_cached_verdict_without_the_per_pixel_figures_is_measured_again(tiny_m
     assert precision_check.cached(graph, None) is None
     measured = []
 
-    def measure(fp32_graph, int8_graph, candidates):
+    def measure(fp32_graph, int8_graph, candidates, scales=None):
         measured.append(candidates)
         return _verdicts(bf16=(-0.01, 50.0))(candidates)
 
@@ -303,7 +303,7 @@ def test_the_precision_is_chosen_for_the_scale_the_upscaler_serves(tiny_model_fi
     flat = np.full((100, 100), 128, np.uint8)
     exact, far = Deviation().add(flat, flat), Deviation().add(flat, flat + 20)
 
-    def measure(fp32_graph, int8_graph, candidates):
+    def measure(fp32_graph, int8_graph, candidates, scales=None):
         made = {"fp32": precision_check.Verdict("fp32", {"x2": 0.0, "x3": 0.0}, 100.0,
                                                 pixels={"x2": exact.counts.tolist(), "x3": exact.counts.tolist()})}
         for name in candidates:
