@@ -48,4 +48,6 @@ def test_run_on_set14_frames_matches_bench(datasets, tmp_path, monkeypatch):
     import json
 
     reference = json.loads((tmp_path / "q.json").read_text())["Set14"]["psnr"]
-    assert np.mean(psnrs) == pytest.approx(reference, abs=0.01)
+    # drcn-run's defaults may run a reduced precision the on-CPU check passed (INT8 at x2 where this CPU runs it):
+    # the defaults promise their Y-PSNR within 0.03 dB of fp32
+    assert np.mean(psnrs) == pytest.approx(reference, abs=0.03)
