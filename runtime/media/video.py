@@ -283,12 +283,13 @@ class VideoSource:
                     count += 1
                     if frame.pts is not None:
                         end = (frame.pts, getattr(frame, "duration", 0) or 0)
+            # Read while the container is open: PyAV 18.1.1 refuses a closed container's stream attributes.
+            missing = self.short_read(count, end)
         except av.error.FFmpegError as exc:
             yield Frame(f"after frame {count}", failed(f"the file is cut short or corrupt here ({_reason(exc)})"))
             return
         finally:
             self.container.close()
-        missing = self.short_read(count, end)
         if missing:
             yield Frame(f"after frame {count}", failed(missing))
 
