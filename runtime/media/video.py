@@ -170,7 +170,9 @@ def _display_matrix(degrees: int, hflip: bool) -> tuple[int, ...]:
 
 
 def _display_of(frame) -> DisplayTransform | None:
-    for side in frame.side_data or ():
+    found = frame.side_data or ()
+    # PyAV 18.1.1 made side_data a mapping (Type -> SideData); before, iterating it gave the SideData themselves.
+    for side in (found.values() if hasattr(found, "values") else found):
         if side.type.name == "DISPLAYMATRIX" and side.buffer_size >= 36:
             transform = DisplayTransform.of_matrix(struct.unpack("=9i", bytes(side)[:36]))
             return None if transform.identity else transform
