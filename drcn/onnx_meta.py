@@ -156,9 +156,17 @@ def int8_record(model) -> dict:
 def int8_scales(path: str | os.PathLike) -> tuple[int, ...] | None:
     """The scales an INT8 graph's activation ranges were chosen for (its ``drcn.int8`` record's ``scales``), or None
     for a graph made for every scale (before per-scale graphs, or where one set of ranges held at all of them)."""
+    return _scales_in(_record_of(path))
+
+
+def _record_of(path: str | os.PathLike) -> dict:
     from drcn.onnx_files import load_onnx
 
-    scales = int8_record(load_onnx(path, external=False)).get("scales")
+    return int8_record(load_onnx(path, external=False))
+
+
+def _scales_in(record: dict) -> tuple[int, ...] | None:
+    scales = record.get("scales")
     if not isinstance(scales, list) or not scales or not all(isinstance(s, int) for s in scales):
         return None
     return tuple(scales)
@@ -169,10 +177,17 @@ def int8_scale_of(scale: float) -> int:
     return int(math.ceil(scale - 1e-9))
 
 
+def scale_sibling_name(path: str | os.PathLike, scale: int) -> Path:
+    """``<stem>_x<scale>.onnx`` beside ``path``: the graph of one scale beside the file named for the first."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_x{scale}.onnx")
+
+
 def int8_sibling_name(path: str | os.PathLike, scale: int | None = None) -> Path:
     """``<stem>_int8.onnx`` beside ``path``, or ``<stem>_int8_x<scale>.onnx`` for a graph made for one scale."""
     path = Path(path)
-    return path.with_name(f"{path.stem}_int8{f'_x{scale}' if scale else ''}.onnx")
+    general = path.with_name(f"{path.stem}_int8.onnx")
+    return scale_sibling_name(general, scale) if scale else general
 
 
 def int8_sibling(path: str | os.PathLike, scale: float | None = None,
@@ -212,12 +227,12 @@ def int8_sibling(path: str | os.PathLike, scale: float | None = None,
                         f"{'' if found else ' (another model, or an older export)'}: not used")
         general = _int8_of_mine(int8_sibling_name(base), mine)
         if general is not None:
-            scales = int8_scales(general)
+            record = _record_of(general)
+            scales = _scales_in(record)
             if scales is None or wanted in scales:
                 return general
-            from drcn.onnx_files import load_onnx
-
-            why = int8_record(load_onnx(general, external=False)).get("no_graph", {}).get(f"x{wanted}")
+            no_graph = record.get("no_graph")
+            why = no_graph.get(f"x{wanted}") if isinstance(no_graph, dict) else None
             said.append(f"no INT8 graph for x{wanted} beside {path.name} ({general.name} is for "
                         f"x{', x'.join(map(str, scales))}; "
                         + (f"its export found none within the per-pixel bound at x{wanted}: {why})" if why else

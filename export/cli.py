@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             _report_int8(made, int8_final, MAX_INT8_PSNR_DROP)
         if args.ensemble > 1:
             from drcn.export.ensemble_export import MAX_DIFF, export_ensemble_graph
+            from drcn.onnx_meta import scale_sibling_name
 
             ensemble_path = Path(args.onnx) if args.onnx and kind == "y" else Path(scratch) / "model_ensemble.onnx"
             made = export_ensemble_graph(y_path, ensemble_path, args.ensemble)
@@ -157,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"|diff| {made.max_abs_diff:.2e} (limit {MAX_DIFF:g})")
             if args.int8 and kind == "y":    # each scale's INT8 graph gets the ensemble too, beside the main one
                 for sibling, scale in int8_siblings:
-                    wrapped = export_ensemble_graph(sibling, ensemble_path.with_name(
-                        f"{ensemble_path.stem}_x{scale}.onnx"), args.ensemble)
+                    wrapped = export_ensemble_graph(sibling, scale_sibling_name(ensemble_path, scale), args.ensemble)
                     print(f"{PROG}: wrote {wrapped.path} (the x{scale} INT8 graph, self-ensemble of {args.ensemble})")
         if kind != "y":
             from drcn.export.frame_export import export_frame_graph

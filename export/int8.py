@@ -28,7 +28,7 @@ from drcn.checksums import file_sha256
 from drcn.errors import DrcnError
 from drcn.fp16 import change_by_scale, psnr_and_outputs
 from drcn.onnx_files import load_onnx
-from drcn.onnx_meta import OnnxModelInfo, read_onnx_info
+from drcn.onnx_meta import OnnxModelInfo, read_onnx_info, scale_sibling_name
 from drcn.optional import require
 from drcn.export.int8_ranges import ScaleRanges, activation_quantizers, in_float, study_scale, widened
 
@@ -261,7 +261,7 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
         groups.setdefault(ranges[s].chosen.factor, []).append(s)
     main_factor = ranges[holding[0]].chosen.factor
     files = [(target, tuple(groups[main_factor]))] + [
-        (target.with_name(f"{target.stem}_x{s}.onnx"), (s,)) for s in holding if s not in groups[main_factor]]
+        (scale_sibling_name(target, s), (s,)) for s in holding if s not in groups[main_factor]]
     base = {"recipe": RECIPE, "tool": f"nncf {nncf.__version__}", "preset": "PERFORMANCE (symmetric activations)",
             "weights": "int8, per channel", "scope": chosen.label, "ignored_names": list(chosen.names),
             "ignored_types": list(chosen.types), "activation_ranges": "histogram, times a factor chosen per scale",
@@ -270,8 +270,9 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
             "windows": len(windows), "window": WINDOW, "psnr_fp32": round(psnr32, 4), "limit_db": limit,
             "measure": "mean Y-PSNR per scale, the worst scale",
             "choice": f"the most quantized scope within {CHOICE_FRACTION:g} x the limit on calibration images; per "
-                      f"scale, the range factor with the fewest values more than {deviation.OFF_LEVELS} levels off "
-                      f"within {pixel_fraction:g} x the per-pixel bound",
+                      f"scale, of the range factors within {pixel_fraction:g} x the bound's share of values more than "
+                      f"{deviation.OFF_LEVELS} levels off and within its worst value, the one using least of the "
+                      "bound together with the factors beside it",
             "study": [{"scope": c.label, "psnr_change_db": {p: round(-d, 4) for p, d in c.drops.items()},
                        "by_scale": c.by_scale, "pixels": c.pixels} for c in study],
             "ranges": {f"x{s}": r.record() for s, r in ranges.items()},
@@ -297,8 +298,7 @@ def export_int8(y_onnx: Path, target: Path, calib: list[str] | None = None, limi
             onnx.save(graph, str(tmp))
         graphs.append(Int8Graph(path, served, factor, change, pixels))
     written = {g.path for g in graphs}
-    removed = [stale for s in wanted if (stale := target.with_name(f"{target.stem}_x{s}.onnx")).is_file()
-               and stale not in written]
+    removed = [stale for s in wanted if (stale := scale_sibling_name(target, s)).is_file() and stale not in written]
     for stale in removed:        # an older export's graph for a scale this one serves otherwise: never used again
         stale.unlink()
     return Int8Export(target if target in written else graphs[0].path, int8_info, chosen, study, psnr32,

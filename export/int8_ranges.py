@@ -4,9 +4,11 @@ One set of per-tensor activation ranges cannot serve every scale (measured on th
 inputs carry sharper edges whose activations the calibrated ranges clip, 26 levels off fp32, so x2 wants every range
 about twice as wide; x4's smoother inputs want fine steps, and the same widening moves 0.05% of its values more than 4
 levels). So for each scale the quantized graph's activation ranges are scaled by one factor, searched from 1 outwards
-on the calibration images of that scale alone, and the factor whose 8-bit output keeps the per-pixel bound with its
-margin (:data:`drcn.deviation.CHECK_MARGIN`) and half the PSNR limit, using the least of the bound together with the
-factors beside it, makes that scale's graph. Weights and the structure stay as quantized: every graph of a model runs at one speed.
+on the calibration images of that scale alone. Of the factors whose 8-bit output keeps half the PSNR limit, the
+bound's share of values more than 4 levels off with its margin (:data:`drcn.deviation.CHECK_MARGIN`) and the bound's
+worst value (:meth:`RangeTrial.holds` says why not its margin too), the one using least of the bound together with the
+factors beside it makes that scale's graph. Weights and the structure stay as quantized: every graph of a model runs
+at one speed.
 """
 
 from __future__ import annotations
