@@ -63,6 +63,7 @@ class Summary:
     compute_seconds: float = 0.0      # time some frame was inside the network (summed over Ray workers)
     output_pixels: int = 0
     workers: int = 1                  # processes that ran the network side by side (Ray)
+    lost: list[str] = dataclasses.field(default_factory=list)   # input the file declares that did not decode
 
     @property
     def fps(self) -> float:

@@ -199,11 +199,13 @@ def run_on_ray(job: Job, request: RayRequest, log: Callable[[str], None] = lambd
     started = _connect(ray, request.address)
     try:
         count, options = _actor_options(ray, request)
-        pieces = []
+        pieces, timeline = [], None
         if job.kind == "video":
+            from drcn.runtime.media.timeline import scan
             from drcn.runtime.media.video_job import plan_segments
 
-            pieces = plan_segments(job.source, request.encode)
+            timeline = scan(job.source)
+            pieces = plan_segments(timeline, request.encode)
             if len(pieces) < 2:
                 count = 1  # one segment: one worker decodes and encodes the stream in order
             count = min(count, max(1, len(pieces)))
@@ -217,7 +219,7 @@ def run_on_ray(job: Job, request: RayRequest, log: Callable[[str], None] = lambd
         start = time.perf_counter()
         if len(pieces) > 1:
             summary = _run_segments(ray, workers, lambda: worker_class.remote(backend, request.scale), job, pieces,
-                                    request, log)
+                                    timeline, request, log)
         elif job.kind == "video":
             log(f"{job.source.name}: one video, one worker")
             data = _get(ray, workers[0].video.remote(str(job.source.resolve()), str(job.output.resolve()),
@@ -236,7 +238,7 @@ def run_on_ray(job: Job, request: RayRequest, log: Callable[[str], None] = lambd
             ray.shutdown()
 
 
-def _run_segments(ray, workers: list, new_worker: Callable, job: Job, pieces: list, request: RayRequest,
+def _run_segments(ray, workers: list, new_worker: Callable, job: Job, pieces: list, timeline, request: RayRequest,
                   log: Callable[[str], None]) -> Summary:
     """A video's segments on every worker; the driver keeps the work folder's plan and joins the parts."""
     from drcn.runtime.media import colour
@@ -250,9 +252,12 @@ def _run_segments(ray, workers: list, new_worker: Callable, job: Job, pieces: li
         settings = _get(ray, workers[0].settings.remote(request.encode, str(output)))
         run = SegmentedRun(src, output, request.encode, pieces, size, settings, log, request.overwrite)
         log(f"{job.source.name}: {len(run.pending)} segment(s) to do on {len(workers)} worker(s)")
+        if timeline.ordered:
+            log(f"{job.source.name}: its frames cannot be found by timestamp ({timeline.ordered}): segments are cut "
+                "by position, and each worker decodes from the start of the video to its segment")
         with run.refusing():
             _spread(ray, run, workers, new_worker, source, output, request, log)
-        return run.join()
+        return run.join(timeline)
     finally:
         src.container.close()
 

@@ -127,10 +127,11 @@ def _report(summary, job) -> int:
         # Messages from readers start with the file's path: say the frame's name once.
         first, _, rest = why.partition(": ")
         print(f"{PROG}: failed: {name}: {rest if rest and first.endswith(name) else why}", file=sys.stderr)
+    for loss in summary.lost:
+        print(f"{PROG}: error: {job.source}: {loss}", file=sys.stderr)
     if summary.failed:
         print(f"{PROG}: error: {len(summary.failed)} frame(s) failed", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if summary.failed or summary.lost else 0
 
 
 @cli_entry(PROG)
@@ -161,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     from drcn.runtime.upscaler import BackendRequest, Upscaler
 
     job = plan_job(args.input, args.output, args.scale, args.overwrite)  # all path checks before any loading
+    for note in job.notes:
+        log(note)
     if not job.frames and job.kind != "video" or (job.kind == "video" and job.skipped):
         print(f"{PROG}: nothing to do: {job.skipped} output(s) exist already (use --overwrite to redo them)")
         return 0

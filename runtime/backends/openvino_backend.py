@@ -123,6 +123,7 @@ class OpenVINOBackend:
         hint = ({"fp32": "f32", "bf16": "bf16"}.get(self.precision)
                 or precision_check.int8_float_hint(checked_as, capabilities))
         self.verdict_name = checked_as if self.precision == "int8" else self.precision   # its name in the check
+        self.pixel_mode = f"{self.precision}, float parts {hint}"    # what decides the pixels (a resume compares it)
         if mode not in ("latency", "throughput"):
             raise DrcnError(f"--mode {mode}: latency or throughput")
         cache = cache_folder(file_sha256(model_path), f"{self.precision}-{hint}", mode, ov.__version__)

@@ -8,6 +8,7 @@ killed run simply resumes.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -29,6 +30,7 @@ class Frame:
     source: Path | None = None         # input file, for image inputs (what a remote worker reads)
     pts: int | None = None             # video: presentation timestamp, in the stream's time base
     index: int | None = None           # video: position in the decoded sequence
+    decoded_pts: int | None = None     # video: the pts as decoded (``pts`` may be a tick later: see VideoSource)
 
 
 @dataclasses.dataclass
@@ -38,6 +40,7 @@ class Job:
     output: Path
     frames: list[Frame] = dataclasses.field(default_factory=list)
     skipped: int = 0                   # outputs that already exist
+    notes: list[str] = dataclasses.field(default_factory=list)   # what planning did, to say
 
 
 def _suffix_tag(scale: float) -> str:
@@ -90,6 +93,12 @@ def plan_job(source: str | Path, output: str | Path | None, scale: float, overwr
         job = Job("video", source, out)
         if out.exists() and not overwrite:
             job.skipped = 1
+            from drcn.runtime.media.segments import WorkFolder
+
+            work = WorkFolder(out).path
+            if work.is_dir():   # a run killed between renaming its output into place and removing its parts
+                shutil.rmtree(work, ignore_errors=True)
+                job.notes.append(f"{out.name} is finished: removed the segments a stopped run left beside it")
         return job
     raise DrcnError(f"{source}: not a folder, an image ({', '.join(IMAGE_SUFFIXES)}) or a video "
                     f"({', '.join(VIDEO_SUFFIXES)})")

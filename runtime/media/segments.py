@@ -12,6 +12,10 @@ The work folder's manifest records the input's identity (size, modification time
 MiB, stream layout) and every setting that changes pixels or bits; a rerun with the same ones continues at the first
 unfinished segment, and one with any other starts over, saying which setting changed. A part whose checksum does not
 match its record (damaged, truncated) is redone, never joined.
+
+A video whose frames cannot be found by timestamp (two frames share one, or packets carry none) is cut by position
+instead: segment k holds the k-th run of frames in the decoder's output order, and is found by decoding from the
+start (a local run decodes once, forward across every segment; a Ray worker decodes from the start to its segment).
 """
 
 from __future__ import annotations
@@ -26,59 +30,36 @@ from typing import Callable, Iterator
 
 from drcn.atomic import atomic_output, remove_stale_temps
 from drcn.errors import DrcnError
+from drcn.runtime.media.av_support import copy_other_streams, load_av, reason, warn_dropped
+from drcn.runtime.media.timeline import Timeline
 
 SEGMENT_SECONDS = 10.0
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 KEYFRAME_REACH = 0.5     # a boundary moves to a keyframe up to this share of a segment later (less decoding waste)
 
 
 @dataclasses.dataclass(frozen=True)
 class Segment:
     index: int
-    start: int              # pts of its first frame (the stream's time base)
-    end: int | None         # pts of the next segment's first frame; None: the last segment
+    start: int              # its first frame: pts (the stream's time base), or position in output order (ordered)
+    end: int | None         # the next segment's first frame, the same way; None: the last segment
     frames: int             # frames it holds
     keyframe: bool          # it starts at an input keyframe (else its first frames cost extra decoding)
+    ordered: bool = False   # start/end are positions in the decoder's output order, not timestamps
 
+    def holds(self, frame_pts: int | None, position: int) -> bool:
+        key = position if self.ordered else frame_pts
+        return key is not None and self.start <= key and (self.end is None or key < self.end)
 
-@dataclasses.dataclass(frozen=True)
-class Timeline:
-    """The video stream's frames as its packets declare them (no decoding): what segments are cut from."""
-
-    pts: list[int]          # presentation timestamps, sorted
-    keyframes: set[int]     # pts of keyframe packets
-    time_base: float        # seconds per pts unit
-
-
-def scan(path: Path) -> Timeline | None:
-    """Read the video stream's packets (not decoding them); None where segments cannot be cut safely (a packet
-    without a timestamp, or the same timestamp twice)."""
-    from drcn.runtime.media.video import _av
-
-    av = _av()
-    pts, keys = [], set()
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    continue
-                if packet.pts is None:
-                    return None
-                pts.append(int(packet.pts))
-                if packet.is_keyframe:
-                    keys.add(int(packet.pts))
-            time_base = float(stream.time_base)
-    except (av.error.FFmpegError, OSError, IndexError):
-        return None
-    pts.sort()
-    if len(set(pts)) != len(pts) or not pts:
-        return None
-    return Timeline(pts, keys, time_base)
+    def before(self, frame_pts: int | None, position: int) -> bool:
+        key = position if self.ordered else frame_pts
+        return key is not None and key < self.start
 
 
 def plan(timeline: Timeline, seconds: float) -> list[Segment]:
     """Consecutive segments of about ``seconds`` each, covering every frame once."""
+    if timeline.ordered:
+        return _plan_ordered(timeline, seconds)
     pts, step = timeline.pts, seconds / timeline.time_base
     starts = [0]
     while True:
@@ -99,6 +80,17 @@ def plan(timeline: Timeline, seconds: float) -> list[Segment]:
         segments.append(Segment(n, pts[first], pts[last] if last < len(pts) else None, last - first,
                                 pts[first] in timeline.keyframes))
     return segments
+
+
+def _plan_ordered(timeline: Timeline, seconds: float) -> list[Segment]:
+    """Segments by position in output order: ``seconds`` at the stream's average rate (25 where unknown)."""
+    total, size = timeline.packets, max(1, round(seconds * (timeline.rate or 25.0)))
+    starts = list(range(0, total, size))
+    if len(starts) > 1 and total - starts[-1] < 0.25 * size:
+        starts.pop()
+    return [Segment(n, first, starts[n + 1] if n + 1 < len(starts) else None,
+                    (starts[n + 1] if n + 1 < len(starts) else total) - first, n == 0, ordered=True)
+            for n, first in enumerate(starts)]
 
 
 def input_identity(path: Path, layout: list[str]) -> dict:
@@ -156,26 +148,41 @@ class WorkFolder:
                 tmp.write_text(json.dumps(manifest, indent=1))
 
     def done(self, segment: Segment) -> bool:
-        """Whether ``segment``'s part is complete: its record exists and the file matches it (size, checksum)."""
-        record, part = self._record(segment.index), self.part(segment.index)
-        try:
-            saved = json.loads(record.read_text())
-        except (OSError, ValueError):
+        """Whether ``segment``'s part is complete: its record is of this segment and the file matches it (size,
+        checksum); a segment none of whose frames decoded has a record and no part."""
+        saved = self.record(segment)
+        if saved is None:
             return False
-        if not part.exists() or part.stat().st_size != saved.get("bytes") or saved.get("frames") != segment.frames:
-            return False
-        return _sha256(part) == saved.get("sha256")
-
-    def finish(self, segment: Segment, frames: int, first: int, last: int) -> None:
         part = self.part(segment.index)
-        if frames != segment.frames:
+        if not saved["frames"]:
+            return not part.exists()
+        return part.exists() and part.stat().st_size == saved.get("bytes") and _sha256(part) == saved.get("sha256")
+
+    def record(self, segment: Segment) -> dict | None:
+        """What was recorded of ``segment``'s part: its frames, their pts (None where a frame had none), bytes,
+        checksum; None without a record of this very segment."""
+        try:
+            saved = json.loads(self._record(segment.index).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(saved, dict) or saved.get("segment") != dataclasses.asdict(segment):
+            return None
+        return saved
+
+    def finish(self, segment: Segment, decoded: list[int | None]) -> None:
+        """Record ``segment``'s part (already in place): the pts of the frames it holds, in order."""
+        part = self.part(segment.index)
+        if len(decoded) > segment.frames:
             part.unlink(missing_ok=True)
-            raise DrcnError(f"{self.output.name}: segment {segment.index} decoded {frames} frames where the stream "
-                            f"declares {segment.frames}; nothing of it is kept")
-        record = {"frames": frames, "first_pts": first, "last_pts": last, "bytes": part.stat().st_size,
-                  "sha256": _sha256(part)}
+            raise DrcnError(f"{self.output.name}: segment {segment.index} decoded {len(decoded)} frames where the "
+                            f"stream declares {segment.frames}; nothing of it is kept")
+        record = {"segment": dataclasses.asdict(segment), "frames": len(decoded), "pts": decoded,
+                  "bytes": part.stat().st_size if decoded else 0, "sha256": _sha256(part) if decoded else None}
         with atomic_output(self._record(segment.index)) as tmp:
             tmp.write_text(json.dumps(record))
+
+    def done_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.glob("part-*") if p.suffix != ".json" and p.is_file())
 
     def sweep(self, segment: Segment) -> None:
         """Remove what a killed run left of ``segment``: its temporaries and an unrecorded or damaged part."""
@@ -205,12 +212,10 @@ def check_disk(folder: Path, needed: int, what: str) -> None:
                         f"{folder} has {free / 2**30:.1f} GiB free")
 
 
-def join(parts: list[Path], source, output: Path, log: Callable[[str], None] = lambda _: None) -> int:
+def join(parts: list[Path], source, output: Path, expected: int, log: Callable[[str], None] = lambda _: None) -> None:
     """Join the parts' video stream with every other stream of ``source`` (a :class:`VideoSource`) into ``output``,
-    by stream copy; returns the video packets written."""
-    from drcn.runtime.media.video import EXTRA_CODECS, _av, _reason, _stream_name
-
-    av = _av()
+    by stream copy. The output is renamed into place only when it holds ``expected`` video packets."""
+    av = load_av()
     timing = _video_timing(parts)
     with atomic_output(output) as tmp:
         out = av.open(str(tmp), "w")
@@ -225,22 +230,8 @@ def join(parts: list[Path], source, output: Path, log: Callable[[str], None] = l
                     video.set_display_matrix(list(display.matrix))
                 except (AttributeError, ValueError):
                     pass
-            fmt = out.format.name
-            supported = set(out.supported_codecs) | EXTRA_CODECS.get(fmt, set())
-            copies = {}
-            for other in source.others:
-                if other.codec_context.name not in supported:
-                    log(f"warning: stream {_stream_name(other)} cannot go into a '{output.suffix}' file and is left "
-                        "out (choose .mkv to keep it)")
-                    continue
-                copy = out.add_stream_from_template(other)
-                copy.metadata.update(other.metadata)
-                copy.disposition = other.disposition
-                copies[other.index] = copy
-            out.metadata.update(source.container.metadata)
-            chapters = source.container.chapters()
-            if chapters:
-                out.set_chapters(chapters)
+            copies, dropped = copy_other_streams(out, source)
+            warn_dropped(dropped, output.suffix, log)
             written = 0
             for _, _, _, packet, stream in heapq.merge(_video_packets(inputs, timing),
                                                        _other_packets(source, copies), key=lambda item: item[:3]):
@@ -252,21 +243,22 @@ def join(parts: list[Path], source, output: Path, log: Callable[[str], None] = l
             out.close()
         except av.error.FFmpegError as exc:
             out.close()
-            raise DrcnError(f"{output}: cannot join its segments ({_reason(exc)})") from None
-    return written
+            raise DrcnError(f"{output}: cannot join its segments ({reason(exc)})") from None
+        if written != expected:
+            raise DrcnError(f"{output}: the joined video has {written} frames where its parts recorded {expected}; "
+                            "the parts are kept, nothing is written")
 
 
 def _video_timing(parts: list[Path]) -> tuple[list[int], int]:
     """(every video packet's pts across the parts, sorted; the encoder's reordering delay in packets)."""
-    from drcn.runtime.media.video import _av
-
-    av = _av()
+    av = load_av()
     pts, delay = [], 0
     for part in parts:
         with av.open(str(part)) as container:
             packets = [(p.pts, p.dts) for p in container.demux(container.streams.video[0]) if p.size]
         first = min(p for p, _ in packets)
-        delay = max(delay, sum(1 for _, d in packets if d is not None and d < first))
+        # Matroska stores no decode timestamps: its demuxer leaves the first reordered packets without one.
+        delay = max(delay, sum(1 for _, d in packets if d is None or d < first))
         pts += [p for p, _ in packets]
     return sorted(pts), delay
 
@@ -302,8 +294,7 @@ def _other_packets(source, copies: dict) -> Iterator[tuple]:
 
 
 def estimate_bytes(source_bytes: int, frames: int, out_size: tuple[int, int], lossless: bool, scale: float) -> int:
-    """A generous estimate of the parts plus the output: lossless about 3 bytes per output pixel, else the input's
-    size times the area ratio; twice that (parts and output exist together before the parts are removed)."""
+    """A generous estimate of the output's size (and of all its parts together): lossless about 3 bytes per output
+    pixel, else the input's size times the area ratio."""
     pixels = frames * out_size[0] * out_size[1]
-    one = pixels * 3 if lossless else int(source_bytes * scale * scale)
-    return 2 * one
+    return pixels * 3 if lossless else int(source_bytes * scale * scale)

@@ -28,18 +28,14 @@ import numpy as np
 from drcn.atomic import atomic_output
 from drcn.errors import DrcnError
 from drcn.limits import check_pixels
-from drcn.optional import require
+from drcn.runtime.media.av_support import load_av as _av, reason as _reason, stream_name, supported_codecs
+from drcn.runtime.media.av_support import copy_other_streams
 from drcn.runtime.media.jobs import Frame
 
-INSTALL = "pip install av (or: pip install 'drcn[onnx]')"
 # Quality option and default per encoder (lower = better for all of these); None: lossless, no quality knob.
 QUALITY = {"libx264": ("crf", 18), "libx265": ("crf", 20), "libsvtav1": ("crf", 30), "libvpx-vp9": ("crf", 28),
            "h264_nvenc": ("cq", 19), "hevc_nvenc": ("cq", 21), "av1_nvenc": ("cq", 28), "ffv1": None}
 DEFAULT_CODECS = ("libx264", "libsvtav1", "libvpx-vp9", "ffv1")   # the first the output container can hold
-# Codecs a muxer holds that FFmpeg's query (PyAV's supported_codecs) does not list: MPEG-TS answers only its
-# defaults (mpeg2video, mp2), yet carries H.264, HEVC, AAC and more (checked by tests/runtime/test_video_unusual.py).
-EXTRA_CODECS = {"mpegts": {"libx264", "h264", "libx265", "hevc", "aac", "mp3", "ac3", "eac3", "opus",
-                           "dvb_subtitle", "dvbsub"}}
 # Muxers that store a display matrix (checked by writing one and reading it back); others lose it (MPEG-TS, AVI).
 DISPLAY_MATRIX_FORMATS = ("mov", "mp4", "ipod", "3gp", "3g2", "matroska", "webm")
 # Checked here because libx264/libx265 print a bad preset straight to stderr before FFmpeg sees the error.
@@ -49,16 +45,6 @@ X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 
 class ResolutionChange(DrcnError):
     """The video's frames change size mid-stream: refused, nothing written (one encoded stream has one size)."""
-
-
-def _av():
-    av = require("av", "reading and writing video", INSTALL)
-    # FFmpeg's own log lines (decoder warnings, x264's complaints) would break the one-line error rule: every
-    # failure that matters reaches us as an exception with its reason. None, not a level: any level installs PyAV's
-    # Python log callback, which takes the GIL inside FFmpeg's decoder threads; freeing a frame-threaded decoder
-    # (which joins those threads with the GIL held) then deadlocks whenever one of them logs (PyAV #751).
-    av.logging.set_level(None)
-    return av
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,11 +178,6 @@ def _first_frame(path: Path, index: int) -> tuple[int, int, DisplayTransform | N
     return None
 
 
-def _stream_name(stream) -> str:
-    language = stream.metadata.get("language") or stream.language
-    return f"#{stream.index} {stream.type} ({stream.codec_context.name}{', ' + language if language else ''})"
-
-
 class VideoSource:
     """An input video: its first video stream decoded to RGB frames, everything else handed on as packets."""
 
@@ -223,11 +204,12 @@ class VideoSource:
             self.container.close()
             raise
         self.stream.thread_type = "AUTO"
+        self.time_base = self.stream.time_base     # kept: a closed container's streams refuse every attribute
         # Every other stream is copied as it is: further video streams (another angle, cover art) too, not upscaled.
         self.others = [s for s in self.container.streams if s.index != self.stream.index
                        and s.type in ("audio", "subtitle", "data", "attachment", "video")]
         depth = max(c.bits for c in ctx.format.components)
-        names = [_stream_name(s) + (" as it is, not upscaled" if s.type == "video" else "") for s in self.others]
+        names = [stream_name(s) + (" as it is, not upscaled" if s.type == "video" else "") for s in self.others]
         width, height, display = _first_frame(path, self.stream.index) or (ctx.width, ctx.height, None)
         self.info = VideoInfo(width, height, self._count(), depth, ctx.format.name, ctx.name,
                               colour_tags(self.stream), names, [], display)
@@ -240,60 +222,60 @@ class VideoSource:
             return int(round(self.container.duration / 1e6 * float(rate)))
         return 0
 
-    def frames(self, on_packet: Callable[[object, int], None] | None,
-               span: tuple[int, int | None] | None = None) -> Iterator[Frame]:
+    def frames(self, on_packet: Callable[[object, int], None] | None, span=None) -> Iterator[Frame]:
         """Decoded video frames, in presentation order; every other stream's packet goes to ``on_packet(packet,
-        frames_so_far)``. A packet that cannot be decoded becomes a frame that fails with the reason. (demux ends
-        with an empty packet per stream, whose decoding flushes the decoder's delayed frames.)
+        frames_so_far)``. A packet that cannot be decoded, or a read that fails part-way, yields no frame: what is
+        missing is found afterwards by comparing :attr:`decoded` (the pts of every frame yielded) with the file's
+        :class:`~drcn.runtime.media.timeline.Timeline`. (demux ends with an empty packet per stream, whose decoding
+        flushes the decoder's delayed frames.)
 
-        ``span`` (start, end) in the stream's time base: only the frames with start <= pts < end (end None: to the
-        last), decoded from the keyframe at or before ``start`` (the frames before it decoded and dropped); the
-        other streams are not read (``on_packet`` None)."""
+        ``span`` (a :class:`~drcn.runtime.media.segments.Segment`, or anything with its ``start``, ``end`` and
+        ``ordered``): only the frames it holds (end None: to the last). By timestamp, decoded from the keyframe at or
+        before ``start`` (the frames before it decoded and dropped); by position (``ordered``), decoded from the
+        start. The other streams are not read (``on_packet`` None)."""
+        self.decoded: list[int | None] = []     # every yielded frame's pts as decoded
+        self.undecodable = 0
+        self.moved = 0                           # frames moved a tick later (they shared a timestamp)
+        self._last_pts: int | None = None
         if span is not None:
-            yield from self._span(*span)
+            if span.ordered:
+                yield from self._positions(span.start, span.end)
+            else:
+                yield from self._span(span.start, span.end)
             return
         av = _av()
         converter = self._loader
         count = 0
-
-        def failed(why: str):
-            def load():
-                raise DrcnError(why)
-            return load
-
-        end = None   # (pts, duration) of the last decoded frame, for the short-read check
         try:
             for packet in self.container.demux(self.stream, *self.others):
                 if packet.stream.index != self.stream.index:
                     if packet.dts is not None:
                         on_packet(packet, count)
                     continue
-                try:
-                    decoded = packet.decode()
-                except av.error.FFmpegError as exc:
-                    yield Frame(f"packet at {_seconds(packet.pts, packet.time_base)}", failed(
-                        f"cannot decode this packet ({_reason(exc)})"))
-                    continue
-                for frame in decoded:
-                    if (frame.width, frame.height) != (self.info.width, self.info.height):
-                        raise ResolutionChange(
-                            f"{self.path}: the video changes resolution at frame {count} (t="
-                            f"{_seconds(frame.pts, frame.time_base)}), from {self.info.width}x{self.info.height} to "
-                            f"{frame.width}x{frame.height}; one output stream has one size, so nothing is written: "
-                            "split the video where it changes and upscale each part")
+                for frame in self._decoded(packet):
+                    self._check_size(frame, f"frame {count}")
                     yield self._frame(frame, count, converter(frame))
                     count += 1
-                    if frame.pts is not None:
-                        end = (frame.pts, getattr(frame, "duration", 0) or 0)
-            # Read while the container is open: PyAV 18.1.1 refuses a closed container's stream attributes.
-            missing = self.short_read(count, end)
-        except av.error.FFmpegError as exc:
-            yield Frame(f"after frame {count}", failed(f"the file is cut short or corrupt here ({_reason(exc)})"))
-            return
+        except av.error.FFmpegError:
+            pass    # cut short or corrupt from here on: the timeline's audit says how much is missing
         finally:
             self.container.close()
-        if missing:
-            yield Frame(f"after frame {count}", failed(missing))
+
+    def _decoded(self, packet) -> list:
+        """The frames one packet gives; none where the decoder refuses it (counted in :attr:`undecodable`)."""
+        av = _av()
+        try:
+            return packet.decode()
+        except av.error.FFmpegError:
+            self.undecodable += 1
+            return []
+
+    def _check_size(self, frame, where: str) -> None:
+        if (frame.width, frame.height) != (self.info.width, self.info.height):
+            raise ResolutionChange(
+                f"{self.path}: the video changes resolution at {where} (t={_seconds(frame.pts, frame.time_base)}), "
+                f"from {self.info.width}x{self.info.height} to {frame.width}x{frame.height}; one output stream has "
+                "one size, so nothing is written: split the video where it changes and upscale each part")
 
     def _loader(self, frame) -> Callable[[], np.ndarray]:
         """What turns a decoded frame into (H, W, 3) RGB, uint8 or uint16 (deep video), with the stream's matrix and
@@ -318,6 +300,8 @@ class VideoSource:
                     self.container.seek(int(start - back / base), backward=True, any_frame=False, stream=self.stream)
                 overshot = back is not None      # until a frame at or before ``start`` shows the seek was right
                 for frame in self._decode_from_here():
+                    if frame.pts is None:
+                        continue
                     if overshot and count == 0:
                         if frame.pts > start:
                             break            # the seek landed after the segment's first frame: seek earlier
@@ -326,32 +310,39 @@ class VideoSource:
                         continue
                     if end is not None and frame.pts >= end:
                         return
-                    if (frame.width, frame.height) != (self.info.width, self.info.height):
-                        raise ResolutionChange(
-                            f"{self.path}: the video changes resolution at t={_seconds(frame.pts, frame.time_base)}, "
-                            f"from {self.info.width}x{self.info.height} to {frame.width}x{frame.height}; one output "
-                            "stream has one size, so nothing is written: split the video where it changes")
+                    self._check_size(frame, f"frame {count} of the segment")
                     yield self._frame(frame, count, self._loader(frame))
                     count += 1
                 if not overshot:
                     return
                 back = None if back >= 16 else max(1.0, 4 * back)   # or nothing decoded there at all
                 self._reopen()
-        except av.error.FFmpegError as exc:
-            raise DrcnError(f"{self.path}: cannot read it from t={start * base:.3f}s ({_reason(exc)})") from None
+        except av.error.FFmpegError:
+            return   # cut short or corrupt from here on: the audit of the whole run says what is missing
+        finally:
+            self.container.close()
+
+    def _positions(self, start: int, end: int | None) -> Iterator[Frame]:
+        """The frames at positions start <= n < end of the decoder's output, decoding from the beginning."""
+        av = _av()
+        position = 0
+        try:
+            for frame in self._decode_from_here():
+                if end is not None and position >= end:
+                    return
+                if position >= start:
+                    self._check_size(frame, f"frame {position}")
+                    yield self._frame(frame, position, self._loader(frame))
+                position += 1
+        except av.error.FFmpegError:
+            return
         finally:
             self.container.close()
 
     def _decode_from_here(self) -> Iterator:
-        """The video stream's frames that carry a timestamp, decoded from the container's position."""
-        av = _av()
+        """The video stream's frames, decoded from the container's position (undecodable packets skipped)."""
         for packet in self.container.demux(self.stream):
-            try:
-                decoded = packet.decode()
-            except av.error.FFmpegError as exc:
-                raise DrcnError(f"{self.path}: cannot decode the packet at {_seconds(packet.pts, packet.time_base)} "
-                                f"({_reason(exc)})") from None
-            yield from (frame for frame in decoded if frame.pts is not None)
+            yield from self._decoded(packet)
 
     def _reopen(self) -> None:
         av = _av()
@@ -361,63 +352,22 @@ class VideoSource:
         self.stream = self.container.streams[index]
         self.stream.thread_type = "AUTO"
 
-    def short_read(self, decoded: int, end: tuple[int, int] | None) -> str | None:
-        """What the container declares and was not decoded, as a sentence; None when nothing is missing.
+    def _frame(self, frame, index: int, load) -> Frame:
+        self.decoded.append(frame.pts)
+        pts = frame.pts
+        if pts is not None and self._last_pts is not None and pts <= self._last_pts:
+            # One encoded stream needs rising timestamps: a frame sharing its predecessor's moves one tick later. The
+            # same on every path, since frames found by position are always decoded from the start.
+            pts = self._last_pts + 1
+            self.moved += 1
+        self._last_pts = pts if pts is not None else self._last_pts
+        return Frame(f"frame {index} (t={_seconds(pts, frame.time_base)})", load, pts=pts, index=index,
+                     decoded_pts=frame.pts)
 
-        A container that indexes its frames (MP4, MOV) says how many there are: compare counts. Others (Matroska,
-        WebM) say how long the video stream lasts: compare that with the end of the last decoded frame, allowing
-        1.5 frame intervals so that a variable frame rate is not taken for a loss."""
-        declared = int(self.stream.frames or 0)
-        if declared:
-            if decoded >= declared:
-                return None
-            rate = float(self.stream.average_rate or self.stream.guessed_rate or 0)
-            seconds = f" (about {(declared - decoded) / rate:.2f} s)" if rate else ""
-            return (f"the file is cut short: {decoded} of the {declared} frames it declares could be read, "
-                    f"{declared - decoded} missing{seconds}; the frames that decoded are written")
-        length = self._declared_seconds()
-        if length is None:
-            return None
-        time_base = float(self.stream.time_base or 0)
-        start = float((self.stream.start_time or 0) * time_base) if time_base else 0.0
-        reached = start
-        if end is not None and time_base:
-            reached = (end[0] + end[1]) * time_base
-        rate = float(self.stream.average_rate or self.stream.guessed_rate or 25)
-        lost = start + length - reached
-        if lost <= 1.5 / rate:
-            return None
-        return (f"the file is cut short: {decoded} frames decoded, the last {lost:.2f} s of its {length:.2f} s "
-                f"of video (about {round(lost * rate)} frames) could not be read; the frames that decoded are written")
-
-    def _declared_seconds(self) -> float | None:
-        """The video stream's declared length in seconds: Matroska's per-stream DURATION tag, else its duration
-        (Matroska gives its first stream the whole segment's duration, which may be another stream's length)."""
-        tag = self.stream.metadata.get("DURATION") or self.stream.metadata.get("duration")
-        if tag:
-            try:
-                hours, minutes, seconds = tag.split(":")
-                return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-            except ValueError:
-                pass
-        if self.stream.duration and self.stream.time_base:
-            return float(self.stream.duration * self.stream.time_base)
-        if not self.others and self.container.duration:  # with other streams it may be the audio's length
-            return self.container.duration / 1e6
-        return None
-
-    @staticmethod
-    def _frame(frame, index: int, load) -> Frame:
-        return Frame(f"frame {index} (t={_seconds(frame.pts, frame.time_base)})", load, pts=frame.pts, index=index)
 
 
 def _seconds(pts, time_base) -> str:
     return f"{float(pts * time_base):.3f}s" if pts is not None and time_base else "?"
-
-
-def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return str(text).splitlines()[0] if text else type(exc).__name__
 
 
 def _check_even(pix_fmt: str, size: tuple[int, int]) -> None:
@@ -458,7 +408,7 @@ class VideoSink:
 
     def _setup(self, av, source: VideoSource, options: EncodeOptions, out_size: tuple[int, int]) -> None:
         fmt = self.container.format.name
-        supported = set(self.container.supported_codecs) | EXTRA_CODECS.get(fmt, set())
+        supported = supported_codecs(self.container)
         display = source.info.display
         self.turn: DisplayTransform | None = None
         self.display_note = None
@@ -536,18 +486,8 @@ class VideoSink:
         self.copies = {}
         if self.video_only:
             return
-        for other in source.others:
-            if other.codec_context.name not in supported:
-                source.info.dropped.append(_stream_name(other))
-                continue
-            copy = self.container.add_stream_from_template(other)
-            copy.metadata.update(other.metadata)
-            copy.disposition = other.disposition
-            self.copies[other.index] = copy
-        self.container.metadata.update(source.container.metadata)
-        chapters = source.container.chapters()
-        if chapters:
-            self.container.set_chapters(chapters)
+        self.copies, dropped = copy_other_streams(self.container, source)
+        source.info.dropped.extend(dropped)
 
     def queue_packet(self, packet, before_frame: int) -> None:
         """Hold ``packet`` (another stream's) until the frame it came before has been written."""

@@ -12,17 +12,21 @@ import contextlib
 import dataclasses
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from drcn.errors import DrcnError
 from drcn.runtime.media import colour, segments
+from drcn.runtime.media.av_support import warn_dropped
+from drcn.runtime.media.jobs import Frame
+from drcn.runtime.media.timeline import Timeline, scan
 from drcn.runtime.media.video import EncodeOptions, ResolutionChange, VideoSink, VideoSource
 from drcn.runtime.pipeline import FrameStages, Summary, prefetch, run_frames
 
 
 def upscale_video(source: Path, output: Path, scale: float, stages: FrameStages, options: EncodeOptions,
                   log: Callable[[str], None] = lambda _: None, overwrite: bool = False) -> Summary:
-    """Upscale ``source`` into ``output``; returns the run's summary (failed frames by name)."""
+    """Upscale ``source`` into ``output``; returns the run's summary (failed frames by name, and in ``lost`` what the
+    file declares that did not decode: the rest is written)."""
     src = VideoSource(source)    # what is refused (no video stream, an unknown codec) is refused here, before any part
     info = src.info
     size = colour.output_size(info.height, info.width, scale)
@@ -34,35 +38,42 @@ def upscale_video(source: Path, output: Path, scale: float, stages: FrameStages,
         + (f"; copying {', '.join(info.copied)}" if info.copied else "; no other streams"))
     if sink.display_note:
         log(f"{source.name}: {sink.display_note}")
-    for name in info.dropped:
-        log(f"warning: stream {name} cannot go into a '{output.suffix}' file and is left out (choose .mkv to keep it)")
-    pieces = plan_segments(source, options)
+    timeline = scan(source)
+    pieces = plan_segments(timeline, options)
     if len(pieces) > 1:
         sink.abort()
+        if timeline.ordered:
+            log(f"{source.name}: its frames cannot be found by timestamp ({timeline.ordered}): segments are cut by "
+                "position in decoding order")
         try:
-            return _segmented(src, output, scale, stages, options, pieces, size, log, overwrite)
+            return _segmented(src, output, scale, stages, options, pieces, size, log, overwrite, timeline)
         finally:
             src.container.close()
+    warn_dropped(info.dropped, output.suffix, log)
     try:
-        summary = run_frames(prefetch(src.frames(sink.queue_packet), 8), info.frames, stages, sink.write,
-                             ordered_writes=True)
+        summary = run_frames(prefetch(src.frames(sink.queue_packet), 8), timeline.frames or info.frames, stages,
+                             sink.write, ordered_writes=True)
     except BaseException:
         sink.abort()
         raise
     sink.commit()
+    _say_moved(src, log)
+    loss = timeline.losses(src.decoded)
+    if loss:
+        summary.lost.append(loss)
     return summary
 
 
-def plan_segments(source: Path, options: EncodeOptions) -> list[segments.Segment]:
-    """The segments ``source`` is cut into (empty: one pass; a short video is one segment)."""
-    if not options.segment:
+def plan_segments(timeline: Timeline, options: EncodeOptions) -> list[segments.Segment]:
+    """The segments a video is cut into (empty: one pass; a short video is one segment)."""
+    if not options.segment or not timeline.packets:
         return []
-    timeline = segments.scan(source)
-    return segments.plan(timeline, options.segment) if timeline else []
+    return segments.plan(timeline, options.segment)
 
 
 def pixel_settings(stages: FrameStages, scale: float, options: EncodeOptions, output: Path) -> dict:
-    """Every setting that changes the pixels or bits of a part (the work folder's manifest compares them)."""
+    """Every setting that changes the pixels or bits of a part (the work folder's manifest compares them): the
+    precision and path as resolved on this machine (an ``auto`` that chooses otherwise on another CPU starts over)."""
     settings = {"scale": scale, "container": output.suffix.lower(), **dataclasses.asdict(options)}
     request = getattr(stages, "request", None)
     if request is None:
@@ -70,41 +81,70 @@ def pixel_settings(stages: FrameStages, scale: float, options: EncodeOptions, ou
     from drcn.checksums import file_sha256
 
     primary = getattr(stages, "primary", None)
-    precision = getattr(primary, "precision", None) or getattr(getattr(stages, "spec", None), "precision", None)
+    precision = (getattr(primary, "pixel_mode", None) or getattr(primary, "precision", None)
+                 or getattr(getattr(stages, "spec", None), "precision", None))
+    kinds = sorted(getattr(stages, "device_kinds", None) or ())
     return {**settings, "model": Path(request.model).name, "model_sha256": file_sha256(request.model),
-            "backend": request.backend, "precision": precision, "ensemble": request.ensemble, "path": request.path,
-            "tile": request.tile}
+            "backend": request.backend, "precision": precision, "ensemble": request.ensemble,
+            "path": f"device ({', '.join(kinds)} frames)" if kinds else "host", "tile": request.tile}
 
 
 def upscale_segment(source: Path, segment: segments.Segment, work: segments.WorkFolder, scale: float,
-                    stages: FrameStages, options: EncodeOptions) -> Summary:
-    """One segment of ``source`` into its part in ``work`` (atomically, with its record)."""
+                    stages: FrameStages, options: EncodeOptions, frames: Iterable[Frame] | None = None) -> Summary:
+    """One segment of ``source`` into its part in ``work`` (atomically, with its record of the frames that decoded).
+    ``frames``: the segment's decoded frames where the caller decodes forward across segments; else they are
+    decoded here from the keyframe before the segment (or from the start, for a segment cut by position)."""
     src = VideoSource(source)
-    size = colour.output_size(src.info.height, src.info.width, scale)
-    sink = VideoSink(work.part(segment.index), src, options, size, video_only=True)
-    seen: list[int] = []
-
-    def write(frame, rgb) -> None:
-        sink.write(frame, rgb)
-        seen.append(frame.pts)
-
     try:
-        summary = run_frames(prefetch(src.frames(None, (segment.start, segment.end)), 8), segment.frames, stages,
-                             write, ordered_writes=True, show_progress=False)
-        if summary.failed:
-            raise DrcnError(f"{source.name}: segment {segment.index}: {summary.failed[0][0]}: "
-                                     f"{summary.failed[0][1]} (--segment 0 writes what decodes in one pass)")
-    except BaseException:
-        sink.abort()
-        raise
-    sink.commit()
-    work.finish(segment, len(seen), min(seen), max(seen))
-    return summary
+        size = colour.output_size(src.info.height, src.info.width, scale)
+        sink = VideoSink(work.part(segment.index), src, options, size, video_only=True)
+        seen: list[int | None] = []
+
+        def write(frame, rgb) -> None:
+            sink.write(frame, rgb)
+            seen.append(frame.decoded_pts)
+
+        try:
+            summary = run_frames(prefetch(frames if frames is not None else src.frames(None, segment), 8),
+                                 segment.frames, stages, write, ordered_writes=True, show_progress=False)
+            if summary.failed:
+                raise DrcnError(f"{source.name}: segment {segment.index}: {summary.failed[0][0]}: "
+                                f"{summary.failed[0][1]}")
+        except BaseException:
+            sink.abort()
+            raise
+        if seen:
+            sink.commit()
+        else:
+            sink.abort()     # none of its frames decoded: recorded as such, and the audit says so
+        work.finish(segment, seen)
+        return summary
+    finally:
+        src.container.close()
+
+
+class _Forward:
+    """One decoder's frames handed out segment by segment (a local run decodes its video once, forward)."""
+
+    def __init__(self, frames: Iterator[Frame]):
+        self.frames, self.held = frames, None
+
+    def take(self, piece: segments.Segment) -> Iterator[Frame]:
+        while True:
+            frame, self.held = (self.held if self.held is not None else next(self.frames, None)), None
+            if frame is None:
+                return
+            if piece.before(frame.pts, frame.index):
+                continue        # a finished segment's frame
+            if not piece.holds(frame.pts, frame.index):
+                self.held = frame
+                return
+            yield frame
 
 
 class SegmentedRun:
     """A video's segments from plan to join: the work folder opened (continued or started over), what is left to
-    do, progress as segments finish (here or on Ray workers), and the join."""
+    do, progress as segments finish (here or on Ray workers), the join and the audit of what decoded."""
 
     def __init__(self, src: VideoSource, output: Path, options: EncodeOptions, pieces: list[segments.Segment],
                  size: tuple[int, int], settings: dict, log: Callable[[str], None], overwrite: bool):
@@ -115,20 +155,22 @@ class SegmentedRun:
         manifest = {"version": segments.MANIFEST_VERSION, "input": segments.input_identity(source, layout),
                     "settings": settings, "segments": [dataclasses.asdict(p) for p in pieces]}
         self.total = sum(p.frames for p in pieces)
-        needed = segments.estimate_bytes(source.stat().st_size, self.total, size, options.codec == "ffv1",
-                                         settings["scale"])
         output.parent.mkdir(parents=True, exist_ok=True)
-        segments.check_disk(output.parent, needed, str(output))
         self.work.open(manifest, overwrite, log)
         done = [p for p in pieces if self.work.done(p)]
         self.pending = [p for p in pieces if p not in done]
         self.frames_done = sum(p.frames for p in done)
+        # The parts still to write and the output; the finished parts are on the disk already.
+        whole = segments.estimate_bytes(source.stat().st_size, self.total, size, options.codec == "ffv1",
+                                        settings["scale"])
+        left = sum(p.frames for p in self.pending) / max(1, self.total)
+        segments.check_disk(output.parent, int(whole * (1 + left)), str(output))
         cold = sum(1 for p in pieces if not p.keyframe)
         log(f"{'resuming ' if done else ''}{source.name}: {len(done)} of {len(pieces)} segments done"
             + (f" ({self.frames_done} of {self.total} frames)" if done else "")
             + f"; segments of about {options.segment:g} s"
-            + (f", {cold} starting between keyframes (their first frames decoded from the keyframe before)" if cold
-               else ""))
+            + (f", {cold} starting between keyframes (their first frames decoded from the keyframe before)"
+               if cold and not pieces[0].ordered else ""))
         self.summary = Summary()
         self.start = time.perf_counter()
         self._new_frames = 0
@@ -156,24 +198,46 @@ class SegmentedRun:
             self.work.remove()
             raise
 
-    def join(self) -> Summary:
-        joined = segments.join([self.work.part(p.index) for p in self.pieces], self.src, self.output, self.log)
-        if joined != self.total:
-            self.output.unlink(missing_ok=True)
-            raise DrcnError(f"{self.output}: the joined video has {joined} frames where {self.total} were planned; "
-                            "the parts are kept, the output removed")
+    def join(self, timeline: Timeline) -> Summary:
+        """Join the parts into the output (renamed into place only when it holds every recorded frame), remove the
+        work folder, and say what the file declares that no part holds."""
+        records = [self.work.record(p) for p in self.pieces]
+        if any(r is None for r in records):
+            raise DrcnError(f"{self.output}: a segment's record is missing or damaged; rerun to redo it")
+        parts = [self.work.part(p.index) for p, r in zip(self.pieces, records) if r["frames"]]
+        if not parts:
+            self.work.remove()
+            raise DrcnError(f"{self.src.path}: no frame could be decoded, nothing written")
+        segments.join(parts, self.src, self.output, sum(r["frames"] for r in records), self.log)
         self.work.remove()
         self.summary.seconds = time.perf_counter() - self.start
+        loss = timeline.losses([pts for r in records for pts in r["pts"]])
+        if loss:
+            self.summary.lost.append(loss)
         return self.summary
 
 
 def _segmented(src: VideoSource, output: Path, scale: float, stages: FrameStages, options: EncodeOptions,
                pieces: list[segments.Segment], size: tuple[int, int], log: Callable[[str], None],
-               overwrite: bool) -> Summary:
+               overwrite: bool, timeline: Timeline) -> Summary:
     run = SegmentedRun(src, output, options, pieces, size, pixel_settings(stages, scale, options, output), log,
                        overwrite)
     with run.refusing():
-        for piece in run.pending:
-            run.work.sweep(piece)
-            run.finished(piece, upscale_segment(src.path, piece, run.work, scale, stages, options))
-    return run.join()
+        if run.pending:
+            decoder = VideoSource(src.path)     # src's container stays open for the join's other streams
+            forward = _Forward(decoder.frames(None, dataclasses.replace(run.pending[0], end=None)))
+            try:
+                for piece in run.pending:
+                    run.work.sweep(piece)
+                    run.finished(piece, upscale_segment(src.path, piece, run.work, scale, stages, options,
+                                                        forward.take(piece)))
+            finally:
+                decoder.container.close()
+            _say_moved(decoder, log)
+    return run.join(timeline)
+
+
+def _say_moved(src: VideoSource, log: Callable[[str], None]) -> None:
+    if getattr(src, "moved", 0):
+        log(f"{src.path.name}: {src.moved} frame(s) shared a timestamp with the frame before; each is written one "
+            f"tick ({src.time_base} s) later, as one encoded stream needs rising timestamps")
