@@ -171,11 +171,9 @@ class WorkFolder:
 
     def finish(self, segment: Segment, decoded: list[int | None]) -> None:
         """Record ``segment``'s part (already in place): the pts of the frames it holds, in order."""
+        # A damaged stream's decoder may give more frames than its packets (a lost frame's timestamp reused): they
+        # are written, as one pass writes them.
         part = self.part(segment.index)
-        if len(decoded) > segment.frames:
-            part.unlink(missing_ok=True)
-            raise DrcnError(f"{self.output.name}: segment {segment.index} decoded {len(decoded)} frames where the "
-                            f"stream declares {segment.frames}; nothing of it is kept")
         record = {"segment": dataclasses.asdict(segment), "frames": len(decoded), "pts": decoded,
                   "bytes": part.stat().st_size if decoded else 0, "sha256": _sha256(part) if decoded else None}
         with atomic_output(self._record(segment.index)) as tmp:

@@ -48,7 +48,7 @@ class Timeline:
     declared: int           # frames the container indexes (MP4, MOV); 0: it does not say
     declared_seconds: float | None   # the video stream's length where the container says (Matroska, WebM)
     start: int              # the stream's first pts (0 where unknown)
-    rate: float             # frames per second (average; 0: unknown)
+    rate: float             # frames per second: from the usual step between timestamps, else as the stream says; 0: unknown
     gaps: tuple[Gap, ...] = ()
     read_error: str | None = None    # why reading stopped before the end of the file, if it did
     ordered: str | None = None
@@ -115,15 +115,15 @@ class Timeline:
         last = f"after t={self.seconds(self.pts[-1]):.3f}s" if self.pts else "from the start"
         if self.declared:
             short = self.declared - self.packets
-            return (f"{last}, where the file ends early", short) if short > 0 else None
+            return (f"{last}, where the file is cut short", short) if short > 0 else None
         if self.declared_seconds is None or not self.rate:
             return None
         reached = self.seconds(self.pts[-1] - self.start) + 1 / self.rate if self.pts else 0.0
         lost = self.declared_seconds - reached
         if lost <= 1.5 / self.rate:
             return None
-        return (f"{last}, where the file ends early (the last {lost:.2f} s of its {self.declared_seconds:.2f} s)",
-                round(lost * self.rate))
+        return (f"{last}, where the file is cut short (the last {lost:.2f} s of its {self.declared_seconds:.2f} s, "
+                "frames counted at its average rate)", round(lost * self.rate))
 
     def _span(self, first: int, last: int) -> str:
         a, b = self.seconds(first), self.seconds(last)
@@ -137,7 +137,6 @@ def scan(path: Path) -> Timeline:
     av = load_av()
     pts: list[int] = []
     keys: set[int] = set()
-    durations: dict[int, int] = {}
     positions: list[tuple[int, int, int | None]] = []     # (byte position, size, video pts or None)
     packets, without, error = 0, 0, None
     try:
@@ -161,8 +160,6 @@ def scan(path: Path) -> Timeline:
                     without += 1
                     continue
                 pts.append(int(packet.pts))
-                if packet.duration:
-                    durations[int(packet.pts)] = int(packet.duration)
                 if packet.is_keyframe:
                     keys.add(int(packet.pts))
         except (av.error.FFmpegError, OSError) as exc:
@@ -180,8 +177,11 @@ def scan(path: Path) -> Timeline:
         ordered = f"{len(pts) - len(set(pts))} of its {len(pts)} frames share a timestamp with another"
     elif not pts:
         ordered = "no video packet carries a timestamp"
+    interval = _usual_step(pts)
+    if interval:
+        rate = 1 / (interval * time_base)     # the stream's own average may count duplicates or a long still
     limits = SKIP_LIMITS["cells" if set(container_format.split(",")) & set(CELL_FORMATS) else "packets"]
-    gaps = () if ordered else tuple(_gaps(pts, durations, positions, time_base, rate, limits))
+    gaps = () if ordered else tuple(_gaps(pts, positions, limits))
     return Timeline(pts, keys, time_base, packets, declared, seconds, start, rate, gaps, error, ordered)
 
 
@@ -203,30 +203,41 @@ def _declared_seconds(stream, container) -> float | None:
     return None
 
 
-def _gaps(pts: list[int], durations: dict[int, int], positions: list, time_base: float, rate: float,
-          limits: tuple[int, float]) -> list[Gap]:
-    """Where the timestamps jump by more than 1.5 frame intervals and the demuxer skipped bytes between the two
-    frames: frames lost to damage. A jump without skipped bytes is a variable frame rate, not a loss."""
-    if len(pts) < 2:
-        return []
-    steps = [b - a for a, b in zip(pts, pts[1:]) if b > a]
-    typical = statistics.median(steps) if steps else 0
-    if rate and time_base:
-        typical = min(typical, 1 / rate / time_base) if typical else 1 / rate / time_base
+def _gaps(pts: list[int], positions: list, limits: tuple[int, float]) -> list[Gap]:
+    """Frames lost to damage: where the demuxer skipped bytes it could not parse, the timestamps jump by more than
+    1.5 frame intervals. In a regular stream (nine steps in ten within half an interval of the usual one) every such
+    jump counts once damage is found anywhere (the demuxer may resume a few frames before or after the damage); in an
+    irregular one only a jump over skipped bytes does, since a long still frame is no loss there."""
     skipped = _skipped_regions(positions, *limits)
-    if not skipped or not typical:
+    steps = [b - a for a, b in zip(pts, pts[1:]) if b > a]
+    if not skipped or not steps:
         return []
+    interval = _usual_step(pts)
+    regular = sum(1 for step in steps if 0.5 * interval <= step <= 1.5 * interval) >= 0.9 * len(steps)
     where = {p: pos for pos, _, p in positions if p is not None}
     gaps = []
-    interval = 1 / rate / time_base if rate and time_base else 0   # exact where packet durations are rounded
     for a, b in zip(pts, pts[1:]):
-        step = interval or durations.get(a) or typical
-        if b - a <= 1.5 * step or a not in where or b not in where:
+        if b - a <= 1.5 * interval:
             continue
-        low, high = sorted((where[a], where[b]))
-        if any(low <= start < high for start, _ in skipped):
-            gaps.append(Gap(a, b, max(1, round((b - a) / step) - 1)))
+        if not regular:
+            if a not in where or b not in where:
+                continue
+            low, high = sorted((where[a], where[b]))
+            if not any(low <= start < high for start, _ in skipped):
+                continue
+        gaps.append(Gap(a, b, max(1, round((b - a) / interval) - 1)))
     return gaps
+
+
+def _usual_step(pts: list[int]) -> float:
+    """The mean of the steps between timestamps within half of the median step (0: fewer than two frames): exact
+    where timestamps are rounded (24 frames/s in milliseconds: steps of 41 and 42)."""
+    steps = [b - a for a, b in zip(pts, pts[1:]) if b > a]
+    if not steps:
+        return 0.0
+    median = statistics.median(steps)
+    usual = [step for step in steps if 0.5 * median <= step <= 1.5 * median]
+    return sum(usual) / len(usual)
 
 
 def _skipped_regions(positions: list, slack: int, share: float) -> list[tuple[int, int]]:

@@ -224,7 +224,7 @@ class VideoSource:
 
     def frames(self, on_packet: Callable[[object, int], None] | None, span=None) -> Iterator[Frame]:
         """Decoded video frames, in presentation order; every other stream's packet goes to ``on_packet(packet,
-        frames_so_far)``. A packet that cannot be decoded, or a read that fails part-way, yields no frame: what is
+        frames_so_far)`` (None: the video stream alone is read). A packet that cannot be decoded, or a read that fails part-way, yields no frame: what is
         missing is found afterwards by comparing :attr:`decoded` (the pts of every frame yielded) with the file's
         :class:`~drcn.runtime.media.timeline.Timeline`. (demux ends with an empty packet per stream, whose decoding
         flushes the decoder's delayed frames.)
@@ -232,7 +232,11 @@ class VideoSource:
         ``span`` (a :class:`~drcn.runtime.media.segments.Segment`, or anything with its ``start``, ``end`` and
         ``ordered``): only the frames it holds (end None: to the last). By timestamp, decoded from the keyframe at or
         before ``start`` (the frames before it decoded and dropped); by position (``ordered``), decoded from the
-        start. The other streams are not read (``on_packet`` None)."""
+        start. The other streams are not read (``on_packet`` None).
+
+        The container stays open until the caller closes it (``container.close()``) after the last frame is
+        converted: frames are converted later, on the pipeline's threads, and a damaged stream's last frames may
+        still point into the decoder's buffers."""
         self.decoded: list[int | None] = []     # every yielded frame's pts as decoded
         self.undecodable = 0
         self.moved = 0                           # frames moved a tick later (they shared a timestamp)
@@ -247,19 +251,17 @@ class VideoSource:
         converter = self._loader
         count = 0
         try:
-            for packet in self.container.demux(self.stream, *self.others):
+            for packet in self.container.demux(self.stream, *(self.others if on_packet else ())):
                 if packet.stream.index != self.stream.index:
                     if packet.dts is not None:
                         on_packet(packet, count)
                     continue
                 for frame in self._decoded(packet):
-                    self._check_size(frame, f"frame {count}")
+                    self._check_size(frame, f"frame {count}, ")
                     yield self._frame(frame, count, converter(frame))
                     count += 1
         except av.error.FFmpegError:
             pass    # cut short or corrupt from here on: the timeline's audit says how much is missing
-        finally:
-            self.container.close()
 
     def _decoded(self, packet) -> list:
         """The frames one packet gives; none where the decoder refuses it (counted in :attr:`undecodable`)."""
@@ -273,18 +275,23 @@ class VideoSource:
     def _check_size(self, frame, where: str) -> None:
         if (frame.width, frame.height) != (self.info.width, self.info.height):
             raise ResolutionChange(
-                f"{self.path}: the video changes resolution at {where} (t={_seconds(frame.pts, frame.time_base)}), "
+                f"{self.path}: the video changes resolution at {where}t={_seconds(frame.pts, frame.time_base)}, "
                 f"from {self.info.width}x{self.info.height} to {frame.width}x{frame.height}; one output stream has "
                 "one size, so nothing is written: split the video where it changes and upscale each part")
 
     def _loader(self, frame) -> Callable[[], np.ndarray]:
-        """What turns a decoded frame into (H, W, 3) RGB, uint8 or uint16 (deep video), with the stream's matrix and
-        range; run later, on the pipeline's threads."""
+        """The decoded frame as (H, W, 3) RGB, uint8 or uint16 (deep video), with the stream's matrix and range.
+
+        Converted now, on the decoding thread, not later on the pipeline's: a frame the decoder made while concealing
+        damage may share a buffer it goes on writing, and a late conversion then read other pixels on each path
+        (found by tests/runtime/test_paths_agree.py)."""
         fmt, colour = ("rgb48le" if self.info.bit_depth > 8 else "rgb24"), self.info.colour
 
+        rgb = frame.reformat(format=fmt, src_colorspace=_swscale_colorspace(colour.matrix),
+                             src_color_range=colour.range, interpolation="BICUBIC").to_ndarray()
+
         def load() -> np.ndarray:
-            return frame.reformat(format=fmt, src_colorspace=_swscale_colorspace(colour.matrix),
-                                  src_color_range=colour.range, interpolation="BICUBIC").to_ndarray()
+            return rgb
         return load
 
     def _span(self, start: int, end: int | None) -> Iterator[Frame]:
@@ -310,7 +317,7 @@ class VideoSource:
                         continue
                     if end is not None and frame.pts >= end:
                         return
-                    self._check_size(frame, f"frame {count} of the segment")
+                    self._check_size(frame, "")
                     yield self._frame(frame, count, self._loader(frame))
                     count += 1
                 if not overshot:
@@ -319,8 +326,6 @@ class VideoSource:
                 self._reopen()
         except av.error.FFmpegError:
             return   # cut short or corrupt from here on: the audit of the whole run says what is missing
-        finally:
-            self.container.close()
 
     def _positions(self, start: int, end: int | None) -> Iterator[Frame]:
         """The frames at positions start <= n < end of the decoder's output, decoding from the beginning."""
@@ -331,13 +336,11 @@ class VideoSource:
                 if end is not None and position >= end:
                     return
                 if position >= start:
-                    self._check_size(frame, f"frame {position}")
+                    self._check_size(frame, f"frame {position}, ")
                     yield self._frame(frame, position, self._loader(frame))
                 position += 1
         except av.error.FFmpegError:
             return
-        finally:
-            self.container.close()
 
     def _decode_from_here(self) -> Iterator:
         """The video stream's frames, decoded from the container's position (undecodable packets skipped)."""

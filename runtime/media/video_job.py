@@ -56,6 +56,8 @@ def upscale_video(source: Path, output: Path, scale: float, stages: FrameStages,
     except BaseException:
         sink.abort()
         raise
+    finally:
+        src.container.close()
     sink.commit()
     _say_moved(src, log)
     loss = timeline.losses(src.decoded)
@@ -224,8 +226,12 @@ def _segmented(src: VideoSource, output: Path, scale: float, stages: FrameStages
                        overwrite)
     with run.refusing():
         if run.pending:
-            decoder = VideoSource(src.path)     # src's container stays open for the join's other streams
-            forward = _Forward(decoder.frames(None, dataclasses.replace(run.pending[0], end=None)))
+            # One decoder from the first frame, whatever is done already: a damaged stream decodes the same frames as
+            # in an uninterrupted run only when decoding starts where that run's did. (Decoding is cheap beside the
+            # network; the finished segments' frames are dropped before any conversion.) src's container stays
+            # open for the join's other streams.
+            decoder = VideoSource(src.path)
+            forward = _Forward(decoder.frames(None))
             try:
                 for piece in run.pending:
                     run.work.sweep(piece)

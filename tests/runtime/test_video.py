@@ -245,7 +245,7 @@ def test_a_clip_cut_short_is_reported_and_what_decodes_is_kept(tmp_path, onnx, c
     result = run(cut, "--onnx", onnx, "--tile", "32", "--backend", "onnxruntime")
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
-    assert "cut short" in result.stderr and ("missing" in result.stderr or "could not be read" in result.stderr)
+    assert "cut short" in result.stderr and "did not decode" in result.stderr
     out = tmp_path / f"cut_x2.{container}"
     kept = frame_times(out)
     assert 0 < len(kept) < 20
