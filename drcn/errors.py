@@ -28,6 +28,11 @@ class OverLimit(DrcnError):
     """An input over a size limit (pixels, working memory): refused before the work (a server answers 413)."""
 
 
+class ShortNow(DrcnError):
+    """Too little of a shared resource free at this moment (memory other work holds), where the input itself is
+    within every limit: worth retrying later (a server answers 503 with Retry-After), unlike :class:`OverLimit`."""
+
+
 class MissingDependencyError(DrcnError):
     """An optional package needed by the chosen feature is not installed."""
 

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
-from drcn.errors import DrcnError, OverLimit
+from drcn.errors import DrcnError, OverLimit, ShortNow
 
 ENV = "DRCN_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 15360 * 8640          # a 16K frame: 132,710,400 pixels
@@ -81,8 +81,9 @@ def check_memory(out_height: int, out_width: int, source: str) -> None:
                         f"memory, over the {share / 2**30:.1f} GiB its memory budget of {whole / 2**30:.1f} GiB "
                         f"allows (--memory-budget or {memory.ENV} raise it)")
     if free is not None and needed > free:
-        raise OverLimit(f"{source}: a {out_width}x{out_height} output needs about {needed / 2**30:.1f} GiB of working "
-                        f"memory and {free / 2**30:.1f} GiB is available; upscale a smaller image or crop it")
+        raise ShortNow(f"{source}: a {out_width}x{out_height} output needs about {needed / 2**30:.1f} GiB of working "
+                       f"memory and {free / 2**30:.1f} GiB is available now; try again when other work has finished, "
+                       "or upscale a smaller image")
 
 
 def check_image_file(path: str | os.PathLike | BinaryIO, source: str | None = None) -> None:

@@ -43,7 +43,7 @@ from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from drcn import __version__
-from drcn.errors import DrcnError, InvalidArgument, OverLimit
+from drcn.errors import DrcnError, InvalidArgument, OverLimit, ShortNow
 from drcn.runtime.serve import protocol
 from drcn.runtime.serve.model import FORMATS, ServedModel, ServeSettings
 
@@ -68,14 +68,34 @@ class HttpError(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(protocol.error_body(message), status_code=status, media_type="application/json",
+def _error(status: int, message: str, headers: dict[str, str] | None = None,
+           request_id: str | None = None) -> Response:
+    return Response(protocol.error_body(message, request_id), status_code=status, media_type="application/json",
                     headers=headers)
+
+
+def _unexpected(request: Request, exc: BaseException) -> Response:
+    """A failure no check foresaw (a backend's RuntimeError, a bug): logged here in full under a fresh request id,
+    answered in one JSON line that carries the id. Memory running out is "not now" (503), the rest 500."""
+    import logging
+    import uuid
+
+    request_id = uuid.uuid4().hex[:16]
+    logging.getLogger("drcn.serve").error("request %s (%s %s) failed", request_id, request.method,
+                                          request.url.path, exc_info=(type(exc), exc, exc.__traceback__))
+    if isinstance(exc, MemoryError):
+        return _error(503, "busy: the server ran out of memory for this request; try again shortly",
+                      {"Retry-After": "5"}, request_id)
+    reason = without_paths(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
+    return _error(500, f"internal error ({type(exc).__name__}{': ' + reason if reason else ''}); the server logged "
+                       f"it as request {request_id}", None, request_id)
 
 
 def _status_of(exc: BaseException) -> int:
     if isinstance(exc, OverLimit):
         return 413
+    if isinstance(exc, ShortNow):
+        return 503
     if isinstance(exc, (protocol.ProtocolError, InvalidArgument)):
         return 400
     return 400 if isinstance(exc, DrcnError) else 500
@@ -99,6 +119,12 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     """Unknown routes (404) and methods (405) answer like every other error: one JSON line."""
     what = {404: "no such route", 405: "method not allowed here"}.get(exc.status_code, str(exc.detail))
     return _error(exc.status_code, f"{request.method} {request.url.path}: {what}", exc.headers)
+
+
+@app.exception_handler(Exception)
+async def _internal(request: Request, exc: Exception) -> Response:
+    """What escapes every route's own handling still answers in JSON."""
+    return _unexpected(request, exc)
 
 
 @app.exception_handler(RequestValidationError)
@@ -256,7 +282,10 @@ class DrcnDeployment:
         except HttpError as exc:
             return _error(exc.status, exc.message, exc.headers)
         except DrcnError as exc:
-            return _error(_status_of(exc), without_paths(str(exc)))
+            status = _status_of(exc)
+            return _error(status, without_paths(str(exc)), {"Retry-After": "2"} if status == 503 else None)
+        except Exception as exc:  # noqa: BLE001 - answered in JSON and logged with its id, never swallowed
+            return _unexpected(request, exc)
 
     # -- the page and the image endpoint ------------------------------------------------------------------------
     @app.get("/")

@@ -94,13 +94,12 @@ class ServedModel:
         n, channels, height, width = batch.shape
         check_pixels(width, height * n, "input")
         upscaler, settings = self.primary, self.settings
+        backend = self.tensor_backend()
         if settings.kind == "y":
-            backend = upscaler._backend("y")
             tile, halo, scale = upscaler.request.tile, backend.spec.halo, 1
         else:
             if min(height, width) < 2:
                 raise InvalidArgument(f"input: {height}x{width} frames; a whole-frame graph takes at least 2x2")
-            backend = upscaler._backend(settings.kind)
             tile, halo, scale = frame.input_tile(upscaler.request.tile, settings.scale), backend.spec.halo, \
                 settings.scale
         from drcn.runtime.tiling import run_tiled
@@ -109,9 +108,18 @@ class ServedModel:
                              upscaler.request.batch, scale) for item in batch]
         return np.stack(outputs)
 
+    def tensor_backend(self):
+        """What ``/v2/.../infer`` runs: the Y network (kind y) or the whole-frame graph of the contract's kind, whose
+        own ``auto`` precision may differ from the image endpoint's (opened on first use)."""
+        return self.primary._backend(self.settings.kind)
+
     def metadata_parameters(self) -> dict[str, str]:
+        """What ``/infer`` runs, read off the backend it runs on (not the image endpoint's)."""
+        backend = self.tensor_backend()
+        precision = getattr(backend, "pixel_mode", None) or getattr(backend, "precision", None) or \
+            backend.spec.precision
         return {"drcn.kind": self.settings.kind, "drcn.scale": str(self.settings.scale),
-                "drcn.backend": self.backend_name, "drcn.precision": str(self.precision),
+                "drcn.backend": self.backend_name, "drcn.precision": str(precision),
                 "drcn.description": self.description}
 
     def close(self) -> None:

@@ -137,6 +137,7 @@ def model_metadata(model: str, version: str, platform: str, inputs: list[TensorS
             "parameters": parameters}
 
 
-def error_body(message: str) -> bytes:
-    """The protocol's error response: ``{"error": "<message>"}``."""
-    return json.dumps({"error": message}).encode()
+def error_body(message: str, request_id: str | None = None) -> bytes:
+    """The protocol's error response: ``{"error": "<message>"}``, with ``"request_id"`` where the server logged the
+    failure under that id (an unexpected one)."""
+    return json.dumps({"error": message, **({"request_id": request_id} if request_id else {})}).encode()
