@@ -181,7 +181,7 @@ def scan(path: Path) -> Timeline:
     if interval:
         rate = 1 / (interval * time_base)     # the stream's own average may count duplicates or a long still
     limits = SKIP_LIMITS["cells" if set(container_format.split(",")) & set(CELL_FORMATS) else "packets"]
-    gaps = () if ordered else tuple(_gaps(pts, positions, limits))
+    gaps = () if without else tuple(_gaps(pts, positions, limits))
     return Timeline(pts, keys, time_base, packets, declared, seconds, start, rate, gaps, error, ordered)
 
 
