@@ -69,6 +69,15 @@ class Summary:
     def fps(self) -> float:
         return self.done / self.seconds if self.seconds > 0 else 0.0
 
+    def add(self, other: "Summary") -> None:
+        """Count ``other`` (a run that followed this one) in this one."""
+        self.done += other.done
+        self.failed.extend(other.failed)
+        self.seconds += other.seconds
+        self.compute_seconds += other.compute_seconds
+        self.output_pixels += other.output_pixels
+        self.lost.extend(other.lost)
+
 
 def prefetch(items: Iterable[Frame], depth: int) -> Iterator[Frame]:
     """Iterate ``items`` in a background thread (e.g. video decoding), ``depth`` items ahead."""

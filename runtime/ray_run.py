@@ -1,13 +1,13 @@
 """``drcn-run --ray``: the same inputs processed by a Ray cluster (a local one on this machine without an address).
 
-One long-lived actor per GPU (or per group of CPU threads) holds one backend, created once; frames go to the
-actors in batches through Ray's ActorPool, each actor upscales its batch with the same overlapped pipeline as a
-local run and writes the outputs itself, atomically, where the driver planned them (shared storage on a real
-cluster). The skip-existing rule is the driver's plan, so a killed run resumes; failures come back by frame name
-and the driver prints progress and the summary. A video goes to one actor whole (exact: timestamps and every
-other stream kept, as in a local run); a video of several segments (``--segment``) spreads its segments over every
-worker instead, each writing its part to the work folder beside the output (shared storage), and the driver joins
-them: a worker that dies mid-segment costs that segment only, done again by a fresh worker.
+One long-lived actor per GPU (or per group of CPU threads) holds one backend, created once. Everything a job holds
+goes into one queue handed to idle actors: batches of images, the segments of every video (``--segment``), and
+whole short videos; each actor runs the same overlapped pipeline as a local run and writes its outputs itself,
+atomically, where the driver planned them (the driver checks first that every worker sees those folders: shared
+storage on a real cluster). The skip-existing rule is the driver's plan, so a killed run resumes; a video's parts go
+to the work folder beside its output and the driver joins them. A worker that dies, or whose task runs past
+``--task-timeout`` (a node that never comes back), costs that task only: a fresh worker does it again. Failures come
+back by name and the driver prints progress and the summary.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from drcn.runtime.upscaler import BackendRequest
 from drcn.runtime.media.video import EncodeOptions
 
 INSTALL = "pip install 'drcn[ray]'"
+TASK_TIMEOUT = 600.0    # default --task-timeout: a task running longer (and 5x the slowest finished) is redone
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,7 @@ class RayRequest:
     encode: EncodeOptions = EncodeOptions()
     frames_per_task: int = 4        # at most; fewer where there are few frames, so every worker gets some
     overwrite: bool = False         # a video's unfinished segments are started over
+    task_timeout: float | None = TASK_TIMEOUT   # seconds a task may run before its worker counts as lost
 
 
 class FrameWorker:
@@ -54,6 +56,15 @@ class FrameWorker:
         import socket
 
         return f"{self.upscaler.description} on {socket.gethostname()} (pid {os.getpid()})"
+
+    def sees(self, probe: str, token: str) -> bool | str:
+        """True where ``probe`` holds ``token`` here (the driver's folder is shared); else this host's name."""
+        import socket
+
+        try:
+            return Path(probe).read_text() == token or socket.gethostname()
+        except OSError:
+            return socket.gethostname()
 
     def frames(self, items: list[tuple[str, str, str]]) -> dict:
         """Upscale ``(name, source file, target file)`` items; returns the batch's summary as plain data."""
@@ -199,16 +210,10 @@ def run_on_ray(job: Job, request: RayRequest, log: Callable[[str], None] = lambd
     started = _connect(ray, request.address)
     try:
         count, options = _actor_options(ray, request)
-        pieces, timeline = [], None
-        if job.kind == "video":
-            from drcn.runtime.media.timeline import scan
-            from drcn.runtime.media.video_job import plan_segments
-
-            timeline = scan(job.source)
-            pieces = plan_segments(timeline, request.encode)
-            if len(pieces) < 2:
-                count = 1  # one segment: one worker decodes and encodes the stream in order
-            count = min(count, max(1, len(pieces)))
+        videos = [_VideoPlan.of(source, output, request) for source, output in _videos_of(job)]
+        tasks = sum(len(v.pieces) if len(v.pieces) > 1 else 1 for v in videos) + (1 if job.frames else 0)
+        if not job.frames:
+            count = min(count, max(1, tasks))    # no more workers than there are things to do
         backend = request.backend
         if not backend.threads and "num_gpus" not in options:
             backend = dataclasses.replace(backend, threads=options["num_cpus"])
@@ -216,102 +221,236 @@ def run_on_ray(job: Job, request: RayRequest, log: Callable[[str], None] = lambd
         workers = [worker_class.remote(backend, request.scale) for _ in range(count)]
         for description in _get(ray, [w.describe.remote() for w in workers]):
             log(f"worker: {description}")
+        _check_shared(ray, workers, job, videos)
         start = time.perf_counter()
-        if len(pieces) > 1:
-            summary = _run_segments(ray, workers, lambda: worker_class.remote(backend, request.scale), job, pieces,
-                                    timeline, request, log)
-        elif job.kind == "video":
-            log(f"{job.source.name}: one video, one worker")
-            data = _get(ray, workers[0].video.remote(str(job.source.resolve()), str(job.output.resolve()),
-                                                       request.encode))
-            for message in data.pop("messages"):
-                log(message)
-            summary = Summary(**data)
-        else:
+        pool = _Pool(ray, workers, lambda: worker_class.remote(backend, request.scale), request.task_timeout, log)
+        summary = Summary()
+        if job.frames:
             per_task = max(1, min(request.frames_per_task, -(-len(job.frames) // (2 * len(workers)))))
-            summary = _run_frames(ray, workers, job, per_task)
+            items = [(f.name, str(f.source.resolve()), str(f.target.resolve())) for f in job.frames]
+            progress = Progress("drcn-run (ray)", len(items))
+            for i in range(0, len(items), per_task):
+                pool.add(_Task(f"frames {items[i][0]}..", lambda actor, batch=items[i:i + per_task]:
+                               actor.frames.remote(batch), lambda data: _frames_done(summary, progress, data)))
+        else:
+            progress = None
+        runs = [video.start(ray, workers[0], pool, request, summary, log, alone=job.kind == "video")
+                for video in videos]
+        try:
+            pool.run()
+        finally:
+            if progress is not None:
+                progress.__exit__(None, None, None)
+        for video, run in zip(videos, runs):
+            if video.failed:
+                summary.failed.append((video.source.name, video.failed))
+                if run is not None:
+                    run.src.container.close()
+            elif run is not None:
+                summary.add(video.join(run))
+        summary.failed.sort()
         summary.seconds = time.perf_counter() - start
-        summary.workers = count
+        summary.workers = len(workers)
         return summary
     finally:
         if started:
             ray.shutdown()
 
 
-def _run_segments(ray, workers: list, new_worker: Callable, job: Job, pieces: list, timeline, request: RayRequest,
-                  log: Callable[[str], None]) -> Summary:
-    """A video's segments on every worker; the driver keeps the work folder's plan and joins the parts."""
-    from drcn.runtime.media import colour
-    from drcn.runtime.media.video import VideoSource
-    from drcn.runtime.media.video_job import SegmentedRun
-
-    source, output = job.source.resolve(), job.output.resolve()
-    src = VideoSource(source)
-    try:
-        size = colour.output_size(src.info.height, src.info.width, request.scale)
-        settings = _get(ray, workers[0].settings.remote(request.encode, str(output)))
-        run = SegmentedRun(src, output, request.encode, pieces, size, settings, log, request.overwrite)
-        log(f"{job.source.name}: {len(run.pending)} segment(s) to do on {len(workers)} worker(s)")
-        if timeline.ordered:
-            log(f"{job.source.name}: its frames cannot be found by timestamp ({timeline.ordered}): segments are cut "
-                "by position, and each worker decodes from the start of the video to its segment")
-        with run.refusing():
-            _spread(ray, run, workers, new_worker, source, output, request, log)
-        return run.join(timeline)
-    finally:
-        src.container.close()
+def _videos_of(job: Job) -> list[tuple[Path, Path]]:
+    if job.kind == "video":
+        return [(job.source, job.output)]
+    return list(job.videos)
 
 
-def _spread(ray, run, workers: list, new_worker: Callable, source: Path, output: Path, request: RayRequest,
-            log: Callable[[str], None]) -> None:
-    """Hand the pending segments to idle workers until every one is done; a worker that dies is replaced and its
-    segment handed out again (three deaths on one segment stop the run)."""
-    queue, idle, in_flight, deaths = list(run.pending), list(workers), {}, {}
-    while queue or in_flight:
-        while queue and idle:
-            piece, actor = queue.pop(0), idle.pop()
-            ref = actor.segment.remote(str(source), dataclasses.asdict(piece), str(output), request.encode)
-            in_flight[ref] = (actor, piece)
-        ready, _ = ray.wait(list(in_flight), num_returns=1)
-        actor, piece = in_flight.pop(ready[0])
+def _frames_done(summary: Summary, progress: Progress, data: dict) -> None:
+    summary.done += data["done"]
+    summary.failed.extend(tuple(f) for f in data["failed"])
+    summary.compute_seconds += data["compute_seconds"]
+    summary.output_pixels += data["output_pixels"]
+    progress.update(data["done"] + len(data["failed"]))
+
+
+def _summary_of(data: dict) -> Summary:
+    return Summary(**{k: v for k, v in data.items() if k not in ("failed", "messages")},
+                   failed=[tuple(f) for f in data["failed"]])
+
+
+@dataclasses.dataclass
+class _VideoPlan:
+    """One video of a Ray job: its segments (several: spread over the pool; one or none: one worker, whole)."""
+
+    source: Path
+    output: Path
+    timeline: object
+    pieces: list
+    failed: str | None = None       # why the video was refused or failed (a folder's other videos go on)
+
+    @classmethod
+    def of(cls, source: Path, output: Path, request: RayRequest) -> "_VideoPlan":
+        from drcn.runtime.media.timeline import scan
+        from drcn.runtime.media.video_job import plan_segments
+
+        timeline = scan(source)
+        return cls(source.resolve(), output.resolve(), timeline, plan_segments(timeline, request.encode))
+
+    def start(self, ray, first_worker, pool: "_Pool", request: RayRequest, summary: Summary, log, alone: bool):
+        """Add this video's work to ``pool``; returns its :class:`SegmentedRun` (joined after the pool), or None for
+        a video done whole by one worker. ``alone``: the job's only input, whose failure ends the run in one line;
+        else a failure is this video's (counted by its name) and the folder's other inputs go on."""
+        from drcn.runtime.media import colour
+        from drcn.runtime.media.video import VideoSource
+        from drcn.runtime.media.video_job import SegmentedRun
+
+        name = self.source.name
+        if len(self.pieces) < 2:
+            def whole(data: dict) -> None:
+                for message in data.pop("messages"):
+                    log(message)
+                summary.add(_summary_of(data))
+
+            log(f"{name}: one worker takes it whole ({'--segment 0' if not request.encode.segment else 'one segment'})")
+            pool.add(_Task(name, lambda actor: actor.video.remote(str(self.source), str(self.output), request.encode),
+                           whole, None if alone else self._fail(pool, None), owner=self))
+            return None
+        src = VideoSource(self.source)
         try:
-            data = ray.get(ready[0])
-        except ray.exceptions.RayActorError:
-            deaths[piece.index] = deaths.get(piece.index, 0) + 1
-            if deaths[piece.index] > 2:
-                raise DrcnError(f"{source.name}: segment {piece.index} lost its worker three times; "
-                                "stopping (the finished segments are kept for the next run)") from None
-            log(f"{source.name}: the worker of segment {piece.index + 1} died; a new worker does it again")
-            queue.insert(0, piece)
-            idle.append(new_worker())
-            continue
-        except ray.exceptions.RayError as exc:
-            raise _user_error(ray, exc) from None
-        run.finished(piece, Summary(**{k: v for k, v in data.items() if k != "failed"},
-                                    failed=[tuple(f) for f in data["failed"]]))
-        idle.append(actor)
+            size = colour.output_size(src.info.height, src.info.width, request.scale)
+            settings = _get(ray, first_worker.settings.remote(request.encode, str(self.output)))
+            run = SegmentedRun(src, self.output, request.encode, self.pieces, size, settings, log, request.overwrite)
+        except BaseException:
+            src.container.close()
+            raise
+        log(f"{name}: {len(run.pending)} segment(s) to do on {len(pool.idle)} worker(s)")
+        if self.timeline.ordered:
+            log(f"{name}: its frames cannot be found by timestamp ({self.timeline.ordered}): segments are cut by "
+                "position, and each worker decodes from the start of the video to its segment")
+        for piece in run.pending:
+            pool.add(_Task(f"{name} segment {piece.index + 1}",
+                           lambda actor, piece=piece: actor.segment.remote(str(self.source), dataclasses.asdict(piece),
+                                                                           str(self.output), request.encode),
+                           lambda data, piece=piece: run.finished(piece, _summary_of(data)),
+                           self._fail(pool, run, raise_too=alone), owner=self))
+        return run
+
+    def _fail(self, pool: "_Pool", run, raise_too: bool = False) -> Callable[[DrcnError], None]:
+        """What a failed task of this video does: a refusal (the resolution changes) leaves no part behind; the
+        video's other tasks are dropped."""
+        from drcn.runtime.media.video import ResolutionChange
+
+        def failed(error: DrcnError) -> None:
+            if run is not None and isinstance(error, ResolutionChange):
+                run.work.remove()
+            if raise_too:
+                raise error
+            self.failed = str(error)
+            pool.drop(self)
+        return failed
+
+    def join(self, run) -> Summary:
+        try:
+            with run.refusing():
+                return run.join(self.timeline)
+        finally:
+            run.src.container.close()
 
 
-def _run_frames(ray, workers, job: Job, per_task: int) -> Summary:
-    from ray.util import ActorPool
+def _check_shared(ray, workers: list, job: Job, videos: list[_VideoPlan]) -> None:
+    """Every worker must see the folders it writes into as the driver does (shared storage on a cluster): a probe
+    file written here is read back by each worker before any work, else one line names the folder and the host."""
+    import uuid
 
-    items = [(f.name, str(f.source.resolve()), str(f.target.resolve())) for f in job.frames]
-    batches = [items[i:i + per_task] for i in range(0, len(items), per_task)]
-    summary = Summary()
-    pool = ActorPool(workers)
-    with Progress("drcn-run (ray)", len(items)) as progress:
-        results = pool.map_unordered(lambda actor, batch: actor.frames.remote(batch), batches)
-        while True:
+    folders = {job.output if job.kind == "folder" else job.output.parent} | {v.output.parent for v in videos}
+    for folder in sorted(Path(f).resolve() for f in folders):
+        folder.mkdir(parents=True, exist_ok=True)
+        token = uuid.uuid4().hex
+        probe = folder / f".drcn-shared-{token}"
+        probe.write_text(token)
+        try:
+            for seen in _get(ray, [w.sees.remote(str(probe), token) for w in workers]):
+                if seen is not True:
+                    raise DrcnError(f"{folder}: the Ray worker on {seen} does not see this folder as this machine "
+                                    "does; outputs and video segments need storage every node shares (the same "
+                                    "path on each)")
+        finally:
+            probe.unlink(missing_ok=True)
+
+
+@dataclasses.dataclass
+class _Task:
+    name: str
+    submit: Callable              # actor -> ObjectRef
+    done: Callable[[dict], None]  # with the task's result
+    failed: Callable[[DrcnError], None] | None = None    # None: a failure ends the run
+    owner: object = None          # the video it belongs to (dropped together)
+
+
+class _Pool:
+    """Tasks handed to idle workers until every one is done: image batches, video segments and whole videos in one
+    queue. A worker that dies, or whose task runs past the timeout (a node that never answers), is replaced and
+    its task handed out again; three losses of one task stop the run (finished segments are kept)."""
+
+    def __init__(self, ray, workers: list, new_worker: Callable, timeout: float | None,
+                 log: Callable[[str], None]):
+        self.ray, self.idle, self.new_worker, self.timeout, self.log = ray, list(workers), new_worker, timeout, log
+        self.queue: list[_Task] = []
+        self.dropped: set[int] = set()
+        self.slowest = 0.0
+        self.poll = 5.0         # seconds between looks at the running tasks' ages
+
+    def add(self, task: _Task) -> None:
+        self.queue.append(task)
+
+    def drop(self, owner: object) -> None:
+        """Forget the queued tasks of ``owner`` (a failed video); its running ones end unused."""
+        self.queue = [task for task in self.queue if task.owner is not owner]
+        self.dropped.add(id(owner))
+
+    def limit(self) -> float | None:
+        """How long a task may run: the timeout, or 5 times the slowest finished task where that is longer."""
+        return None if self.timeout is None else max(self.timeout, 5 * self.slowest)
+
+    def run(self) -> None:
+        ray, in_flight, losses = self.ray, {}, {}
+        while self.queue or in_flight:
+            while self.queue and self.idle:
+                task, actor = self.queue.pop(0), self.idle.pop()
+                in_flight[task.submit(actor)] = (actor, task, time.monotonic())
+            limit = self.limit()
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=None if limit is None else self.poll)
+            now = time.monotonic()
+            if not ready:
+                late = [ref for ref, (_, _, began) in in_flight.items() if limit is not None and now - began > limit]
+                for ref in late:
+                    actor, task, _ = in_flight.pop(ref)
+                    ray.kill(actor, no_restart=True)
+                    self._lost(task, losses, f"gave no answer within {limit:.0f} s (--task-timeout)")
+                continue
+            actor, task, began = in_flight.pop(ready[0])
             try:
-                data = next(results)
-            except StopIteration:
-                break
+                data = ray.get(ready[0])
+            except ray.exceptions.RayActorError:
+                self._lost(task, losses, "died")
+                continue
             except ray.exceptions.RayError as exc:
-                raise _user_error(ray, exc) from None
-            summary.done += data["done"]
-            summary.failed.extend(tuple(f) for f in data["failed"])
-            summary.compute_seconds += data["compute_seconds"]
-            summary.output_pixels += data["output_pixels"]
-            progress.update(data["done"] + len(data["failed"]))
-    summary.failed.sort()
-    return summary
+                self.idle.append(actor)
+                error = _user_error(ray, exc)
+                if task.failed is None:
+                    raise error from None
+                if id(task.owner) not in self.dropped:
+                    task.failed(error)
+                continue
+            self.slowest = max(self.slowest, now - began)
+            self.idle.append(actor)
+            if id(task.owner) not in self.dropped:
+                task.done(data)
+
+    def _lost(self, task: _Task, losses: dict, how: str) -> None:
+        name = task.name
+        losses[name] = losses.get(name, 0) + 1
+        if losses[name] > 2:
+            raise DrcnError(f"{name}: its worker {how} {losses[name]} time(s); stopping (finished segments and "
+                            "outputs are kept for the next run)")
+        self.log(f"{name}: the worker {how}; a new worker does it again")
+        self.queue.insert(0, task)
+        self.idle.append(self.new_worker())

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from drcn.argtypes import ensemble_size, memory_size, non_negative_float, non_negative_int, positive_int, scale
+from drcn.argtypes import ensemble_size, memory_size, non_negative_float, non_negative_int, positive_float, positive_int, scale
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 
 PROG = "drcn-run"
@@ -77,6 +77,10 @@ def build_parser() -> ArgumentParser:
     r.add_argument("--workers", type=positive_int,
                    help="Ray workers (default: one per GPU in the cluster, else one per CPU core, each running "
                         "--threads threads, default 1)")
+    r.add_argument("--task-timeout", type=positive_float, default=600.0, metavar="SECONDS",
+                   help="a task (a video segment, a batch of images, a short video) running longer than SECONDS "
+                        "(default 600), and 5 times the slowest finished one, counts its worker as lost: a fresh "
+                        "worker does it again")
     p.add_argument("--max-pixels", type=non_negative_int, metavar="N",
                    help="refuse images and video frames of more than N pixels, from their header, before decoding "
                         "(default: $DRCN_MAX_PIXELS, else a 16K frame, 132710400; 0: no limit)")
@@ -128,7 +132,7 @@ def _report(summary, job) -> int:
         first, _, rest = why.partition(": ")
         print(f"{PROG}: failed: {name}: {rest if rest and first.endswith(name) else why}", file=sys.stderr)
     for loss in summary.lost:
-        print(f"{PROG}: error: {job.source}: {loss}", file=sys.stderr)
+        print(f"{PROG}: error: {loss}", file=sys.stderr)
     if summary.failed:
         print(f"{PROG}: error: {len(summary.failed)} frame(s) failed", file=sys.stderr)
     return 1 if summary.failed or summary.lost else 0
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     job = plan_job(args.input, args.output, args.scale, args.overwrite)  # all path checks before any loading
     for note in job.notes:
         log(note)
-    if not job.frames and job.kind != "video" or (job.kind == "video" and job.skipped):
+    if not job.frames and not job.videos and job.kind != "video" or (job.kind == "video" and job.skipped):
         print(f"{PROG}: nothing to do: {job.skipped} output(s) exist already (use --overwrite to redo them)")
         return 0
     choice = select.choose(args.engine, args.onnx, args.weights, args.backend)
@@ -178,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         from drcn.runtime.ray_run import RayRequest, run_on_ray
 
         summary = run_on_ray(job, RayRequest(request, args.scale, address=args.ray or None, workers=args.workers,
+                                             task_timeout=args.task_timeout,
                                              encode=options, overwrite=args.overwrite), log)
         return _report(summary, job)
     upscaler = Upscaler(request, args.scale, log)
@@ -194,7 +199,13 @@ def main(argv: list[str] | None = None) -> int:
             summary = upscale_video(job.source, job.output, args.scale, upscaler, options, log=log,
                                     overwrite=args.overwrite)
         else:
-            summary = run_frames(job.frames, len(job.frames), upscaler, save_frame)
+            from drcn.runtime.pipeline import Summary
+
+            summary = run_frames(job.frames, len(job.frames), upscaler, save_frame) if job.frames else Summary()
+            if job.videos:
+                from drcn.runtime.media.video_job import upscale_videos
+
+                summary.add(upscale_videos(job.videos, args.scale, upscaler, options, log, args.overwrite))
     finally:
         upscaler.close()
     return _report(summary, job)

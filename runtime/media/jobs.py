@@ -16,7 +16,7 @@ import numpy as np
 
 from drcn.atomic import remove_stale_temps
 from drcn.errors import DrcnError
-from drcn.images import IMAGE_SUFFIXES, list_images, read_image, write_image
+from drcn.images import IMAGE_SUFFIXES, read_image, write_image
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".flv", ".mpg",
                   ".mpeg", ".wmv")
@@ -40,6 +40,7 @@ class Job:
     output: Path
     frames: list[Frame] = dataclasses.field(default_factory=list)
     skipped: int = 0                   # outputs that already exist
+    videos: list[tuple[Path, Path]] = dataclasses.field(default_factory=list)   # folder: (video, its output)
     notes: list[str] = dataclasses.field(default_factory=list)   # what planning did, to say
 
 
@@ -53,20 +54,27 @@ def plan_job(source: str | Path, output: str | Path | None, scale: float, overwr
     if not source.exists():
         raise DrcnError(f"{source}: no such file or folder")
     if source.is_dir():
-        files = list_images(source)
+        images, videos = list_media(source)
         out = Path(output) if output else source.resolve().parent / f"{source.resolve().name}{_suffix_tag(scale)}"
         if out.resolve() == source.resolve():
             raise DrcnError(f"-o {out}: the output folder may not be the input folder")
         if out.exists() and not out.is_dir():
             raise DrcnError(f"-o {out}: exists and is not a folder")
         job = Job("folder", source, out)
-        for f in files:
+        for f in images:
             target = out / f.name
             if target.exists() and not overwrite:
                 job.skipped += 1
                 continue
             remove_stale_temps(target)  # what a killed run was writing: it is redone now
             job.frames.append(Frame(f.name, lambda f=f: read_image(f), target, source=f))
+        for f in videos:            # each under its own name in the output folder (film.mkv -> <out>/film.mkv)
+            target = out / f.name
+            if target.exists() and not overwrite:
+                job.skipped += 1
+                _sweep_finished(target, job)
+                continue
+            job.videos.append((f, target))
         return job
     suffix = source.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
@@ -93,15 +101,33 @@ def plan_job(source: str | Path, output: str | Path | None, scale: float, overwr
         job = Job("video", source, out)
         if out.exists() and not overwrite:
             job.skipped = 1
-            from drcn.runtime.media.segments import WorkFolder
-
-            work = WorkFolder(out).path
-            if work.is_dir():   # a run killed between renaming its output into place and removing its parts
-                shutil.rmtree(work, ignore_errors=True)
-                job.notes.append(f"{out.name} is finished: removed the segments a stopped run left beside it")
+            _sweep_finished(out, job)
         return job
     raise DrcnError(f"{source}: not a folder, an image ({', '.join(IMAGE_SUFFIXES)}) or a video "
                     f"({', '.join(VIDEO_SUFFIXES)})")
+
+
+def list_media(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(images, videos) directly inside ``folder``, each sorted by name; one line if there is neither. Hidden files
+    (a killed run's temporaries, work folders) are not inputs."""
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and not p.is_dir())
+    images = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
+    videos = [p for p in entries if p.suffix.lower() in VIDEO_SUFFIXES]
+    if not images and not videos:
+        raise DrcnError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) or videos ({', '.join(VIDEO_SUFFIXES)}) "
+                        "in this folder")
+    return images, videos
+
+
+def _sweep_finished(output: Path, job: Job) -> None:
+    """A video output in place with its work folder still beside it (a run killed between the rename and the
+    folder's removal): the folder goes, said in a note."""
+    from drcn.runtime.media.segments import WorkFolder
+
+    work = WorkFolder(output).path
+    if work.is_dir():
+        shutil.rmtree(work, ignore_errors=True)
+        job.notes.append(f"{output.name} is finished: removed the segments a stopped run left beside it")
 
 
 def save_frame(frame: Frame, image: np.ndarray) -> None:

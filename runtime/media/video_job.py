@@ -62,7 +62,21 @@ def upscale_video(source: Path, output: Path, scale: float, stages: FrameStages,
     _say_moved(src, log)
     loss = timeline.losses(src.decoded)
     if loss:
-        summary.lost.append(loss)
+        summary.lost.append(f"{source}: {loss}")
+    return summary
+
+
+def upscale_videos(videos: list[tuple[Path, Path]], scale: float, stages: FrameStages, options: EncodeOptions,
+                   log: Callable[[str], None] = lambda _: None, overwrite: bool = False) -> Summary:
+    """Every (video, output) of a folder, one after the other; a video refused or failing (one line) is counted
+    as a failure by its name and the next one goes on."""
+    summary = Summary()
+    for number, (source, output) in enumerate(videos, 1):
+        log(f"video {number} of {len(videos)}: {source.name} -> {output}")
+        try:
+            summary.add(upscale_video(source, output, scale, stages, options, log, overwrite))
+        except DrcnError as exc:
+            summary.failed.append((source.name, str(exc)))
     return summary
 
 
@@ -215,7 +229,7 @@ class SegmentedRun:
         self.summary.seconds = time.perf_counter() - self.start
         loss = timeline.losses([pts for r in records for pts in r["pts"]])
         if loss:
-            self.summary.lost.append(loss)
+            self.summary.lost.append(f"{self.src.path}: {loss}")
         return self.summary
 
 

@@ -224,3 +224,34 @@ def test_a_long_video_spreads_its_segments_over_the_workers(tmp_path, tiny_model
     assert driver.returncode == 0, stderr
     assert "died; a new worker does it again" in stdout, stdout
     assert_same_video(reference, out)
+
+
+def test_a_folder_of_videos_and_images_is_upscaled_whole_locally_and_on_ray(tmp_path, tiny_model_files):
+    """Images, a long video (several segments) and a short one in one folder: each output under its input's name
+    in the output folder; --ray spreads the segments and the images over one pool; the outputs are the local run's."""
+    pytest.importorskip("av")
+    from test_video import make_clip, packets
+    from test_video_segments import assert_same_video
+
+    folder = make_frames(tmp_path / "in", 3)
+    make_clip(folder / "film.mkv", frames=60, size=(40, 56))
+    make_clip(folder / "short.mp4", frames=8, size=(40, 56), audio=False)
+    common = ["--onnx", tiny_model_files[1], "--backend", "onnxruntime", "--tile", "16", "--codec", "ffv1",
+              "--segment", "0.5"]
+    local = run(folder, "-o", tmp_path / "local", *common)
+    assert local.returncode == 0, local.stderr
+    assert "video 1 of 2: film.mkv" in local.stdout and "segments done" in local.stdout
+    ray = run(folder, "--ray", "--workers", "2", "-o", tmp_path / "ray", *common)
+    assert ray.returncode == 0, ray.stderr
+    assert "film.mkv: " in ray.stdout and "segment(s) to do on 2 worker(s)" in ray.stdout
+    assert "short.mp4: one worker takes it whole" in ray.stdout
+    names = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert names == ["f000.png", "f001.png", "f002.png", "film.mkv", "short.mp4"]
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == names        # no work folder or probe left
+    for name in names[:3]:
+        assert np.array_equal(read_image(tmp_path / "local" / name), read_image(tmp_path / "ray" / name))
+    for name in names[3:]:
+        assert_same_video(tmp_path / "local" / name, tmp_path / "ray" / name)
+    assert packets(tmp_path / "ray" / "film.mkv", "audio") == packets(folder / "film.mkv", "audio")
+    again = run(folder, "-o", tmp_path / "local", *common)
+    assert again.returncode == 0 and "nothing to do: 5 output(s) exist already" in again.stdout, again.stdout
