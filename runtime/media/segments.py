@@ -236,6 +236,8 @@ def join(parts: list[Path], source, output: Path, expected: int, log: Callable[[
                 packet.stream = stream if stream is not None else video
                 out.mux(packet)
                 written += stream is None
+                if written == expected // 2 and stream is None:
+                    _pause_for_tests()
             for container in inputs:
                 container.close()
             out.close()
@@ -245,6 +247,17 @@ def join(parts: list[Path], source, output: Path, expected: int, log: Callable[[
         if written != expected:
             raise DrcnError(f"{output}: the joined video has {written} frames where its parts recorded {expected}; "
                             "the parts are kept, nothing is written")
+
+
+def _pause_for_tests() -> None:
+    """Halfway through a join, sleep ``$DRCN_TEST_PAUSE_IN_JOIN`` seconds (unset: not at all), so that a test can
+    kill a run inside its join and not merely near it."""
+    import os
+    import time
+
+    seconds = os.environ.get("DRCN_TEST_PAUSE_IN_JOIN")
+    if seconds:
+        time.sleep(float(seconds))
 
 
 def _video_timing(parts: list[Path]) -> tuple[list[int], int]:

@@ -118,13 +118,26 @@ def test_a_killed_run_resumes_at_the_first_unfinished_segment(tmp_path, onnx):
     assert packets(out, "audio") == packets(clip, "audio")
     assert not work.exists() and not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
-    # killed with every part done (during or just before the join; if the run won the race, it is simply done):
-    # the rerun gives the same output
+    # killed inside the join (paused halfway through it): no output, the join's temporary is hidden and removed by
+    # the rerun, which joins again and gives the same output
     out.unlink()
-    _killed_at(command, work, count)
+    victim = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "DRCN_TEST_PAUSE_IN_JOIN": "30"})
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and not list(tmp_path.glob(".clip_x2.mkv.*tmp*")):
+            assert victim.poll() is None, "the run ended before its join"
+            time.sleep(0.02)
+        assert list(tmp_path.glob(".clip_x2.mkv.*tmp*")), "the join never started"
+    finally:
+        victim.kill()
+        victim.wait()
+    assert not out.exists() and len(list(work.glob("part-*.json"))) == count, sorted(p.name for p in tmp_path.iterdir())
     result = run(*command[3:])
     assert result.returncode == 0, result.stderr
+    assert f"resuming clip.mkv: {count} of {count} segments done" in result.stdout, result.stdout
     assert_same_video(reference, out)
+    assert not work.exists() and not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
 def test_a_changed_setting_starts_over_and_a_damaged_part_is_redone(tmp_path, onnx):
