@@ -77,7 +77,8 @@ def build_parser() -> ArgumentParser:
                         "503, one that never fits 413), 2/5 for compiled models")
     h.add_argument("--metrics-port", type=positive_int,
                    help="port of Ray's own metrics exporter on this machine (Ray Serve's series, appended to "
-                        "/metrics; default: a free port, on 127.0.0.1 in local mode)")
+                        "/metrics; default: a free port, on 127.0.0.1, for the local Ray; with --ray: the cluster's "
+                        "exporter port (ray start --metrics-export-port), else none is appended)")
     return p
 
 
@@ -344,7 +345,10 @@ def _serve(argv: list[str]) -> int:
         os.environ[ENV] = str(args.max_pixels)
     from drcn.runtime.local_ray import free_port
 
-    args.metrics_port = args.metrics_port or free_port()
+    if not args.ray:
+        # A local Ray binds its exporter to this port; joining a cluster, only a port given (the cluster's own
+        # exporter) is real, and without one /metrics holds drcn's series alone.
+        args.metrics_port = args.metrics_port or free_port()
     settings, limits = settings_from(args)
     _check_port(args.host, args.port)
 

@@ -112,10 +112,16 @@ class _StateCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         state = self.read_state()
+        # Every series must be wired to a value: a missing one fails the scrape (and the tests) instead of showing
+        # a 0 that nothing ever changes.
+        missing = [name for name in GAUGES if name not in state] + \
+            [name + "_total" for name in COUNTERS if name + "_total" not in state]
+        if missing:
+            raise KeyError(f"metrics not wired to the replica's state: {', '.join(missing)}")
         for name, text in GAUGES.items():
-            yield GaugeMetricFamily(name, text, value=state.get(name, 0))
+            yield GaugeMetricFamily(name, text, value=state[name])
         for name, text in COUNTERS.items():
-            yield CounterMetricFamily(name, text, value=state.get(name + "_total", 0))
+            yield CounterMetricFamily(name, text, value=state[name + "_total"])
 
 
 def fetch_ray_metrics(port: int | None, timeout: float = 2.0) -> bytes:

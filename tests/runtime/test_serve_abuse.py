@@ -175,6 +175,11 @@ def test_metrics_scrape_parses_and_holds_drcn_and_ray_serve_series(heavy):
                  "drcn_cancelled_requests", "drcn_refused_requests"):
         assert name in families, (name, sorted(families))
     assert next(s.value for s in families["drcn_memory_rss_bytes"].samples) > 10 << 20
+    # the series a request moves moved: wired to the replica, not a default 0
+    for name in ("drcn_windows", "drcn_backend_calls"):
+        assert next(s.value for s in families[name].samples) >= 1, name
+    assert next(s.value for s in families["drcn_memory_budget_bytes"].samples) > 0
+    assert sum(s.value for s in families["drcn_windows_per_backend_call"].samples if s.name.endswith("_count")) >= 1
     assert any(name.startswith("ray_serve_") for name in families), sorted(families)
 
 

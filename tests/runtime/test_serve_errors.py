@@ -60,3 +60,19 @@ def test_a_shortfall_of_free_memory_now_is_short_now_and_over_the_budget_is_over
     monkeypatch.setattr(memory, "budget", lambda: 1 << 30)
     with pytest.raises(OverLimit, match="memory budget"):
         limits.check_memory(8000, 8000, "big.png")
+
+
+def test_a_metric_not_wired_to_the_replica_fails_the_scrape():
+    """Each gauge and counter reads a value of the replica's state: one left out is an error, not a silent 0."""
+    from drcn.runtime.serve.metrics import COUNTERS, GAUGES, ReplicaMetrics
+
+    state = {**{name: 3 for name in GAUGES}, **{name + "_total": 5 for name in COUNTERS}, "batch_sizes": {2: 1}}
+    text = ReplicaMetrics(lambda: state).render().decode()
+    for name in GAUGES:
+        assert f"{name}{{" in text and text.split(f"{name}{{", 1)[1].split("\n", 1)[0].endswith(" 3.0")
+    for name in COUNTERS:
+        assert text.split(f"{name}_total{{", 1)[1].split("\n", 1)[0].endswith(" 5.0")
+    for left_out in [*GAUGES, *(name + "_total" for name in COUNTERS)]:
+        partial = {k: v for k, v in state.items() if k != left_out}
+        with pytest.raises(KeyError, match=left_out):
+            ReplicaMetrics(lambda partial=partial: partial).render()
