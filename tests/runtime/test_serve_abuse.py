@@ -83,6 +83,9 @@ def heavy(tmp_path_factory):
 def test_abandoned_requests_stop_taking_compute(heavy):
     small = photo(120, 160)
     assert post(f"{heavy.url}/v1/upscale?scale=2", small)[0] == 200     # warm
+    start = time.monotonic()
+    assert post(f"{heavy.url}/v1/upscale?scale=2", small)[0] == 200
+    alone = time.monotonic() - start
     before = info(heavy)
     big = photo(360, 640)       # x4: 2560x1440 out, about 900 windows of 64² each, for each of six clients
     connections = [hang_up_after(heavy.port, "/v1/upscale?scale=4", big, 0) for _ in range(6)]
@@ -96,9 +99,10 @@ def test_abandoned_requests_stop_taking_compute(heavy):
     status, _ = post(f"{heavy.url}/v1/upscale?scale=2", small)
     waited = time.monotonic() - start
     assert status == 200
-    # Computed to the end, the six would hold the replica for minutes; stopped, the small one waits for a batch.
-    assert waited < 15, f"a small request waited {waited:.1f} s after six clients hung up"
-    deadline = time.monotonic() + 30
+    # Computed to the end, the six would hold the replica for minutes; stopped, the small one waits for a batch: it
+    # is answered within 3 s more than it takes alone (measured by drcn-bench serve --scenario abandoned too).
+    assert waited < alone + 3, f"a small request took {waited:.1f} s after six clients hung up ({alone:.2f} s alone)"
+    deadline = time.monotonic() + 60
     while True:
         after = info(heavy)
         if after["cancelled_requests"] - before["cancelled_requests"] == 6 and after["pending"] == 0:
@@ -106,7 +110,8 @@ def test_abandoned_requests_stop_taking_compute(heavy):
         assert time.monotonic() < deadline, after
         time.sleep(0.2)
     assert after["dropped_windows"] - before["dropped_windows"] > 1000, after   # left undone, counted
-    print(f"small request {waited:.2f} s after six hung up; {after['dropped_windows']} windows dropped")
+    print(f"small request {waited:.2f} s after six hung up ({alone:.2f} s alone); {after['dropped_windows']} windows "
+          "dropped")
 
 
 def test_a_small_request_is_not_stuck_behind_a_large_one(heavy):
