@@ -15,6 +15,7 @@ import pytest
 av = pytest.importorskip("av")
 
 import generated_videos  # noqa: E402
+from generated_images import generated_image  # noqa: E402
 from drcn.errors import DrcnError  # noqa: E402
 from drcn.runtime.media.video import EncodeOptions  # noqa: E402
 from drcn.runtime.media.video_job import upscale_video  # noqa: E402
@@ -115,23 +116,6 @@ def test_kept_failing_seeds(tmp_path, seed):
 IMAGE_CASES = 100       # about 15 s on 2 cores
 
 
-def generated_image(rng: random.Random) -> np.ndarray:
-    """An image of any mode drcn-run takes (gray, RGB, RGBA; 8 or 16 bits) at an odd or tiny size."""
-    h, w = rng.randrange(1, 70), rng.randrange(1, 70)
-    channels = rng.choice([None, 3, 3, 4])     # gray+alpha files are read as RGBA
-    dtype = np.uint16 if rng.random() < 0.25 else np.uint8
-    top = 65535 if dtype == np.uint16 else 255
-    shape = (h, w) if channels is None else (h, w, channels)
-    noise = np.random.default_rng(rng.randrange(1 << 30))
-    smooth = rng.random() < 0.5
-    base = noise.integers(0, top + 1, shape)
-    if smooth:      # photo-like: a gradient with mild noise
-        yy, xx = np.mgrid[0:h, 0:w]
-        ramp = (xx * 3 + yy * 2) * top // max(1, 3 * w + 2 * h)
-        base = np.clip((ramp if channels is None else ramp[..., None]) + base // 16 - top // 32, 0, top)
-    return base.astype(dtype)
-
-
 @pytest.fixture(scope="module")
 def tiled_and_whole(tiny_model_files):
     pytest.importorskip("onnxruntime")
@@ -163,3 +147,43 @@ def test_tiled_and_whole_agree_on_generated_images(tiled_and_whole):
         difference = np.abs(whole.astype(np.int64) - tiled.astype(np.int64))
         assert difference.max() == 0, (f"seed {seed}: {image.shape} {image.dtype} at tile {tile}: max "
                                        f"{difference.max()}, {np.mean(difference > 0):.4%} of values differ")
+
+
+PATH_CASES = 100        # about 10 s on 2 cores (the frame graph is exported once, in the test's cache)
+
+
+def test_host_and_device_paths_agree_within_the_stated_tolerance(tiny_model_files, cache):
+    """PATH_CASES seeded 8-bit gray and RGB images (what the device path takes) at odd sizes, whole and tiled: the
+    whole-frame graph against the host pipeline at one precision (fp32). The stated tolerance (docs/guides/export.md):
+    at most 0.1% of the values differ over a set of images, none by more than 3 grey levels."""
+    import datetime
+
+    pytest.importorskip("onnxruntime")
+    from drcn.runtime.upscaler import BackendRequest, Upscaler
+
+    onnx = str(tiny_model_files[1])
+    day = datetime.date.today().toordinal()
+    opened = {(path, tile): Upscaler(BackendRequest("onnxruntime", onnx, tile=tile, batch=2, path=path), 2.0)
+              for path in ("host", "device") for tile in (0, 16)}
+    try:
+        values = differing = 0
+        for n in range(PATH_CASES):
+            seed = day * 1000 + 500 + n
+            rng = random.Random(seed)
+            image = generated_image(rng)
+            if image.dtype != np.uint8 or (image.ndim == 3 and image.shape[2] == 4) or min(image.shape[:2]) < 2:
+                image = (image >> 8 if image.dtype == np.uint16 else image).astype(np.uint8)[..., :3]
+                image = np.pad(image, [(0, max(0, 2 - image.shape[0])), (0, max(0, 2 - image.shape[1]))]
+                               + [(0, 0)] * (image.ndim - 2), mode="edge")
+            tile = rng.choice([0, 16])
+            host = opened[("host", tile)].upscale_image(image).astype(np.int64)
+            device = opened[("device", tile)].upscale_image(image).astype(np.int64)
+            assert host.shape == device.shape, seed
+            difference = np.abs(host - device)
+            assert difference.max() <= 3, f"seed {seed}: {image.shape} tile {tile}: {difference.max()} levels"
+            values += difference.size
+            differing += int((difference > 0).sum())
+        assert differing <= 1e-3 * values, f"{differing} of {values} values differ ({differing / values:.4%})"
+    finally:
+        for upscaler in opened.values():
+            upscaler.close()

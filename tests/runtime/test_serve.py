@@ -319,3 +319,36 @@ def test_a_killed_replica_never_gives_a_wrong_image_and_serves_again(tmp_path_fa
         assert decode_image(body, "drained").shape == (1200, 1560, 3)
     finally:
         running.stop()
+
+
+SERVED_CASES = 40
+
+
+def test_the_served_result_is_drcn_runs_on_generated_images(server, tmp_path, tiny_model_files):
+    """SERVED_CASES seeded images of every mode and odd size, at x2 and x3: what the server answers is, byte for
+    byte, what drcn-run writes for the same file."""
+    import datetime
+    import random
+
+    from generated_images import generated_image
+
+    from drcn.images import write_image
+
+    day = datetime.date.today().toordinal()
+    cases = {}
+    for n in range(SERVED_CASES):
+        rng = random.Random(day * 7919 + n)
+        scale = rng.choice([2, 3])
+        folder = tmp_path / f"x{scale}"
+        folder.mkdir(exist_ok=True)
+        write_image(folder / f"case{n:03d}.png", generated_image(rng))
+        cases[n] = (scale, folder / f"case{n:03d}.png")
+    for scale in (2, 3):
+        result = run_cli("drcn.runtime.run_cli", str(tmp_path / f"x{scale}"), "-o", str(tmp_path / f"out{scale}"),
+                         "--onnx", str(tiny_model_files[1]), "--backend", "onnxruntime", "--tile", "32",
+                         "--scale", str(scale))
+        assert result.returncode == 0, result.stderr
+    for n, (scale, path) in cases.items():
+        status, _, body = post(f"{server.url}/v1/upscale?scale={scale}&format=png", path.read_bytes())
+        assert status == 200, (n, body)
+        assert body == (tmp_path / f"out{scale}" / path.name).read_bytes(), f"case {n} (seed {day * 7919 + n})"
