@@ -233,25 +233,44 @@ def test_a_folder_of_videos_and_images_is_upscaled_whole_locally_and_on_ray(tmp_
     from test_video import make_clip, packets
     from test_video_segments import assert_same_video
 
+    import dataclasses
+    import datetime
+    import random
+
+    import generated_videos
+    from generated_images import generated_image
+
     folder = make_frames(tmp_path / "in", 3)
     make_clip(folder / "film.mkv", frames=60, size=(40, 56))
     make_clip(folder / "short.mp4", frames=8, size=(40, 56), audio=False)
+    # and generated inputs: undamaged clips of any kind, images of any mode (seeded by the day; named in failures)
+    day = datetime.date.today().toordinal()
+    generated = []
+    for n in range(4):
+        rng = random.Random(day * 31 + n)
+        spec = dataclasses.replace(generated_videos.draw(rng), damage="none")
+        generated_videos.write(spec, folder / f"g{n}{spec.suffix}", day * 31 + n)
+        generated.append(f"g{n}{spec.suffix}")
+        write_image(folder / f"i{n}.png", generated_image(rng))
     common = ["--onnx", tiny_model_files[1], "--backend", "onnxruntime", "--tile", "16", "--codec", "ffv1",
               "--segment", "0.5"]
     local = run(folder, "-o", tmp_path / "local", *common)
     assert local.returncode == 0, local.stderr
-    assert "video 1 of 2: film.mkv" in local.stdout and "segments done" in local.stdout
+    assert "film.mkv -> " in local.stdout and "segments done" in local.stdout
     ray = run(folder, "--ray", "--workers", "2", "-o", tmp_path / "ray", *common)
     assert ray.returncode == 0, ray.stderr
     assert "film.mkv: " in ray.stdout and "segment(s) to do on 2 worker(s)" in ray.stdout
     assert "short.mp4: one worker takes it whole" in ray.stdout
     names = sorted(p.name for p in (tmp_path / "local").iterdir())
-    assert names == ["f000.png", "f001.png", "f002.png", "film.mkv", "short.mp4"]
+    videos = ["film.mkv", "short.mp4", *generated]
+    assert names == sorted(["f000.png", "f001.png", "f002.png", *videos, *(f"i{n}.png" for n in range(4))])
     assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == names        # no work folder or probe left
-    for name in names[:3]:
-        assert np.array_equal(read_image(tmp_path / "local" / name), read_image(tmp_path / "ray" / name))
-    for name in names[3:]:
-        assert_same_video(tmp_path / "local" / name, tmp_path / "ray" / name)
+    for name in names:
+        if name in videos:
+            assert_same_video(tmp_path / "local" / name, tmp_path / "ray" / name)
+        else:
+            assert np.array_equal(read_image(tmp_path / "local" / name), read_image(tmp_path / "ray" / name)), name
     assert packets(tmp_path / "ray" / "film.mkv", "audio") == packets(folder / "film.mkv", "audio")
     again = run(folder, "-o", tmp_path / "local", *common)
-    assert again.returncode == 0 and "nothing to do: 5 output(s) exist already" in again.stdout, again.stdout
+    assert again.returncode == 0 and f"nothing to do: {len(names)} output(s) exist already" in again.stdout, \
+        again.stdout
