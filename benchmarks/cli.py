@@ -229,14 +229,19 @@ def _add_serve_parser(sub) -> None:
     v.add_argument("--max-batch", type=positive_int, default=8,
                    help="the started drcn-serve's windows per backend call across requests (1: no batching; "
                         "default 8)")
-    v.add_argument("--scenario", choices=["load", "abandoned", "mixed"], default="load",
+    v.add_argument("--scenario", choices=["load", "abandoned", "mixed", "memory"], default="load",
                    help="load (default): the client counts above; abandoned: --hang-ups clients send a --large "
                         "image at x4 and hang up after --hang-up-after s, then a small request is timed; mixed: "
-                        "small requests timed beside one large request")
+                        "small requests timed beside one large request; memory: the last --clients count sends a "
+                        "mix of 160x120, 480x270 and --large at x2-x4 for --seconds, and the replica's peak "
+                        "resident memory is sampled")
     v.add_argument("--large", type=frame_sizes, default=[(720, 1280)], help="the large image WxH (default 1280x720)")
     v.add_argument("--hang-ups", type=positive_int, default=6, help="abandoned: clients that hang up (default 6)")
     v.add_argument("--hang-up-after", type=positive_float, default=1.0,
                    help="abandoned: seconds before they hang up (default 1)")
+    v.add_argument("--server-arg", dest="server_args", action="append", default=[], metavar="ARG",
+                   help="one more option for the drcn-serve started here (repeat: --server-arg=--memory-budget "
+                        "--server-arg=3G)")
     _add_outputs(v)
     v.set_defaults(run=run_serve)
 
@@ -255,9 +260,11 @@ def run_serve(args: argparse.Namespace) -> int:
 
         if not args.large:
             raise DrcnError("--large: give one image size, e.g. 1280x720")
+        clients = args.clients[-1] if args.scenario == "memory" else args.hang_ups
         record = measure_scenario(ScenarioRequest(tuple(model_args), args.url, args.scenario, args.large[0],
-                                                  4, (120, 160), args.hang_ups, args.hang_up_after,
-                                                  ("--max-batch", str(args.max_batch))), _log)
+                                                  4, (120, 160), clients, args.hang_up_after,
+                                                  ("--max-batch", str(args.max_batch), *args.server_args),
+                                                  args.seconds), _log)
         headers, rows = scenario_rows(record)
         _emit(args, headers, rows, record)
         return 0

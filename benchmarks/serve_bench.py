@@ -247,9 +247,11 @@ class ScenarioRequest:
     large: tuple[int, int] = (720, 1280)          # (H, W) of the large request's image, sent at ``large_scale``
     large_scale: int = 4
     small: tuple[int, int] = (120, 160)           # (H, W) of the small request's image, sent at x2
-    clients: int = 6                              # abandoned: clients that send the large image and hang up
+    clients: int = 6                              # abandoned: clients that send the large image and hang up;
+                                                  # memory: clients sending the mix at once
     hang_up_s: float = 1.0
     server_args: tuple[str, ...] = ()
+    seconds: float = 60.0                         # memory: how long the mixed load runs
 
 
 def _info(url: str) -> dict:
@@ -351,8 +353,10 @@ def measure_scenario(request: ScenarioRequest, log: Callable[[str], None]) -> di
                           small_beside_s=beside, small_beside_max_s=max(beside) if beside else float("nan"))
             log(f"mixed: small alone {record['small_alone_s']:.2f} s, beside the large one up to "
                 f"{record['small_beside_max_s']:.2f} s; the large one {record['large_s']:.1f} s")
+        elif request.scenario == "memory":
+            record.update(_mixed_load(url, request, small, log))
         else:
-            raise DrcnError(f"--scenario {request.scenario}: load, abandoned or mixed")
+            raise DrcnError(f"--scenario {request.scenario}: load, abandoned, mixed or memory")
         sampling.set()
         sampler.join()
         record["peak_rss_bytes"] = peak[0]
@@ -362,6 +366,51 @@ def measure_scenario(request: ScenarioRequest, log: Callable[[str], None]) -> di
         sampling.set()
         if server is not None:
             server.stop()
+
+
+MIX = (("small", 2), ("small", 3), ("small", 4), ("medium", 2), ("medium", 3), ("medium", 4), ("large", 2),
+       ("large", 3), ("large", 4))
+
+
+def _mixed_load(url: str, request: ScenarioRequest, small: bytes, log: Callable[[str], None]) -> dict:
+    """``clients`` threads for ``seconds``, each sending a random (size, scale) of :data:`MIX` in turn (seeded):
+    small 160x120, medium 480x270 and the large image at x2-x4. Statuses and latency by size."""
+    import random
+    import threading
+
+    bodies = {"small": small, "medium": _image((270, 480)), "large": _image(request.large)}
+    results: list[tuple[str, int, int, float]] = []
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + request.seconds
+
+    def client(index: int) -> None:
+        rng = random.Random(index)
+        while time.perf_counter() < stop_at:
+            size, scale = rng.choice(MIX)
+            status, seconds = _post_timed(url, bodies[size], scale, timeout=max(600.0, request.seconds))
+            with lock:
+                results.append((size, scale, status, seconds))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(request.clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    info = _info(url)
+    by_size = {}
+    for size in ("small", "medium", "large"):
+        ok = sorted(s for name, _, status, s in results if name == size and status == 200)
+        statuses: dict[str, int] = {}
+        for name, _, status, _ in results:
+            if name == size:
+                statuses[str(status)] = statuses.get(str(status), 0) + 1
+        by_size[size] = {"statuses": statuses, "p50_s": float(np.median(ok)) if ok else float("nan"),
+                         "p99_s": float(np.percentile(ok, 99)) if ok else float("nan")}
+    log(f"memory: {len(results)} requests from {request.clients} clients in {request.seconds:g} s; "
+        + "; ".join(f"{k}: {v['statuses']}" for k, v in by_size.items()))
+    return {"clients": request.clients, "seconds": request.seconds, "requests": len(results), "by_size": by_size,
+            "compiles": info.get("compiles"), "compiled_bytes_end": info.get("compiled_bytes"),
+            "rss_end_bytes": info.get("rss_bytes")}
 
 
 def scenario_rows(record: dict) -> tuple[list[str], list[list[str]]]:
@@ -375,6 +424,15 @@ def scenario_rows(record: dict) -> tuple[list[str], list[list[str]]]:
                  ["windows computed meanwhile (calls of requests)",
                   f"{record['windows_computed']} ({record['calls_computed']})"],
                  ["replica idle again after", f"{record['idle_after_s']:.2f} s"]]
+    elif record["scenario"] == "memory":
+        rows += [[f"requests ({record['clients']} clients, {record['seconds']:g} s; x2-x4 of 160x120, 480x270, "
+                  f"{record['large'][1]}x{record['large'][0]})", str(record["requests"])]]
+        for size, found in record["by_size"].items():
+            statuses = ", ".join(f"{k}: {v}" for k, v in sorted(found["statuses"].items()))
+            rows.append([f"{size}: answers; p50 / p99 of the 200s", f"{statuses}; {found['p50_s']:.2f} / "
+                         f"{found['p99_s']:.2f} s"])
+        rows += [["compiled shapes (OpenVINO compiles)", str(record.get("compiles"))],
+                 ["replica resident memory at the end", f"{(record.get('rss_end_bytes') or 0) / 2**20:.0f} MiB"]]
     else:
         rows += [[f"small request beside a large one ({record['large'][1]}x{record['large'][0]} "
                   f"x{record['large_scale']})", ", ".join(f"{s:.2f}" for s in record["small_beside_s"]) + " s"],

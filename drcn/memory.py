@@ -3,7 +3,9 @@ the compiled models it keeps and the working memory of the images in hand.
 
 - the budget: ``DRCN_MEMORY_BUDGET`` (``8G``, ``512M``, ``1.5GiB`` or bytes; ``drcn-run --memory-budget`` and
   ``drcn-serve --memory-budget`` set it), else 3/4 of the machine's memory (or of the cgroup's limit, where a
-  container has a smaller one);
+  container has a smaller one); a served replica's default is :data:`REPLICA_DEFAULT` where that is less, and its
+  shares are taken from what is left after its model is loaded (:func:`set_baseline`), so the budget bounds its
+  resident memory;
 - :data:`MODEL_SHARE` of it for compiled models: a backend that keeps one compiled model per input shape (OpenVINO)
   reports each model's bytes to :data:`COMPILED` and drops its least recently used shapes while the process holds
   more than that share (bounded by bytes, not by count: one whole-image shape can be 1 GB, a tile shape 50 MB);
@@ -23,6 +25,7 @@ from drcn.errors import DrcnError
 
 ENV = "DRCN_MEMORY_BUDGET"
 DEFAULT_FRACTION = 0.75
+REPLICA_DEFAULT = 3 << 30   # a served replica's default budget, where the machine's share is larger
 MODEL_SHARE = 0.4
 WORK_SHARE = 0.5
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -67,6 +70,22 @@ def budget() -> int | None:
     return int(total * DEFAULT_FRACTION) if total else None
 
 
+def set_baseline(nbytes: int) -> None:
+    """What the process holds before any image (a replica with its model loaded): the shares of the budget are
+    taken from what is left, so that the budget bounds the whole resident memory."""
+    global _BASELINE
+    _BASELINE = max(0, int(nbytes))
+
+
+def available() -> int | None:
+    """The budget less the baseline (:func:`set_baseline`); None where the budget is unknown."""
+    whole = budget()
+    return None if whole is None else max(1 << 20, whole - _BASELINE)
+
+
+_BASELINE = 0
+
+
 def rss_bytes() -> int:
     """Resident memory of this process now (Linux /proc; 0 where unknown)."""
     try:
@@ -80,16 +99,37 @@ def describe(nbytes: int | None) -> str:
     return "unknown" if nbytes is None else f"{nbytes / 2**30:.1f} GiB"
 
 
+def give_back_freed() -> None:
+    """Return the heap's free memory to the system (glibc's malloc_trim; nothing elsewhere): what large images
+    freed stays resident otherwise."""
+    global _TRIM
+    if _TRIM is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM = None
+
+
 class CompiledLedger:
     """Bytes held by compiled models in this process, by owner and key; thread-safe."""
 
     def __init__(self):
         self._held: dict[tuple[int, object], int] = {}
         self._lock = threading.Lock()
+        self.compiles = 0       # models compiled in this process (a recompile of a dropped shape counts again)
 
     def add(self, owner: object, key: object, nbytes: int) -> None:
         with self._lock:
             self._held[(id(owner), key)] = max(0, int(nbytes))
+            self.compiles += 1
 
     def remove(self, owner: object, key: object) -> None:
         with self._lock:
@@ -100,8 +140,8 @@ class CompiledLedger:
             return sum(self._held.values())
 
     def limit(self) -> int | None:
-        whole = budget()
-        return int(whole * MODEL_SHARE) if whole else None
+        left = available()
+        return int(left * MODEL_SHARE) if left else None
 
     def over(self) -> bool:
         limit = self.limit()
@@ -132,6 +172,9 @@ class WorkReservations:
     def release(self, nbytes: int) -> None:
         with self._lock:
             self.reserved = max(0, self.reserved - nbytes)
+            idle = self.reserved == 0
+        if idle:
+            give_back_freed()
 
     @contextlib.contextmanager
     def held(self, nbytes: int):

@@ -164,13 +164,17 @@ class DrcnDeployment:
             os.environ[ENV] = str(limits.max_pixels)
         if limits.memory_budget is not None:
             os.environ[memory.ENV] = str(limits.memory_budget)
+        elif not os.environ.get(memory.ENV):
+            whole = memory.budget()
+            os.environ[memory.ENV] = str(min(whole, memory.REPLICA_DEFAULT) if whole else memory.REPLICA_DEFAULT)
         self.settings, self.limits = settings, limits
         self.model = ServedModel(settings)
         self._pending = 0
         self._lock = threading.Lock()
         self.started = time.time()
         self.budget = memory.budget()
-        self.work = memory.WorkReservations(self.budget)
+        memory.set_baseline(memory.rss_bytes())         # the model loaded: the shares are of what is left
+        self.work = memory.WorkReservations(memory.available())
         # A thread for every request the replica holds (and the few still unwinding after being given up): a
         # shared default pool of cores + 4 threads let six large requests keep every small one from starting.
         self._threads = ThreadPoolExecutor(2 * limits.max_pending + 2, thread_name_prefix="drcn-request")
@@ -297,7 +301,7 @@ class DrcnDeployment:
     async def info(self) -> JSONResponse:
         """What runs (backend, precision, path, limits) and the replica's counters, as JSON; no path of the server."""
         from drcn.limits import max_pixels
-        from drcn.memory import rss_bytes
+        from drcn.memory import COMPILED, rss_bytes
         from drcn.runtime.serve.model import MAX_SCALE, MIN_SCALE
 
         model, stats = self.model, self.model.scheduler.stats
@@ -307,7 +311,8 @@ class DrcnDeployment:
                              "scales": [MIN_SCALE, MAX_SCALE], "formats": sorted(FORMATS),
                              "max_body_bytes": self.limits.max_body_bytes, "max_pixels": max_pixels(),
                              "memory_budget_bytes": self.budget, "working_memory_bytes": self.work.limit,
-                             "rss_bytes": rss_bytes(),
+                             "rss_bytes": rss_bytes(), "compiled_bytes": COMPILED.total(),
+                             "compiles": COMPILED.compiles,
                              "token_required": self.limits.token is not None,
                              "backend_calls": stats.backend_calls, "window_calls": stats.calls,
                              "windows": stats.windows, "cancelled_calls": stats.dropped_calls,
@@ -365,7 +370,11 @@ class DrcnDeployment:
         if not MIN_SCALE <= scale <= MAX_SCALE:    # before the size below is worked out for it
             raise HttpError(400, f"scale {scale:g}: between {MIN_SCALE:g} and {MAX_SCALE:g}")
         height, width = output_size(image, scale)
-        with self._reserved(working_memory(height, width), f"a {width}x{height} output"):
+        # The body and the decoded image are held until the answer is sent, and the encoded answer beside the result:
+        # counted with the upscaling's working memory.
+        channels = image.shape[2] if image.ndim == 3 else 1
+        held = len(body) + image.nbytes + height * width * channels * image.itemsize
+        with self._reserved(working_memory(height, width) + held, f"a {width}x{height} output"):
             start = time.perf_counter()
             result = self.model.upscale_image(image, scale, "request body")
             compute = time.perf_counter() - start
@@ -440,8 +449,17 @@ class DrcnDeployment:
 
         n, _, height, width = batch.shape
         scale = 1 if self.settings.kind == "y" else self.settings.scale
-        with self._reserved(working_memory(n * height * scale, width * scale), f"a batch of {n} {height}x{width}"):
+        held = batch.nbytes * (1 + scale * scale)      # the decoded tensor and the answer's
+        with self._reserved(working_memory(n * height * scale, width * scale) + held,
+                            f"a batch of {n} {height}x{width}"):
             return self.model.infer_tensor(batch)
+
+
+# glibc gives each thread that allocates its own arena (up to 8 per core), and memory freed in one is rarely given
+# back: a replica's 30-odd request and backend threads held gigabytes that no request used. Two arenas, and the
+# heap trimmed whenever the replica holds no request (drcn.memory.WorkReservations), keep its resident memory near
+# what its requests use.
+REPLICA_ENV = {"MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}    # drcn-serve's own setting wins
 
 
 def application(settings: ServeSettings, limits: ServeLimits, replicas: int = 1, num_cpus: float = 0,
@@ -455,7 +473,8 @@ def application(settings: ServeSettings, limits: ServeLimits, replicas: int = 1,
     options = {"num_replicas": replicas, **scaling}
     return DrcnDeployment.options(**options, max_ongoing_requests=max(64, 2 * limits.max_pending),
                                   max_queued_requests=4 * limits.max_pending,
-                                  ray_actor_options={"num_cpus": num_cpus}).bind(settings, limits)
+                                  ray_actor_options={"num_cpus": num_cpus, "runtime_env": {"env_vars": REPLICA_ENV}}
+                                  ).bind(settings, limits)
 
 
 def from_args(args: dict):

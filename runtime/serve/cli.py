@@ -72,9 +72,10 @@ def build_parser() -> ArgumentParser:
     h.add_argument("--deadline", type=positive_float, default=120.0, help="seconds before a request gets 504 "
                                                                          "(default 120)")
     h.add_argument("--memory-budget", type=memory_size, metavar="SIZE",
-                   help="memory per replica, e.g. 8G (default: $DRCN_MEMORY_BUDGET, else 3/4 of the machine's "
-                        "divided among --replicas): half for the requests in hand (one that does not fit now gets "
-                        "503, one that never fits 413), 2/5 for compiled models")
+                   help="resident memory per replica, e.g. 8G (default: $DRCN_MEMORY_BUDGET, else 3G, or 3/4 of "
+                        "the machine's divided among --replicas where that is less); of what is left once the model "
+                        "is loaded, half for the requests in hand (one that does not fit now gets 503, one that "
+                        "never fits 413), 2/5 for compiled models")
     h.add_argument("--metrics-port", type=positive_int,
                    help="port of Ray's own metrics exporter on this machine (Ray Serve's series, appended to "
                         "/metrics; default: a free port, on 127.0.0.1, for the local Ray; with --ray: the cluster's "
@@ -112,7 +113,7 @@ def settings_from(args, local: bool | None = None):
     budget = args.memory_budget
     if budget is None and local and not os.environ.get(memory.ENV):
         whole = memory.budget()
-        budget = whole // max(args.replicas, args.max_replicas or 1) if whole else None
+        budget = min(whole // max(args.replicas, args.max_replicas or 1), memory.REPLICA_DEFAULT) if whole else None
     limits = ServeLimits(max_body_bytes=int(args.max_body_mb * (1 << 20)), max_pending=args.queue,
                          deadline_s=args.deadline, token=token, max_pixels=args.max_pixels, memory_budget=budget,
                          ray_metrics_port=getattr(args, "metrics_port", None), local=local)

@@ -79,3 +79,22 @@ def test_openvino_keeps_fewer_shapes_when_they_hold_more_than_their_share(monkey
     finally:
         backend.close()
     assert all(key[0] != id(backend) for key in memory.COMPILED._held)
+
+
+def test_the_shares_are_of_what_is_left_after_the_baseline(monkeypatch):
+    """A replica's budget bounds its whole resident memory: compiled models and requests share what its loaded
+    model leaves; the heap is given back when no request is held."""
+    monkeypatch.setenv(memory.ENV, "1G")
+    monkeypatch.setattr(memory, "_BASELINE", 0)
+    assert memory.available() == 1 << 30 and memory.CompiledLedger().limit() == int((1 << 30) * memory.MODEL_SHARE)
+    memory.set_baseline(400 << 20)
+    assert memory.available() == 624 << 20
+    assert memory.CompiledLedger().limit() == int((624 << 20) * memory.MODEL_SHARE)
+    trims = []
+    monkeypatch.setattr(memory, "give_back_freed", lambda: trims.append(1))
+    work = memory.WorkReservations(memory.available())
+    assert work.limit == 312 << 20 and work.reserve(10 << 20) and work.reserve(10 << 20)
+    work.release(10 << 20)
+    assert trims == []
+    work.release(10 << 20)
+    assert trims == [1]
