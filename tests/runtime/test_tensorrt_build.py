@@ -157,25 +157,29 @@ def test_engine_cache_reuses_and_rebuilds_saying_why(tmp_path, tiny_model_files,
     assert read_sidecar(rebuilt).onnx_sha256 != read_sidecar(other).onnx_sha256
 
 
-def _trt(*args, cwd, preexec_fn=None):
-    return subprocess.run([sys.executable, "-m", "drcn.runtime.tensorrt.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300, preexec_fn=preexec_fn)
+def _trt(*args, cwd, file_size_limit: int | None = None):
+    """drcn-trt in a subprocess; ``file_size_limit``: RLIMIT_FSIZE set in the child before drcn-trt starts (by the
+    child's own Python: a preexec_fn would run Python between fork and exec, which deadlocks when this process has
+    threads, as it does after the in-process tests)."""
+    start = ["-m", "drcn.runtime.tensorrt.cli"]
+    if file_size_limit is not None:
+        start = ["-c", "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_FSIZE, "
+                       f"({file_size_limit}, {file_size_limit})); sys.argv = ['drcn-trt', *sys.argv[1:]]; "
+                       "runpy.run_module('drcn.runtime.tensorrt.cli', run_name='__main__')"]
+    return subprocess.run([sys.executable, *start, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def test_full_disk_over_an_existing_engine_keeps_the_old_pair(tmp_path, tiny_model_files):
     """A build that cannot write (file size limit, as a full disk) says so in one line and leaves the old engine and
     sidecar exactly as they were, still accepted by drcn-trt info; nothing else is left in the folder."""
-    import resource
 
     shutil.copy(tiny_model_files[1], tmp_path / "model.onnx")
     assert _trt("build", "--tile", "32", "--flavour", "rtx", cwd=tmp_path).returncode == 0
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     engine_size = (tmp_path / "model.engine").stat().st_size
 
-    def limit():  # smaller than the engine, larger than a sidecar: the engine write fails, the sidecar's would not
-        resource.setrlimit(resource.RLIMIT_FSIZE, (engine_size // 2, engine_size // 2))
-
-    result = _trt("build", "--tile", "48", "--flavour", "rtx", cwd=tmp_path, preexec_fn=limit)
+    # smaller than the engine, larger than a sidecar: the engine write fails, the sidecar's would not
+    result = _trt("build", "--tile", "48", "--flavour", "rtx", cwd=tmp_path, file_size_limit=engine_size // 2)
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1 and "disk is full" in lines[0], result.stderr
     assert "Traceback" not in result.stderr
