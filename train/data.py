@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -25,6 +26,11 @@ from drcn.patches import PatchSpec, extract_patches
 from drcn.progress import Progress
 
 PIPELINE_VERSION = 2  # bump when the patch extraction changes, so old caches are not reused
+
+# Workers start from a fresh interpreter, not a fork: forking a process that has threads (a caller's thread pools, a
+# backend's runtime threads) can copy a held lock into the child, which then never runs (seen: an in-process caller
+# that had used ONNX Runtime hung here).
+_WORKER_START = multiprocessing.get_context("forkserver")
 
 
 def default_cache_dir() -> Path:
@@ -88,7 +94,7 @@ class PatchSet:
         inputs, targets, scale_ids = [], [], []
         workers = min(len(files), os.cpu_count() or 1, 16)
         with Progress("preparing patches", len(files), enabled=None if show_progress else False) as progress, \
-                ProcessPoolExecutor(workers) if workers > 1 else _InlineExecutor() as pool:
+                ProcessPoolExecutor(workers, mp_context=_WORKER_START) if workers > 1 else _InlineExecutor() as pool:
             for f, (i, t, k) in zip(files, pool.map(_image_patches, files, [spec] * len(files))):
                 if len(i):
                     inputs.append(i)
