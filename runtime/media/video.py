@@ -257,7 +257,7 @@ class VideoSource:
                         on_packet(packet, count)
                     continue
                 for frame in self._decoded(packet):
-                    self._check_size(frame, f"frame {count}, ")
+                    self._check_size(frame, count)
                     yield self._frame(frame, count, converter(frame))
                     count += 1
         except av.error.FFmpegError:
@@ -272,12 +272,13 @@ class VideoSource:
             self.undecodable += 1
             return []
 
-    def _check_size(self, frame, where: str) -> None:
+    def _check_size(self, frame, position: int | None) -> None:
         if (frame.width, frame.height) != (self.info.width, self.info.height):
+            at = f" (frame {position})" if position is not None else ""
             raise ResolutionChange(
-                f"{self.path}: the video changes resolution at {where}t={_seconds(frame.pts, frame.time_base)}, "
-                f"from {self.info.width}x{self.info.height} to {frame.width}x{frame.height}; one output stream has "
-                "one size, so nothing is written: split the video where it changes and upscale each part")
+                f"{self.path}: the video changes resolution at t={_seconds(frame.pts, frame.time_base)}{at}, from "
+                f"{self.info.width}x{self.info.height} to {frame.width}x{frame.height}; one output stream has one "
+                "size, so nothing is written: split the video where it changes and upscale each part")
 
     def _loader(self, frame) -> Callable[[], np.ndarray]:
         """The decoded frame as (H, W, 3) RGB, uint8 or uint16 (deep video), with the stream's matrix and range.
@@ -317,7 +318,7 @@ class VideoSource:
                         continue
                     if end is not None and frame.pts >= end:
                         return
-                    self._check_size(frame, "")
+                    self._check_size(frame, None)
                     yield self._frame(frame, count, self._loader(frame))
                     count += 1
                 if not overshot:
@@ -336,7 +337,7 @@ class VideoSource:
                 if end is not None and position >= end:
                     return
                 if position >= start:
-                    self._check_size(frame, f"frame {position}, ")
+                    self._check_size(frame, position)
                     yield self._frame(frame, position, self._loader(frame))
                 position += 1
         except av.error.FFmpegError:

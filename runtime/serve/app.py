@@ -173,7 +173,8 @@ class DrcnDeployment:
         self._lock = threading.Lock()
         self.started = time.time()
         self.budget = memory.budget()
-        memory.set_baseline(memory.rss_bytes())         # the model loaded: the shares are of what is left
+        self.baseline = memory.rss_bytes()
+        memory.set_baseline(self.baseline)              # the model loaded: the shares are of what is left
         self.work = memory.WorkReservations(memory.available())
         # A thread for every request the replica holds (and the few still unwinding after being given up): a
         # shared default pool of cores + 4 threads let six large requests keep every small one from starting.
@@ -311,6 +312,7 @@ class DrcnDeployment:
                              "scales": [MIN_SCALE, MAX_SCALE], "formats": sorted(FORMATS),
                              "max_body_bytes": self.limits.max_body_bytes, "max_pixels": max_pixels(),
                              "memory_budget_bytes": self.budget, "working_memory_bytes": self.work.limit,
+                             "baseline_bytes": self.baseline,
                              "rss_bytes": rss_bytes(), "compiled_bytes": COMPILED.total(),
                              "compiles": COMPILED.compiles,
                              "token_required": self.limits.token is not None,

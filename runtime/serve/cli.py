@@ -120,6 +120,20 @@ def settings_from(args, local: bool | None = None):
     return settings, limits
 
 
+MIN_WORK = 64 << 20     # a budget must leave at least this beyond what a replica holds with its model loaded
+
+
+def _check_budget(budget: int | None) -> None:
+    """A budget below what a replica holds with its model loaded (about what this process holds now, the model just
+    opened) would refuse every request: one line before anything starts."""
+    from drcn.memory import rss_bytes
+
+    held = rss_bytes()
+    if budget is not None and held and budget < held + MIN_WORK:
+        raise DrcnError(f"--memory-budget {budget / 2**20:.0f} MiB: a replica holds about {held / 2**20:.0f} MiB with its "
+                        f"model loaded, before any image; give at least {(held + MIN_WORK) / 2**20:.0f} MiB")
+
+
 def _check_port(host: str, port: int) -> None:
     """Refuse a port something already listens on, before Ray starts (its own failure is a page of logs)."""
     try:
@@ -358,6 +372,7 @@ def _serve(argv: list[str]) -> int:
 
     probe = ServedModel(settings)
     description = probe.description
+    _check_budget(limits.memory_budget)
     probe.close()
 
     from ray import serve

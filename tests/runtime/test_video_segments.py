@@ -125,10 +125,15 @@ def test_a_killed_run_resumes_at_the_first_unfinished_segment(tmp_path, onnx):
                               env={**os.environ, "DRCN_TEST_PAUSE_IN_JOIN": "30"})
     deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline and not list(tmp_path.glob(".clip_x2.mkv.*tmp*")):
+        # the join's temporary beside the output, once every part is recorded (an earlier temporary is the one-pass
+        # encoder opened, then given up, before the segments are planned)
+        def joining() -> bool:
+            return len(list(work.glob("part-*.json"))) == count and bool(list(tmp_path.glob(".clip_x2.mkv.*tmp*")))
+
+        while time.monotonic() < deadline and not joining():
             assert victim.poll() is None, "the run ended before its join"
             time.sleep(0.02)
-        assert list(tmp_path.glob(".clip_x2.mkv.*tmp*")), "the join never started"
+        assert joining(), "the join never started"
     finally:
         victim.kill()
         victim.wait()

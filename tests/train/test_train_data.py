@@ -23,7 +23,7 @@ def test_cache_is_reused(image_folder, tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
 
     class NoPool:  # any attempt to prepare patches again fails
-        def __init__(self, *args):
+        def __init__(self, *args, **kwargs):
             raise AssertionError("patches were prepared again")
 
     monkeypatch.setattr(data, "ProcessPoolExecutor", NoPool)
