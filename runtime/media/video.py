@@ -38,6 +38,10 @@ QUALITY = {"libx264": ("crf", 18), "libx265": ("crf", 20), "libsvtav1": ("crf", 
 DEFAULT_CODECS = ("libx264", "libsvtav1", "libvpx-vp9", "ffv1")   # the first the output container can hold
 # Muxers that store a display matrix (checked by writing one and reading it back); others lose it (MPEG-TS, AVI).
 DISPLAY_MATRIX_FORMATS = ("mov", "mp4", "ipod", "3gp", "3g2", "matroska", "webm")
+# Slice threads only, never frame threads: a frame-threaded decoder conceals damage differently from run to run, so one
+# pass, segments and a resume wrote different pixels around a damaged packet (tests/runtime/test_paths_agree.py,
+# seed 9136). One decoding thread per video still outruns the network by far on these paths.
+DECODE_THREADS = "SLICE"
 # Checked here because libx264/libx265 print a bad preset straight to stderr before FFmpeg sees the error.
 X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")
@@ -203,7 +207,7 @@ class VideoSource:
         except DrcnError:
             self.container.close()
             raise
-        self.stream.thread_type = "AUTO"
+        self.stream.thread_type = DECODE_THREADS
         self.time_base = self.stream.time_base     # kept: a closed container's streams refuse every attribute
         # Every other stream is copied as it is: further video streams (another angle, cover art) too, not upscaled.
         self.others = [s for s in self.container.streams if s.index != self.stream.index
@@ -354,7 +358,7 @@ class VideoSource:
         self.container.close()
         self.container = av.open(str(self.path))
         self.stream = self.container.streams[index]
-        self.stream.thread_type = "AUTO"
+        self.stream.thread_type = DECODE_THREADS
 
     def _frame(self, frame, index: int, load) -> Frame:
         self.decoded.append(frame.pts)
