@@ -179,9 +179,6 @@ class WorkFolder:
         with atomic_output(self._record(segment.index)) as tmp:
             tmp.write_text(json.dumps(record))
 
-    def done_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.path.glob("part-*") if p.suffix != ".json" and p.is_file())
-
     def sweep(self, segment: Segment) -> None:
         """Remove what a killed run left of ``segment``: its temporaries and an unrecorded or damaged part."""
         remove_stale_temps(self.part(segment.index))

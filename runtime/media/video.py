@@ -242,7 +242,6 @@ class VideoSource:
         converted: frames are converted later, on the pipeline's threads, and a damaged stream's last frames may
         still point into the decoder's buffers."""
         self.decoded: list[int | None] = []     # every yielded frame's pts as decoded
-        self.undecodable = 0
         self.moved = 0                           # frames moved a tick later (they shared a timestamp)
         self._last_pts: int | None = None
         if span is not None:
@@ -268,12 +267,11 @@ class VideoSource:
             pass    # cut short or corrupt from here on: the timeline's audit says how much is missing
 
     def _decoded(self, packet) -> list:
-        """The frames one packet gives; none where the decoder refuses it (counted in :attr:`undecodable`)."""
+        """The frames one packet gives; none where the decoder refuses it (the audit finds its frame missing)."""
         av = _av()
         try:
             return packet.decode()
         except av.error.FFmpegError:
-            self.undecodable += 1
             return []
 
     def _check_size(self, frame, position: int | None) -> None:
