@@ -226,9 +226,9 @@ def _add_serve_parser(sub) -> None:
     v.add_argument("--backend", default="auto", help="as drcn-run's --backend")
     v.add_argument("--precision", default="auto", help="as drcn-run's --precision")
     v.add_argument("--tile", type=non_negative_int, default=256, help="as drcn-run's --tile (default 256)")
-    v.add_argument("--max-batch", type=positive_int, default=8,
+    v.add_argument("--max-batch", type=positive_int,
                    help="the started drcn-serve's windows per backend call across requests (1: no batching; "
-                        "default 8)")
+                        "default: drcn-serve's own, 8 on a GPU and 1 on a CPU)")
     v.add_argument("--scenario", choices=["load", "abandoned", "mixed", "memory"], default="load",
                    help="load (default): the client counts above; abandoned: --hang-ups clients send a --large "
                         "image at x4 and hang up after --hang-up-after s, then a small request is timed; mixed: "
@@ -263,13 +263,13 @@ def run_serve(args: argparse.Namespace) -> int:
         clients = args.clients[-1] if args.scenario == "memory" else args.hang_ups
         record = measure_scenario(ScenarioRequest(tuple(model_args), args.url, args.scenario, args.large[0],
                                                   4, (120, 160), clients, args.hang_up_after,
-                                                  ("--max-batch", str(args.max_batch), *args.server_args),
+                                                  (*_max_batch(args), *args.server_args),
                                                   args.seconds), _log)
         headers, rows = scenario_rows(record)
         _emit(args, headers, rows, record)
         return 0
     request = ServeBenchRequest(tuple(model_args), args.url, sizes, args.images, tuple(args.clients), args.seconds,
-                                server_args=("--max-batch", str(args.max_batch)))
+                                server_args=_max_batch(args))
     result = measure_serve(request, _log)
     headers, rows = serve_rows(result)
     _emit(args, headers, rows, result)
@@ -541,6 +541,10 @@ def run_sweep(args: argparse.Namespace) -> int:
     if args.plot:
         recursion_figure(records, Path(args.plot))
     return 0
+
+
+def _max_batch(args) -> tuple[str, ...]:
+    return ("--max-batch", str(args.max_batch)) if args.max_batch else ()
 
 
 @cli_entry(PROG)

@@ -119,17 +119,29 @@ _TRIM = None
 
 
 class CompiledLedger:
-    """Bytes held by compiled models in this process, by owner and key; thread-safe."""
+    """Bytes held by compiled models in this process, by owner and key, least recently used first across every
+    owner: a replica holding one backend per scale drops the shape used longest ago, whichever backend holds it.
+    Thread-safe; an owner's ``forget(key)`` is called outside the ledger's lock."""
 
     def __init__(self):
-        self._held: dict[tuple[int, object], int] = {}
+        self._held: dict[tuple[int, object], list] = {}   # (id(owner), key) -> [bytes, last use, forget]
         self._lock = threading.Lock()
+        self._clock = 0
         self.compiles = 0       # models compiled in this process (a recompile of a dropped shape counts again)
 
-    def add(self, owner: object, key: object, nbytes: int) -> None:
+    def add(self, owner: object, key: object, nbytes: int, forget=None) -> None:
+        """``key`` of ``owner`` now holds ``nbytes``; ``forget(key)`` drops it (None: never dropped here)."""
         with self._lock:
-            self._held[(id(owner), key)] = max(0, int(nbytes))
+            self._clock += 1
+            self._held[(id(owner), key)] = [max(0, int(nbytes)), self._clock, forget]
             self.compiles += 1
+
+    def touch(self, owner: object, key: object) -> None:
+        with self._lock:
+            entry = self._held.get((id(owner), key))
+            if entry is not None:
+                self._clock += 1
+                entry[1] = self._clock
 
     def remove(self, owner: object, key: object) -> None:
         with self._lock:
@@ -137,15 +149,35 @@ class CompiledLedger:
 
     def total(self) -> int:
         with self._lock:
-            return sum(self._held.values())
+            return sum(entry[0] for entry in self._held.values())
 
     def limit(self) -> int | None:
         left = available()
         return int(left * MODEL_SHARE) if left else None
 
-    def over(self) -> bool:
+    def over(self, incoming: int = 0) -> bool:
         limit = self.limit()
-        return limit is not None and self.total() > limit
+        return limit is not None and self.total() + incoming > limit
+
+    def make_room(self, owner: object, key: object, incoming: int = 0) -> int:
+        """Drop the least recently used compiled models of any owner, never ``key`` of ``owner`` (the one in use),
+        while what is held plus ``incoming`` bytes (a model about to compile) is over the share; how many dropped."""
+        dropped = 0
+        while True:
+            with self._lock:
+                limit = self.limit()
+                held = sum(entry[0] for entry in self._held.values())
+                if limit is None or held + incoming <= limit:
+                    return dropped
+                keep = (id(owner), key)
+                victims = [(entry[1], name) for name, entry in self._held.items()
+                           if name != keep and entry[2] is not None]
+                if not victims:
+                    return dropped
+                _, name = min(victims)
+                forget = self._held.pop(name)[2]
+            forget(name[1])
+            dropped += 1
 
 
 COMPILED = CompiledLedger()

@@ -105,10 +105,10 @@ def run_tiled(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, tile: 
 
 
 def tiled_plane(run: Callable[[np.ndarray], np.ndarray], tile: int, halo: int,
-                batch: int = 4) -> Callable[[np.ndarray], np.ndarray]:
+                batch: int = 4, fixed: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """``run`` as a function of one plane: (H, W) float32 in [0, 1] -> (H, W) float32, through exact tiling."""
 
     def upscale(plane: np.ndarray) -> np.ndarray:
-        return run_tiled(run, plane[None].astype(np.float32, copy=False), tile, halo, batch)[0]
+        return run_tiled(run, plane[None].astype(np.float32, copy=False), tile, halo, batch, fixed=fixed)[0]
 
     return upscale

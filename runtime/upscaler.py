@@ -81,15 +81,19 @@ class Upscaler:
     thread), or ``upscale_image`` for all three. Frames are (H, W[, C]) uint8/uint16, RGB(A) order."""
 
     def __init__(self, request: BackendRequest, scale: float, log: Callable[[str], None] = lambda _: None,
-                 wrap_run: Callable[[Backend], Callable[[np.ndarray], np.ndarray]] | None = None):
+                 wrap_run: Callable[[Backend], Callable[[np.ndarray], np.ndarray]] | None = None,
+                 fixed_windows: bool = False):
         """``wrap_run``: called with each backend as it opens; what it returns replaces the backend's ``run`` (a
-        server's :class:`drcn.runtime.serve.batching.WindowScheduler`)."""
+        server's :class:`drcn.runtime.serve.batching.WindowScheduler`). ``fixed_windows``: every window of an image
+        larger than one is tile + 2·halo (:func:`drcn.runtime.tiling.plan`), so images of any size share one window
+        shape (a server keeps one compiled shape, not one per image size); the pixels are the same either way."""
         if request.path not in PATHS:
             raise DrcnError(f"--path {request.path}: choose auto, host or device")
         from drcn.ensemble import check_size
 
         check_size(request.ensemble)
         self.request, self.scale, self.log, self.wrap_run = request, scale, log, wrap_run
+        self.fixed_windows = fixed_windows
         made = model_kind(request.backend, request.model)
         self.kind, model_scale, self.inside = made.kind, made.scale, made.self_ensemble
         self.integer_scale = frame.integer_scale(scale)
@@ -235,11 +239,12 @@ class Upscaler:
     def infer(self, prepared: _Prepared) -> np.ndarray:
         if prepared.path == "host":
             backend = self._backend("y")
-            return tiled_plane(backend.run, self.request.tile, backend.spec.halo, self.request.batch)(prepared.data.y)
+            return tiled_plane(backend.run, self.request.tile, backend.spec.halo, self.request.batch,
+                               self.fixed_windows)(prepared.data.y)
         backend = self._backend(prepared.kind)
         spec = backend.spec
         return run_tiled(backend.run, prepared.data, frame.input_tile(self.request.tile, spec.scale), spec.halo,
-                         self.request.batch, spec.scale)
+                         self.request.batch, spec.scale, self.fixed_windows)
 
     def finish(self, prepared: _Prepared, result: np.ndarray) -> np.ndarray:
         if prepared.path == "host":

@@ -151,7 +151,9 @@ class OpenVINOBackend:
         # input shape -> compiled model (or _Parts), the most recently used last; at most MAX_SHAPES are kept
         self._shapes: OrderedDict[tuple[int, ...], object] = OrderedDict()
         self._requests: dict[tuple, object] = {}            # shape / ("free", shape) -> request(s)
-        self._lock = threading.Lock()                       # throughput mode: run() from several threads
+        # throughput mode: run() from several threads; reentrant, as making room for a shape may drop another of ours
+        self._lock = threading.RLock()
+        self._bytes_per_value = 0.0                         # a compiled shape's bytes per input value, the most seen
         self._executor: ThreadPoolExecutor | None = None
         self.mode = mode
         # Throughput mode compiles for several CPU streams (one thread each): only requests in flight on every
@@ -202,6 +204,7 @@ class OpenVINOBackend:
             request = self._requests[shape] = self._compiled_shape(shape).create_infer_request()
         else:
             self._shapes.move_to_end(shape)
+            COMPILED.touch(self, shape)
         return request
 
     def _compiled_shape(self, shape: tuple[int, ...]):
@@ -212,6 +215,8 @@ class OpenVINOBackend:
         measured: an unbounded cache reached 23 GB over Set5 and Set14 with the self-ensemble, and was killed)."""
         compiled = self._shapes.get(shape)
         if compiled is None:
+            # Room first, from what earlier shapes held per input value: compiling beside a full share overshoots.
+            COMPILED.make_room(self, shape, int(self._bytes_per_value * float(np.prod(shape))))
             compiled = self._shapes[shape] = (self._compiled(self.model, self.config, shape) if self.parts is None
                                               else _Parts(self, shape))
             while len(self._shapes) > MAX_SHAPES:
@@ -220,18 +225,23 @@ class OpenVINOBackend:
         return compiled
 
     def _forget_oldest(self) -> None:
-        old, _ = self._shapes.popitem(last=False)
-        # A request already taken by a thread keeps its compiled model alive until it is done.
-        self._requests.pop(old, None)
-        self._requests.pop(("free", old), None)
-        COMPILED.remove(self, old)
+        self._forget(next(iter(self._shapes)))
+
+    def _forget(self, shape: tuple[int, ...]) -> None:
+        """Drop one compiled shape (the ledger calls this to make room, for this backend or another)."""
+        with self._lock:
+            self._shapes.pop(shape, None)
+            # A request already taken by a thread keeps its compiled model alive until it is done.
+            self._requests.pop(shape, None)
+            self._requests.pop(("free", shape), None)
+        COMPILED.remove(self, shape)
 
     def _account(self, shape: tuple[int, ...], nbytes: int) -> None:
         """Record what compiling ``shape`` and its first inference added to the process (its buffers are allocated
-        then), and drop this backend's least recently used other shapes while the process is over its share."""
-        COMPILED.add(self, shape, nbytes)
-        while len(self._shapes) > 1 and COMPILED.over() and next(iter(self._shapes)) != shape:
-            self._forget_oldest()
+        then), and drop the least recently used other shapes, of any backend, while the process is over its share."""
+        COMPILED.add(self, shape, nbytes, self._forget)
+        self._bytes_per_value = max(self._bytes_per_value, nbytes / float(np.prod(shape)))
+        COMPILED.make_room(self, shape)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """(N, C, h, w) float32 -> the network's output. Thread-safe in throughput mode (``in_flight`` > 1): every

@@ -11,6 +11,11 @@ windows computed so far goes first (:class:`drcn.cancel.Ticket` counts them), so
 a large one is running waits for at most the batch in progress, not for the large image. Calls of the same backend
 and window shape from other requests join the batch (up to ``max_batch`` windows), in the same order. A call whose
 request was given up (client gone, deadline passed) is dropped from the queue, never computed, and counted.
+
+A batch reaches the backend in calls of a power of two windows, at most ``max_batch`` (7 windows: 4, 2 and 1; a
+request's call larger than ``max_batch`` is cut the same way): a backend that compiles one model per input shape
+(OpenVINO) then holds at most log2(max_batch) + 1 shapes per window shape, where any count up to ``max_batch`` would
+make as many, each one more compile and its activation buffers.
 """
 
 from __future__ import annotations
@@ -52,11 +57,27 @@ class SchedulerStats:
     batch_sizes: dict[int, int] = dataclasses.field(default_factory=dict)   # windows per backend call -> count
 
 
+def power_of_two_chunks(count: int, largest: int) -> list[tuple[int, int]]:
+    """``count`` windows as (start, size) calls whose sizes are powers of two of at most ``largest``, largest first
+    (7, 8 -> 4, 2, 1; 9, 4 -> 4, 4, 1)."""
+    top = 1 << (max(1, largest).bit_length() - 1)
+    chunks, start = [], 0
+    while count - start >= top:
+        chunks.append((start, top))
+        start += top
+    left = count - start
+    for bit in reversed(range(left.bit_length())):
+        if left & (1 << bit):
+            chunks.append((start, 1 << bit))
+            start += 1 << bit
+    return chunks
+
+
 class WindowScheduler:
     """Runs the backends of one replica from one thread, fairly across requests, batching across requests.
 
     Args:
-        max_batch: windows per backend call at most (a single call larger than this runs alone, as it is).
+        max_batch: windows per backend call at most (a single call larger than this is cut into calls of at most it).
         wait_s: how long the worker waits for more calls of the same backend and shape once it has one.
     """
 
@@ -160,13 +181,14 @@ class WindowScheduler:
     def _run_group(self, group: list[_Call]) -> None:
         windows = np.concatenate([c.windows for c in group]) if len(group) > 1 else group[0].windows
         try:
-            out = group[0].run(windows)
+            parts = [group[0].run(windows[start:start + size]) for start, size in power_of_two_chunks(len(windows), self.max_batch)]
+            out = parts[0] if len(parts) == 1 else np.concatenate(parts)
         except BaseException as exc:  # every caller of this batch gets the backend's error
             for call in group:
                 call.done.set_exception(exc)
             return
         stats = self.stats
-        stats.backend_calls += 1
+        stats.backend_calls += 1            # one batch, however many power-of-two calls it took
         stats.windows += len(windows)
         stats.batch_sizes[len(windows)] = stats.batch_sizes.get(len(windows), 0) + 1
         start = 0

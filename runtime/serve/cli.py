@@ -44,8 +44,9 @@ def build_parser() -> ArgumentParser:
     add_model_arguments(p)
     p.add_argument("--tile", type=non_negative_int, default=256, help="output tile side in pixels (default 256)")
     p.add_argument("--batch", type=positive_int, default=4, help="windows per call of one request (default 4)")
-    p.add_argument("--max-batch", type=positive_int, default=8,
-                   help="windows per backend call across concurrent requests (default 8)")
+    p.add_argument("--max-batch", type=positive_int,
+                   help="windows per backend call across concurrent requests (default: 8 where the backend runs on a "
+                        "GPU; 1 on a CPU, where a window costs the same alone and a batch only holds memory)")
     s = p.add_argument_group("the v2 endpoint (the contract of drcn-export --triton)")
     s.add_argument("--scale", type=frame_scale, default=2, help="its scale (2, 3 or 4; default 2)")
     s.add_argument("--kind", choices=["rgb", "gray", "y"], default="rgb",
@@ -335,7 +336,9 @@ def _stop_everything(name: str, local: bool, wait_s: float = 10.0) -> bool:
             process.terminate()
         except psutil.Error:
             pass
-    _, stubborn = psutil.wait_procs(left, timeout=wait_s)
+    # A local Ray's processes block the stop signals (see _serve): what is left of them once Ray is stopped is
+    # given a moment to end on its own, then killed.
+    _, stubborn = psutil.wait_procs(left, timeout=min(wait_s, 3.0) if local else wait_s)
     for process in stubborn:
         try:
             process.kill()
@@ -379,7 +382,15 @@ def _serve(argv: list[str]) -> int:
 
     from drcn.runtime.serve.app import application
 
-    _start_ray(args.ray, args.metrics_port)
+    if not args.ray:
+        # Under systemd's default KillMode=control-group every process of the unit gets the stop signal at once.
+        # A local Ray's processes start with the stop signals blocked (the mask passes through fork and exec, to
+        # the workers its raylet starts too), so they stay up while this server drains and end when it stops Ray.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        _start_ray(args.ray, args.metrics_port)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     stop, serving = threading.Event(), threading.Event()
 
     def on_signal(*_) -> None:
@@ -399,7 +410,8 @@ def _serve(argv: list[str]) -> int:
         print(f"{PROG}: {description}; model from {settings.model_reason}", flush=True)
         replicas = f"{args.replicas}-{args.max_replicas} (autoscaled)" if args.max_replicas else args.replicas
         print(f"{PROG}: {replicas} replica(s); v2 model '{settings.model_name}' ({settings.kind}, "
-              f"x{settings.scale}); max batch {settings.max_batch} windows across requests"
+              f"x{settings.scale}); max batch {settings.max_batch or 'auto (8 on a GPU, 1 on a CPU)'} windows "
+              "across requests"
               + ("; bearer token required" if limits.token else ""), flush=True)
         print(f"{PROG}: serving on {url}/ (page), {url}/v1/upscale, {url}/v2, {url}/metrics (Ctrl-C stops)",
               flush=True)

@@ -71,14 +71,43 @@ def test_openvino_keeps_fewer_shapes_when_they_hold_more_than_their_share(monkey
             backend.run(np.zeros((1, 1, size, size), np.float32))
         assert len(backend._shapes) == 3                            # the default budget holds them all
         mine = [key for key in memory.COMPILED._held if key[0] == id(backend)]
-        assert len(mine) == 3 and sum(memory.COMPILED._held[key] for key in mine) > 0   # measured, in bytes
-        monkeypatch.setattr(memory.COMPILED, "over", lambda: True)  # the process holds more than its share
+        assert len(mine) == 3 and sum(memory.COMPILED._held[key][0] for key in mine) > 0   # measured, in bytes
+        monkeypatch.setattr(memory.COMPILED, "limit", lambda: 1)   # the process holds more than its share
         backend.run(np.zeros((1, 1, 36, 36), np.float32))
         assert list(backend._shapes) == [(1, 1, 36, 36)]           # the older shapes were dropped
         assert [key[1] for key in memory.COMPILED._held if key[0] == id(backend)] == [(1, 1, 36, 36)]
     finally:
         backend.close()
     assert all(key[0] != id(backend) for key in memory.COMPILED._held)
+
+
+def test_the_least_recently_used_shape_is_dropped_whichever_backend_holds_it(monkeypatch, tiny_model_files):
+    """A replica holds one backend per scale: over the share, the shape used longest ago goes, not the newest
+    backend's only one (each backend used to keep at least one, whatever the share)."""
+    pytest.importorskip("openvino")
+    import numpy as np
+
+    from drcn.runtime.backends.openvino_backend import OpenVINOBackend
+
+    first, second = (OpenVINOBackend(str(tiny_model_files[1]), precision="fp32") for _ in range(2))
+    try:
+        first.run(np.zeros((1, 1, 24, 24), np.float32))
+        second.run(np.zeros((1, 1, 28, 28), np.float32))
+        first.run(np.zeros((1, 1, 32, 32), np.float32))
+        first.run(np.zeros((1, 1, 24, 24), np.float32))            # used again: now the newest of the first's
+        held = {key: entry[0] for key, entry in memory.COMPILED._held.items()}
+        mine = sum(held[key] for key in held if key[0] in (id(first), id(second)))
+        others = sum(held.values()) - mine
+        # Room for all but one of the three: the one used longest ago, the second backend's 28x28, goes first.
+        limit = others + mine - 1
+        monkeypatch.setattr(memory.COMPILED, "limit", lambda: limit)
+        assert memory.COMPILED.make_room(first, (1, 1, 24, 24)) >= 1
+        assert (1, 1, 28, 28) not in second._shapes and (1, 1, 24, 24) in first._shapes
+        second.run(np.zeros((1, 1, 28, 28), np.float32))            # still answers: compiled again
+        assert (1, 1, 28, 28) in second._shapes
+    finally:
+        first.close()
+        second.close()
 
 
 def test_the_shares_are_of_what_is_left_after_the_baseline(monkeypatch):
