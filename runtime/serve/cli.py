@@ -12,8 +12,10 @@ Stopping: the command is a small supervisor around the server, which runs in a s
 with Ray's processes under it. A signal to the whole group (Ctrl-C in a terminal, ``kill -- -PGID``) therefore
 reaches the supervisor alone; it, or SIGTERM/SIGINT/SIGHUP to the supervisor itself, is passed on as one SIGTERM to
 the server, which drains the requests in hand, stops Ray and exits 0. Where every process is signalled at once
-(systemd's ``KillMode=control-group``), Ray's processes stop with the signal and the server exits 0 at once, without
-waiting for them. If the supervisor is killed outright, the server notices within a second and stops too.
+(systemd's ``KillMode=control-group``), the same happens: a local Ray's processes start with the stop signals blocked,
+so they carry the drain and end when the server stops Ray. With ``--ray ADDRESS`` Ray's processes are not this
+server's; if a local Ray's daemons die anyway (killed outright), the server exits 0 within seconds, saying the requests
+in hand could not be drained. If the supervisor is killed outright, the server notices within a second and stops too.
 """
 
 from __future__ import annotations
@@ -192,6 +194,8 @@ def _supervise(argv: list[str]) -> int:
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, forward)
+    stopping_ray: list[float] = []       # the server said it is stopping Ray itself: its daemons ending is no fault
+    signal.signal(RAY_STOPPING, lambda *_: stopping_ray.append(time.monotonic()))
     forced, ray_gone_at = None, None
     tree: dict[int, object] = {}      # every process seen under the server: some of Ray's leave its session
     while True:
@@ -208,7 +212,7 @@ def _supervise(argv: list[str]) -> int:
         now = time.monotonic()
         # Only a local Ray's daemons are watched (seen in the tree once): with --ray they run elsewhere.
         started_here = any(_name(p) in RAY_DAEMONS for p in tree.values())
-        if ray_gone_at is None and started_here and not _ray_daemons_run(child.pid):
+        if ray_gone_at is None and started_here and not stopping_ray and not _ray_daemons_run(child.pid):
             ray_gone_at = now
         if ray_gone_at is not None and now - ray_gone_at > 3:
             forced = "Ray's processes were stopped by the same signal, so the requests in hand could not be drained"
@@ -228,6 +232,13 @@ def _supervise(argv: list[str]) -> int:
 
 
 RAY_DAEMONS = ("gcs_server", "raylet")
+RAY_STOPPING = signal.SIGUSR1      # server -> supervisor: "I am stopping Ray now" (its daemons will end)
+
+
+def _tell_supervisor_ray_stops() -> None:
+    parent = os.environ.get(SUPERVISED, "")
+    if parent.isdigit() and os.getppid() == int(parent):
+        os.kill(int(parent), RAY_STOPPING)
 
 
 def _ray_daemons_run(pid: int) -> bool:
@@ -316,6 +327,7 @@ def _stop_everything(name: str, local: bool, wait_s: float = 10.0) -> bool:
                     print(f"{PROG}: draining failed ({type(exc).__name__}: {exc}); stopping", file=sys.stderr)
                 serve.shutdown()
                 ray_stopping.set()       # from here on Ray's processes end because we asked them to
+                _tell_supervisor_ray_stops()
                 ray.shutdown()
             finally:
                 done.set()
@@ -329,7 +341,7 @@ def _stop_everything(name: str, local: bool, wait_s: float = 10.0) -> bool:
                 break
     if not alive:
         print(f"{PROG}: Ray's processes were stopped by the same signal, so the requests in hand could not be "
-              "drained (under systemd, KillMode=mixed lets drcn-serve drain them)", file=sys.stderr, flush=True)
+              "drained", file=sys.stderr, flush=True)
     left = [p for p in psutil.Process().children(recursive=True) if p.is_running()]
     for process in left:
         try:

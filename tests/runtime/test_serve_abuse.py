@@ -242,8 +242,12 @@ def test_the_memory_budget_refuses_what_cannot_fit(tmp_path, tiny_model_files):
 @pytest.mark.parametrize("sender", ["process", "group-int", "group-term", "every-process"])
 def test_a_stop_signal_from_any_sender_ends_with_0_and_leaves_nothing(tmp_path, tiny_model_files, sender):
     """SIGTERM to drcn-serve alone; SIGINT (Ctrl-C) and SIGTERM (kill -- -PGID) to its process group; SIGTERM to every
-    process of its tree at once, as systemd's KillMode=control-group sends it."""
-    running = Server(tmp_path, "--onnx", str(tiny_model_files[1]), "--backend", "onnxruntime", "--tile", "32")
+    process of its tree at once, as systemd's KillMode=control-group sends it: each while a request is in hand, which
+    is answered in full before the server ends."""
+    import threading
+
+    running = Server(tmp_path, "--onnx", str(tiny_model_files[1]), "--backend", "onnxruntime", "--tile", "16",
+                     "--threads", "1")
     root = psutil.Process(running.process.pid)
     deadline = time.monotonic() + 60
     while "serving on" not in running.output():       # past start-up
@@ -251,6 +255,15 @@ def test_a_stop_signal_from_any_sender_ends_with_0_and_leaves_nothing(tmp_path, 
         time.sleep(0.2)
     tree = [root, *root.children(recursive=True)]
     assert len(tree) >= 6
+    answer: dict = {}
+    before = info(running)["windows"]
+    asking = threading.Thread(target=lambda: answer.update(
+        result=post(f"{running.url}/v1/upscale?scale=4", photo(240, 320), timeout=120)))
+    asking.start()
+    while info(running)["windows"] - before < 20:        # in hand, its windows being computed
+        assert time.monotonic() < deadline + 60 and asking.is_alive(), (answer, running.output())
+        time.sleep(0.05)
+    assert asking.is_alive(), answer          # still in hand when the signal comes
     start = time.monotonic()
     if sender == "process":
         root.send_signal(signal.SIGTERM)
@@ -271,9 +284,13 @@ def test_a_stop_signal_from_any_sender_ends_with_0_and_leaves_nothing(tmp_path, 
         for process in left:
             process.kill()
     took = time.monotonic() - start
+    asking.join(60)
     assert code == 0, running.output()
     assert not left, [(p.pid, p.name()) for p in left]
-    print(f"{sender}: exit 0 after {took:.1f} s, {len(tree)} processes, none left")
+    status, body = answer["result"]
+    assert status == 200 and body.startswith(b"\x89PNG"), (status, body[:200], running.output())
+    assert "could not be drained" not in running.output(), running.output()
+    print(f"{sender}: the request in hand answered, exit 0 after {took:.1f} s, {len(tree)} processes, none left")
 
 
 def test_drcn_run_local_ray_listens_on_loopback_only(tmp_path):
