@@ -246,6 +246,7 @@ def run_on_ray(job: Job, request: RayRequest, log: Callable[[str], None] = lambd
                 summary.failed.append((video.source.name, video.failed))
                 if run is not None:
                     run.src.container.close()
+                    run.close()
             elif run is not None:
                 summary.add(video.join(run))
         summary.failed.sort()
@@ -353,6 +354,7 @@ class _VideoPlan:
                 return run.join(self.timeline)
         finally:
             run.src.container.close()
+            run.close()
 
 
 def _check_shared(ray, workers: list, job: Job, videos: list[_VideoPlan]) -> None:

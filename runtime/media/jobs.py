@@ -124,9 +124,16 @@ def _sweep_finished(output: Path, job: Job) -> None:
     folder's removal): the folder goes, said in a note."""
     from drcn.runtime.media.segments import WorkFolder
 
-    work = WorkFolder(output).path
-    if work.is_dir():
-        shutil.rmtree(work, ignore_errors=True)
+    folder = WorkFolder(output)
+    if folder.path.is_dir():
+        try:
+            lock = folder.lock()
+        except DrcnError:
+            return                      # another run is writing this output now: its parts are not left over
+        try:
+            shutil.rmtree(folder.path, ignore_errors=True)
+        finally:
+            lock.release()
         job.notes.append(f"{output.name} is finished: removed the segments a stopped run left beside it")
 
 

@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import heapq
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Callable, Iterator
@@ -113,6 +114,37 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class WorkLock:
+    """An exclusive lock (flock) on a file, released by :meth:`release` or when the process ends, however it ends."""
+
+    def __init__(self, path: Path, output: Path):
+        import fcntl
+
+        self.path = path
+        while True:
+            handle = open(path, "a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                raise DrcnError(f"{output}: another run is writing it now (its lock {path.name} is held); wait for "
+                                "it to end, or write another output") from None
+            try:
+                same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:          # else the holder before us removed the file as we opened it: lock the new one
+                break
+            handle.close()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self.path.unlink(missing_ok=True)
+            self._handle.close()
+            self._handle = None
+
+
 class WorkFolder:
     """``.<output name>.parts/`` beside the output: ``manifest.json``, ``part-NNNNN<suffix>`` and their records."""
 
@@ -128,6 +160,11 @@ class WorkFolder:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+    def lock(self) -> "WorkLock":
+        """Hold ``.<output name>.lock`` beside the output for this run: a second run writing the same output (another
+        drcn-run, a job picked up twice) is refused in one line instead of writing into the same parts."""
+        return WorkLock(self.output.parent / f".{self.output.name}.lock", self.output)
 
     def open(self, manifest: dict, overwrite: bool, log: Callable[[str], None]) -> None:
         """Start, continue or start over: an existing folder with another manifest is removed, saying why."""

@@ -172,6 +172,16 @@ class SegmentedRun:
                     "settings": settings, "segments": [dataclasses.asdict(p) for p in pieces]}
         self.total = sum(p.frames for p in pieces)
         output.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = self.work.lock()        # held until close(): one run at a time writes these parts
+        try:
+            self._open(source, manifest, options, pieces, size, settings, overwrite)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, source: Path, manifest: dict, options: EncodeOptions, pieces: list[segments.Segment],
+              size: tuple[int, int], settings: dict, overwrite: bool) -> None:
+        output, log = self.output, self.log
         self.work.open(manifest, overwrite, log)
         done = [p for p in pieces if self.work.done(p)]
         self.pending = [p for p in pieces if p not in done]
@@ -190,6 +200,10 @@ class SegmentedRun:
         self.summary = Summary()
         self.start = time.perf_counter()
         self._new_frames = 0
+
+    def close(self) -> None:
+        """Let another run write this output (the lock also goes when the process ends, however it ends)."""
+        self._lock.release()
 
     def finished(self, piece: segments.Segment, part: Summary) -> None:
         """Count a segment done (its part recorded) and say where the run stands."""
@@ -238,6 +252,14 @@ def _segmented(src: VideoSource, output: Path, scale: float, stages: FrameStages
                overwrite: bool, timeline: Timeline) -> Summary:
     run = SegmentedRun(src, output, options, pieces, size, pixel_settings(stages, scale, options, output), log,
                        overwrite)
+    try:
+        return _run_segments(run, src, scale, stages, options, log, timeline)
+    finally:
+        run.close()
+
+
+def _run_segments(run: SegmentedRun, src: VideoSource, scale: float, stages: FrameStages, options: EncodeOptions,
+                  log: Callable[[str], None], timeline: Timeline) -> Summary:
     with run.refusing():
         if run.pending:
             # One decoder from the first frame, whatever is done already: a damaged stream decodes the same frames as

@@ -134,6 +134,12 @@ def test_a_killed_run_resumes_at_the_first_unfinished_segment(tmp_path, onnx):
             assert victim.poll() is None, "the run ended before its join"
             time.sleep(0.02)
         assert joining(), "the join never started"
+        # a second run on the same output while the first writes it: refused in one line, nothing touched
+        second = run(*command[3:])
+        lines = second.stderr.strip().splitlines()
+        assert second.returncode != 0 and len(lines) == 1 and "another run is writing it now" in lines[0], \
+            second.stderr
+        assert joining() and victim.poll() is None
     finally:
         victim.kill()
         victim.wait()
@@ -142,7 +148,7 @@ def test_a_killed_run_resumes_at_the_first_unfinished_segment(tmp_path, onnx):
     assert result.returncode == 0, result.stderr
     assert f"resuming clip.mkv: {count} of {count} segments done" in result.stdout, result.stdout
     assert_same_video(reference, out)
-    assert not work.exists() and not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    assert not work.exists() and not [p for p in tmp_path.iterdir() if ".tmp" in p.name or ".lock" in p.name]
 
 
 def test_a_changed_setting_starts_over_and_a_damaged_part_is_redone(tmp_path, onnx):
