@@ -23,10 +23,24 @@ from drcn.runtime.media.video import EncodeOptions, ResolutionChange, VideoSink,
 from drcn.runtime.pipeline import FrameStages, Summary, prefetch, run_frames
 
 
+@dataclasses.dataclass
+class VideoProgress:
+    """Where a video's run stands, kept up to date by :func:`upscale_video` for a caller that reports it (a server's
+    job): counts of the whole video, and what an earlier run had finished when this one picked it up."""
+
+    frames_total: int = 0
+    segments_total: int = 0
+    segments_done: int = 0
+    resumed_segments: int = 0
+    resumed_frames: int = 0
+
+
 def upscale_video(source: Path, output: Path, scale: float, stages: FrameStages, options: EncodeOptions,
-                  log: Callable[[str], None] = lambda _: None, overwrite: bool = False) -> Summary:
+                  log: Callable[[str], None] = lambda _: None, overwrite: bool = False,
+                  progress: VideoProgress | None = None) -> Summary:
     """Upscale ``source`` into ``output``; returns the run's summary (failed frames by name, and in ``lost`` what the
-    file declares that did not decode: the rest is written)."""
+    file declares that did not decode: the rest is written). ``progress``: updated as the run goes."""
+    progress = progress if progress is not None else VideoProgress()
     src = VideoSource(source)    # what is refused (no video stream, an unknown codec) is refused here, before any part
     info = src.info
     size = colour.output_size(info.height, info.width, scale)
@@ -40,13 +54,15 @@ def upscale_video(source: Path, output: Path, scale: float, stages: FrameStages,
         log(f"{source.name}: {sink.display_note}")
     timeline = scan(source)
     pieces = plan_segments(timeline, options)
+    progress.frames_total = timeline.frames or info.frames or 0
+    progress.segments_total = len(pieces)
     if len(pieces) > 1:
         sink.abort()
         if timeline.ordered:
             log(f"{source.name}: its frames cannot be found by timestamp ({timeline.ordered}): segments are cut by "
                 "position in decoding order")
         try:
-            return _segmented(src, output, scale, stages, options, pieces, size, log, overwrite, timeline)
+            return _segmented(src, output, scale, stages, options, pieces, size, log, overwrite, timeline, progress)
         finally:
             src.container.close()
     warn_dropped(info.dropped, output.suffix, log)
@@ -59,6 +75,7 @@ def upscale_video(source: Path, output: Path, scale: float, stages: FrameStages,
     finally:
         src.container.close()
     sink.commit()
+    progress.segments_done = 1
     _say_moved(src, log)
     loss = timeline.losses(src.decoded)
     if loss:
@@ -163,9 +180,11 @@ class SegmentedRun:
     do, progress as segments finish (here or on Ray workers), the join and the audit of what decoded."""
 
     def __init__(self, src: VideoSource, output: Path, options: EncodeOptions, pieces: list[segments.Segment],
-                 size: tuple[int, int], settings: dict, log: Callable[[str], None], overwrite: bool):
+                 size: tuple[int, int], settings: dict, log: Callable[[str], None], overwrite: bool,
+                 progress: VideoProgress | None = None):
         source = src.path
         self.src, self.output, self.pieces, self.log = src, output, pieces, log
+        self.progress = progress if progress is not None else VideoProgress()
         self.work = segments.WorkFolder(output)
         layout = [f"{s.index}:{s.type}:{s.codec_context.name}" for s in src.container.streams]
         manifest = {"version": segments.MANIFEST_VERSION, "input": segments.input_identity(source, layout),
@@ -186,6 +205,9 @@ class SegmentedRun:
         done = [p for p in pieces if self.work.done(p)]
         self.pending = [p for p in pieces if p not in done]
         self.frames_done = sum(p.frames for p in done)
+        self.progress.segments_total = len(pieces)
+        self.progress.segments_done = self.progress.resumed_segments = len(done)
+        self.progress.resumed_frames = self.frames_done
         # The parts still to write and the output; the finished parts are on the disk already.
         whole = segments.estimate_bytes(source.stat().st_size, self.total, size, options.codec == "ffv1",
                                         settings["scale"])
@@ -213,6 +235,7 @@ class SegmentedRun:
         summary.output_pixels += part.output_pixels
         self.frames_done += piece.frames
         self._new_frames += piece.frames
+        self.progress.segments_done += 1
         elapsed = time.perf_counter() - self.start
         rate = self._new_frames / elapsed if elapsed > 0 else 0.0
         left = self.total - self.frames_done
@@ -249,9 +272,9 @@ class SegmentedRun:
 
 def _segmented(src: VideoSource, output: Path, scale: float, stages: FrameStages, options: EncodeOptions,
                pieces: list[segments.Segment], size: tuple[int, int], log: Callable[[str], None],
-               overwrite: bool, timeline: Timeline) -> Summary:
+               overwrite: bool, timeline: Timeline, progress: VideoProgress) -> Summary:
     run = SegmentedRun(src, output, options, pieces, size, pixel_settings(stages, scale, options, output), log,
-                       overwrite)
+                       overwrite, progress)
     try:
         return _run_segments(run, src, scale, stages, options, log, timeline)
     finally:

@@ -30,22 +30,21 @@ import dataclasses
 import functools
 import hmac
 import os
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ray import serve
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from drcn import __version__
-from drcn.errors import DrcnError, InvalidArgument, OverLimit, ShortNow
+from drcn.errors import DrcnError, OverLimit
 from drcn.runtime.serve import protocol
+from drcn.runtime.serve.http import HttpError, app, error_response, status_of, unexpected
 from drcn.runtime.serve.model import FORMATS, ServedModel, ServeSettings
+from drcn.runtime.serve.redact import without_paths
 
 VERSION = "1"
 
@@ -60,89 +59,6 @@ class ServeLimits:
     memory_budget: int | None = None   # bytes per replica (None: DRCN_MEMORY_BUDGET, else a share of the machine's)
     ray_metrics_port: int | None = None   # Ray's metrics exporter on each node, appended to /metrics
     local: bool = True                 # a local Ray started by drcn-serve: every socket stays on the loopback
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None,
-           request_id: str | None = None) -> Response:
-    return Response(protocol.error_body(message, request_id), status_code=status, media_type="application/json",
-                    headers=headers)
-
-
-def _unexpected(request: Request, exc: BaseException) -> Response:
-    """A failure no check foresaw (a backend's RuntimeError, a bug): logged here in full under a fresh request id,
-    answered in one JSON line that carries the id. Memory running out is "not now" (503), the rest 500."""
-    import logging
-    import uuid
-
-    request_id = uuid.uuid4().hex[:16]
-    logging.getLogger("drcn.serve").error("request %s (%s %s) failed", request_id, request.method,
-                                          request.url.path, exc_info=(type(exc), exc, exc.__traceback__))
-    if isinstance(exc, MemoryError):
-        return _error(503, "busy: the server ran out of memory for this request; try again shortly",
-                      {"Retry-After": "5"}, request_id)
-    reason = without_paths(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
-    return _error(500, f"internal error ({type(exc).__name__}{': ' + reason if reason else ''}); the server logged "
-                       f"it as request {request_id}", None, request_id)
-
-
-def _status_of(exc: BaseException) -> int:
-    if isinstance(exc, OverLimit):
-        return 413
-    if isinstance(exc, ShortNow):
-        return 503
-    if isinstance(exc, (protocol.ProtocolError, InvalidArgument)):
-        return 400
-    return 400 if isinstance(exc, DrcnError) else 500
-
-
-# An absolute path (two or more parts) in text a client reads: only its last part is shown.
-_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/()'\"]+/)+([^\s/()'\"]+)")
-
-
-def without_paths(text: str) -> str:
-    """``text`` with every absolute path reduced to its file name (a client learns the model, not the server's
-    folders)."""
-    return _PATH.sub(r"\1", text)
-
-
-app = FastAPI(title="drcn-serve", docs_url=None, redoc_url=None, openapi_url=None)
-
-
-@app.exception_handler(StarletteHTTPException)
-async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    """Unknown routes (404) and methods (405) answer like every other error: one JSON line."""
-    what = {404: "no such route", 405: "method not allowed here"}.get(exc.status_code, str(exc.detail))
-    return _error(exc.status_code, f"{request.method} {request.url.path}: {what}", exc.headers)
-
-
-@app.exception_handler(Exception)
-async def _internal(request: Request, exc: Exception) -> Response:
-    """What escapes every route's own handling still answers in JSON."""
-    return _unexpected(request, exc)
-
-
-@app.exception_handler(RequestValidationError)
-async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-    return _error(400, f"{request.method} {request.url.path}: invalid request")
-
-
-@app.middleware("http")
-async def _measure(request: Request, call_next):
-    from drcn.runtime.serve.metrics import installed   # a module imported in the replica, never pickled
-
-    start = time.perf_counter()
-    response = await call_next(request)
-    metrics = installed()
-    if metrics is not None:
-        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
-        metrics.observe(route, response.status_code, time.perf_counter() - start)
-    return response
 
 
 @serve.deployment(name="drcn", max_ongoing_requests=64, graceful_shutdown_timeout_s=30,
@@ -285,12 +201,12 @@ class DrcnDeployment:
         try:
             return await handler(request, *args)
         except HttpError as exc:
-            return _error(exc.status, exc.message, exc.headers)
+            return error_response(exc.status, exc.message, exc.headers)
         except DrcnError as exc:
-            status = _status_of(exc)
-            return _error(status, without_paths(str(exc)), {"Retry-After": "2"} if status == 503 else None)
+            status = status_of(exc)
+            return error_response(status, without_paths(str(exc)), {"Retry-After": "2"} if status == 503 else None)
         except Exception as exc:  # noqa: BLE001 - answered in JSON and logged with its id, never swallowed
-            return _unexpected(request, exc)
+            return unexpected(request, exc)
 
     # -- the page and the image endpoint ------------------------------------------------------------------------
     @app.get("/")

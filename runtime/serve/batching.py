@@ -181,7 +181,8 @@ class WindowScheduler:
     def _run_group(self, group: list[_Call]) -> None:
         windows = np.concatenate([c.windows for c in group]) if len(group) > 1 else group[0].windows
         try:
-            parts = [group[0].run(windows[start:start + size]) for start, size in power_of_two_chunks(len(windows), self.max_batch)]
+            parts = [group[0].run(windows[start:start + size])
+                     for start, size in power_of_two_chunks(len(windows), self.max_batch)]
             out = parts[0] if len(parts) == 1 else np.concatenate(parts)
         except BaseException as exc:  # every caller of this batch gets the backend's error
             for call in group:

@@ -1,0 +1,86 @@
+"""The HTTP layer every route of ``drcn-serve`` shares: the FastAPI app, errors as one JSON line (an unexpected one
+logged under a request id that the body carries), and the middleware that counts requests for the metrics."""
+
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from drcn.errors import DrcnError, InvalidArgument, OverLimit, ShortNow
+from drcn.runtime.serve import protocol
+from drcn.runtime.serve.redact import without_paths
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None,
+                   request_id: str | None = None) -> Response:
+    return Response(protocol.error_body(message, request_id), status_code=status, media_type="application/json",
+                    headers=headers)
+
+
+def unexpected(request: Request, exc: BaseException) -> Response:
+    """A failure no check foresaw (a backend's RuntimeError, a bug): logged here in full under a fresh request id,
+    answered in one JSON line that carries the id. Memory running out is "not now" (503), the rest 500."""
+    import logging
+    import uuid
+
+    request_id = uuid.uuid4().hex[:16]
+    logging.getLogger("drcn.serve").error("request %s (%s %s) failed", request_id, request.method,
+                                          request.url.path, exc_info=(type(exc), exc, exc.__traceback__))
+    if isinstance(exc, MemoryError):
+        return error_response(503, "busy: the server ran out of memory for this request; try again shortly",
+                              {"Retry-After": "5"}, request_id)
+    reason = without_paths(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
+    return error_response(500, f"internal error ({type(exc).__name__}{': ' + reason if reason else ''}); the server "
+                               f"logged it as request {request_id}", None, request_id)
+
+
+def status_of(exc: BaseException) -> int:
+    if isinstance(exc, OverLimit):
+        return 413
+    if isinstance(exc, ShortNow):
+        return 503
+    if isinstance(exc, (protocol.ProtocolError, InvalidArgument)):
+        return 400
+    return 400 if isinstance(exc, DrcnError) else 500
+
+
+app = FastAPI(title="drcn-serve", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """Unknown routes (404) and methods (405) answer like every other error: one JSON line."""
+    what = {404: "no such route", 405: "method not allowed here"}.get(exc.status_code, str(exc.detail))
+    return error_response(exc.status_code, f"{request.method} {request.url.path}: {what}", exc.headers)
+
+
+@app.exception_handler(Exception)
+async def _internal(request: Request, exc: Exception) -> Response:
+    """What escapes every route's own handling still answers in JSON."""
+    return unexpected(request, exc)
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    return error_response(400, f"{request.method} {request.url.path}: invalid request")
+
+
+@app.middleware("http")
+async def _measure(request: Request, call_next):
+    from drcn.runtime.serve.metrics import installed   # a module imported in the replica, never pickled
+
+    start = time.perf_counter()
+    response = await call_next(request)
+    metrics = installed()
+    if metrics is not None:
+        route = getattr(request.scope.get("route"), "path", None) or "unmatched"
+        metrics.observe(route, response.status_code, time.perf_counter() - start)
+    return response
