@@ -28,6 +28,7 @@ import asyncio
 import contextvars
 import dataclasses
 import functools
+import hashlib
 import hmac
 import os
 import threading
@@ -43,6 +44,7 @@ from drcn import __version__
 from drcn.errors import DrcnError, OverLimit
 from drcn.runtime.serve import protocol
 from drcn.runtime.serve.http import HttpError, app, error_response, status_of, unexpected
+from drcn.runtime.serve.jobs.routes import JobRoutes
 from drcn.runtime.serve.model import FORMATS, ServedModel, ServeSettings
 from drcn.runtime.serve.redact import without_paths
 
@@ -54,7 +56,13 @@ class ServeLimits:
     max_body_bytes: int = 64 << 20     # a request body larger than this is refused (413) before it is read
     max_pending: int = 16              # requests a replica holds at once (running + waiting); more: 503
     deadline_s: float = 120.0          # a request still running after this: 504
-    token: str | None = None           # bearer token; None: no authentication
+    tokens: tuple[str, ...] = ()       # bearer tokens, any of which is accepted; none: no authentication
+    job_dir: str | None = None         # the video jobs' folder (None: jobs off)
+    max_jobs: int = 4                  # jobs queued or running per token
+    max_upload: int = 4 << 30          # bytes of one job's upload
+    upload_idle_s: float = 60.0        # an upload that sends nothing for this long: 408
+    job_ttl_s: float = 86400.0         # a finished job's files are kept this long
+    job_disk: int | None = None        # bytes the job folder may hold (None: no bound)
     max_pixels: int | None = None      # the pixel limit in the replicas (None: DRCN_MAX_PIXELS or the default)
     memory_budget: int | None = None   # bytes per replica (None: DRCN_MEMORY_BUDGET, else a share of the machine's)
     ray_metrics_port: int | None = None   # Ray's metrics exporter on each node, appended to /metrics
@@ -64,7 +72,7 @@ class ServeLimits:
 @serve.deployment(name="drcn", max_ongoing_requests=64, graceful_shutdown_timeout_s=30,
                   health_check_period_s=5, health_check_timeout_s=30)
 @serve.ingress(app)
-class DrcnDeployment:
+class DrcnDeployment(JobRoutes):
     """One replica: the model (:class:`ServedModel`), a bounded count of requests in hand, the routes."""
 
     def __init__(self, settings: ServeSettings, limits: ServeLimits):
@@ -97,6 +105,35 @@ class DrcnDeployment:
         self._threads = ThreadPoolExecutor(2 * limits.max_pending + 2, thread_name_prefix="drcn-request")
         self.counts = {"cancelled_requests": 0, "dropped_windows": 0}
         self.metrics = install(ReplicaMetrics(self._state))
+        self.jobs, self.job_runner = None, None
+        if limits.job_dir:
+            from pathlib import Path
+
+            from drcn.runtime.serve.jobs.runner import JobRunner
+            from drcn.runtime.serve.jobs.store import JobStore
+
+            self.jobs = JobStore(Path(limits.job_dir))
+            self.job_runner = JobRunner(self.jobs, self.model.upscaler, self._job_memory, limits.job_ttl_s)
+            self.job_runner.start()
+
+    def __del__(self):
+        """Ray Serve's replica shutdown: the job in hand stops and stays unfinished on disk (resumed at the next
+        start); the model's threads end."""
+        runner = getattr(self, "job_runner", None)
+        if runner is not None:
+            runner.close()
+
+    def _job_memory(self, nbytes: int, what: str):
+        """A job's working memory from the replica's budget: a context holding it, None where it does not fit now,
+        DrcnError where it never fits."""
+        from drcn.memory import describe
+
+        if not self.work.fits_ever(nbytes):
+            raise DrcnError(f"{what} needs about {describe(nbytes)} of working memory, over this replica's "
+                            f"{describe(self.work.limit)} for work (drcn-serve --memory-budget)")
+        if not self.work.reserve(nbytes):
+            return None
+        return self.work.held(nbytes)
 
     def _state(self) -> dict:
         from drcn.memory import rss_bytes
@@ -111,13 +148,21 @@ class DrcnDeployment:
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     def _authorised(self, request: Request) -> None:
-        if self.limits.token is None:
-            return
-        given = request.headers.get("authorization", "")
-        expected = f"Bearer {self.limits.token}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        self._owner(request)
+
+    def _owner(self, request: Request) -> str:
+        """Who asks: a digest of the bearer token given ("" where no token is set); 401 without a good one."""
+        if not self.limits.tokens:
+            return ""
+        given = request.headers.get("authorization", "").encode()
+        found = ""
+        for token in self.limits.tokens:       # every token compared, in constant time each
+            if hmac.compare_digest(given, f"Bearer {token}".encode()):
+                found = hashlib.sha256(token.encode()).hexdigest()[:16]
+        if not found:
             raise HttpError(401, "a bearer token is needed (Authorization: Bearer <token>)",
                             {"WWW-Authenticate": "Bearer"})
+        return found
 
     async def _body(self, request: Request) -> bytes:
         limit = self.limits.max_body_bytes
@@ -232,7 +277,7 @@ class DrcnDeployment:
                              "baseline_bytes": self.baseline,
                              "rss_bytes": rss_bytes(), "compiled_bytes": COMPILED.total(),
                              "compiles": COMPILED.compiles,
-                             "token_required": self.limits.token is not None,
+                             "token_required": bool(self.limits.tokens), "jobs": self.jobs is not None,
                              "backend_calls": stats.backend_calls, "window_calls": stats.calls,
                              "windows": stats.windows, "cancelled_calls": stats.dropped_calls,
                              "dropped_windows": self.counts["dropped_windows"],

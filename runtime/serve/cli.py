@@ -79,6 +79,20 @@ def build_parser() -> ArgumentParser:
                         "the machine's divided among --replicas where that is less); of what is left once the model "
                         "is loaded, half for the requests in hand (one that does not fit now gets 503, one that "
                         "never fits 413), 2/5 for compiled models")
+    j = p.add_argument_group("video jobs (POST /v1/jobs)")
+    j.add_argument("--job-dir", help="folder of the video jobs: uploads, parts, results and their records, which a "
+                                     "restarted server continues from (default: jobs/ under drcn's cache folder)")
+    j.add_argument("--no-jobs", action="store_true", help="answer no video jobs (the /v1/jobs routes say 404)")
+    j.add_argument("--max-jobs", type=positive_int, default=4, help="jobs queued or running per token (default 4)")
+    j.add_argument("--max-upload", type=memory_size, default=4 << 30, metavar="SIZE",
+                   help="largest video upload (default 4G)")
+    j.add_argument("--upload-timeout", type=positive_float, default=60.0, metavar="SECONDS",
+                   help="an upload that sends nothing for this long is refused (408; default 60)")
+    j.add_argument("--job-ttl", type=positive_float, default=24.0, metavar="HOURS",
+                   help="hours a finished job's result is kept (default 24)")
+    j.add_argument("--job-disk", type=memory_size, metavar="SIZE",
+                   help="bytes the job folder may hold; a job that would not fit is refused with 507 (default: "
+                        "half the free space of its disk at start)")
     h.add_argument("--metrics-port", type=positive_int,
                    help="port of Ray's own metrics exporter on this machine (Ray Serve's series, appended to "
                         "/metrics; default: a free port, on 127.0.0.1, for the local Ray; with --ray: the cluster's "
@@ -102,14 +116,16 @@ def settings_from(args, local: bool | None = None):
     request = BackendRequest(choice.backend, str(Path(choice.model).resolve()), tile=args.tile, batch=args.batch,
                              device=args.device, precision=args.precision, provider=args.provider,
                              threads=args.threads, path=args.path, mode=mode, ensemble=args.ensemble)
-    token = None
+    tokens: tuple[str, ...] = ()
     if args.token_file:
         try:
-            token = Path(args.token_file).read_text().strip()
+            text = Path(args.token_file).read_text()
         except OSError as exc:
             raise DrcnError(f"--token-file {args.token_file}: cannot read it ({exc.strerror})") from None
-        if not token:
-            raise DrcnError(f"--token-file {args.token_file}: the file is empty")
+        tokens = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+        if not tokens:
+            raise DrcnError(f"--token-file {args.token_file}: the file holds no token")
+    job_dir, job_disk = _job_folder(args)
     settings = ServeSettings(request, choice.reason, scale=args.scale, kind=args.kind, model_name=args.name,
                              max_batch=args.max_batch)
     local = not args.ray if local is None else local
@@ -118,9 +134,32 @@ def settings_from(args, local: bool | None = None):
         whole = memory.budget()
         budget = min(whole // max(args.replicas, args.max_replicas or 1), memory.REPLICA_DEFAULT) if whole else None
     limits = ServeLimits(max_body_bytes=int(args.max_body_mb * (1 << 20)), max_pending=args.queue,
-                         deadline_s=args.deadline, token=token, max_pixels=args.max_pixels, memory_budget=budget,
+                         deadline_s=args.deadline, tokens=tokens, max_pixels=args.max_pixels, memory_budget=budget,
+                         job_dir=job_dir, max_jobs=args.max_jobs, max_upload=args.max_upload,
+                         upload_idle_s=args.upload_timeout, job_ttl_s=args.job_ttl * 3600, job_disk=job_disk,
                          ray_metrics_port=getattr(args, "metrics_port", None), local=local)
     return settings, limits
+
+
+def _job_folder(args) -> tuple[str | None, int | None]:
+    """(the job folder, made and checked writable; the jobs' disk budget) from the options; (None, None) with
+    --no-jobs."""
+    import shutil
+
+    if getattr(args, "no_jobs", False):
+        return None, None
+    from drcn.cache import cache_dir
+
+    folder = Path(args.job_dir).expanduser() if args.job_dir else cache_dir("jobs")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise DrcnError(f"--job-dir {folder}: cannot write there ({exc.strerror})") from None
+    budget = args.job_disk if args.job_disk else shutil.disk_usage(folder).free // 2
+    return str(folder.resolve()), budget
 
 
 MIN_WORK = 64 << 20     # a budget must leave at least this beyond what a replica holds with its model loaded
@@ -424,8 +463,9 @@ def _serve(argv: list[str]) -> int:
         print(f"{PROG}: {replicas} replica(s); v2 model '{settings.model_name}' ({settings.kind}, "
               f"x{settings.scale}); max batch {settings.max_batch or 'auto (8 on a GPU, 1 on a CPU)'} windows "
               "across requests"
-              + ("; bearer token required" if limits.token else ""), flush=True)
-        print(f"{PROG}: serving on {url}/ (page), {url}/v1/upscale, {url}/v2, {url}/metrics (Ctrl-C stops)",
+              + ("; bearer token required" if limits.tokens else ""), flush=True)
+        print(f"{PROG}: serving on {url}/ (page), {url}/v1/upscale, {url}/v2, {url}/metrics"
+              + (f", {url}/v1/jobs (video jobs in {limits.job_dir})" if limits.job_dir else "") + " (Ctrl-C stops)",
               flush=True)
         serving.set()
         stop.wait()
