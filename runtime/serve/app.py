@@ -63,6 +63,7 @@ class ServeLimits:
     upload_idle_s: float = 60.0        # an upload that sends nothing for this long: 408
     job_ttl_s: float = 86400.0         # a finished job's files are kept this long
     job_disk: int | None = None        # bytes the job folder may hold (None: no bound)
+    callback_allow: tuple[str, ...] = ()   # hosts a job's callback may call (none: callbacks off)
     max_pixels: int | None = None      # the pixel limit in the replicas (None: DRCN_MAX_PIXELS or the default)
     memory_budget: int | None = None   # bytes per replica (None: DRCN_MEMORY_BUDGET, else a share of the machine's)
     ray_metrics_port: int | None = None   # Ray's metrics exporter on each node, appended to /metrics
@@ -113,7 +114,8 @@ class DrcnDeployment(JobRoutes):
             from drcn.runtime.serve.jobs.store import JobStore
 
             self.jobs = JobStore(Path(limits.job_dir))
-            self.job_runner = JobRunner(self.jobs, self.model.upscaler, self._job_memory, limits.job_ttl_s)
+            self.job_runner = JobRunner(self.jobs, self.model.upscaler, self._job_memory, limits.job_ttl_s,
+                                        limits.callback_allow)
             self.job_runner.start()
 
     def __del__(self):
@@ -144,7 +146,19 @@ class DrcnDeployment(JobRoutes):
                 "drcn_memory_reserved_bytes": self.work.reserved, "drcn_windows_total": stats.windows,
                 "drcn_backend_calls_total": stats.backend_calls,
                 "drcn_dropped_windows_total": self.counts["dropped_windows"],
+                **self._job_state(),
                 "batch_sizes": stats.batch_sizes}
+
+    def _job_state(self) -> dict:
+        from drcn.runtime.serve.jobs.store import STATES
+
+        runner, store = self.job_runner, self.jobs
+        states = dict.fromkeys(STATES, 0)
+        for record in store.all() if store is not None else ():
+            states[record.state] = states.get(record.state, 0) + 1
+        return {"drcn_jobs": states, "drcn_job_disk_bytes": store.disk_used() if store is not None else 0,
+                "drcn_job_segments_total": runner.counts["segments_done"] if runner else 0,
+                "drcn_job_seconds_total": runner.counts["job_seconds"] if runner else 0.0}
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     def _authorised(self, request: Request) -> None:
@@ -152,17 +166,21 @@ class DrcnDeployment(JobRoutes):
 
     def _owner(self, request: Request) -> str:
         """Who asks: a digest of the bearer token given ("" where no token is set); 401 without a good one."""
+        return self._caller(request)[0]
+
+    def _caller(self, request: Request) -> tuple[str, str | None]:
+        """(digest of the bearer token given, the token); ("", None) where no token is set; 401 without a good one."""
         if not self.limits.tokens:
-            return ""
+            return "", None
         given = request.headers.get("authorization", "").encode()
-        found = ""
+        found = None
         for token in self.limits.tokens:       # every token compared, in constant time each
             if hmac.compare_digest(given, f"Bearer {token}".encode()):
-                found = hashlib.sha256(token.encode()).hexdigest()[:16]
-        if not found:
+                found = token
+        if found is None:
             raise HttpError(401, "a bearer token is needed (Authorization: Bearer <token>)",
                             {"WWW-Authenticate": "Bearer"})
-        return found
+        return hashlib.sha256(found.encode()).hexdigest()[:16], found
 
     async def _body(self, request: Request) -> bytes:
         limit = self.limits.max_body_bytes

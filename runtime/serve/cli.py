@@ -93,6 +93,9 @@ def build_parser() -> ArgumentParser:
     j.add_argument("--job-disk", type=memory_size, metavar="SIZE",
                    help="bytes the job folder may hold; a job that would not fit is refused with 507 (default: "
                         "half the free space of its disk at start)")
+    j.add_argument("--callback-allow", action="append", default=[], metavar="HOST",
+                   help="a host a job's callback URL may name (repeat it, or give a comma-separated list; default: "
+                        "none, callbacks off)")
     h.add_argument("--metrics-port", type=positive_int,
                    help="port of Ray's own metrics exporter on this machine (Ray Serve's series, appended to "
                         "/metrics; default: a free port, on 127.0.0.1, for the local Ray; with --ray: the cluster's "
@@ -137,6 +140,8 @@ def settings_from(args, local: bool | None = None):
                          deadline_s=args.deadline, tokens=tokens, max_pixels=args.max_pixels, memory_budget=budget,
                          job_dir=job_dir, max_jobs=args.max_jobs, max_upload=args.max_upload,
                          upload_idle_s=args.upload_timeout, job_ttl_s=args.job_ttl * 3600, job_disk=job_disk,
+                         callback_allow=tuple(h.strip().lower() for given in args.callback_allow
+                                              for h in given.split(",") if h.strip()),
                          ray_metrics_port=getattr(args, "metrics_port", None), local=local)
     return settings, limits
 

@@ -8,7 +8,9 @@ drcn's own series (``drcn_`` prefix), each with the label ``replica`` (the repli
 - ``drcn_windows_per_backend_call`` (histogram), ``drcn_windows_total``, ``drcn_backend_calls_total``;
 - ``drcn_cancelled_requests_total{reason}`` (client_gone, deadline), ``drcn_dropped_windows_total`` (never computed);
 - ``drcn_refused_requests_total{reason}`` (busy, memory): 503s before any work;
-- ``drcn_memory_rss_bytes``, ``drcn_memory_budget_bytes``, ``drcn_memory_reserved_bytes``.
+- ``drcn_memory_rss_bytes``, ``drcn_memory_budget_bytes``, ``drcn_memory_reserved_bytes``;
+- ``drcn_jobs{state}`` (video jobs in the job folder by state), ``drcn_job_disk_bytes`` (what the job folder holds),
+  ``drcn_job_segments_total`` and ``drcn_job_seconds_total`` (this replica's job work).
 
 Ray Serve's own series (``ray_serve_*``) come from Ray's metrics exporter on this node, appended to the same answer
 where it runs (``drcn-serve --metrics-port``).
@@ -94,11 +96,14 @@ GAUGES = {
     "drcn_memory_rss_bytes": "resident memory of the replica process",
     "drcn_memory_budget_bytes": "the replica's memory budget",
     "drcn_memory_reserved_bytes": "working memory reserved by the requests in hand",
+    "drcn_job_disk_bytes": "bytes the video job folder holds",
 }
 COUNTERS = {
     "drcn_windows": "windows computed",
     "drcn_backend_calls": "backend calls (batches) run",
     "drcn_dropped_windows": "windows of given-up requests left undone",
+    "drcn_job_segments": "video job segments this replica finished",
+    "drcn_job_seconds": "seconds this replica spent on video jobs",
 }
 
 
@@ -115,13 +120,18 @@ class _StateCollector:
         # Every series must be wired to a value: a missing one fails the scrape (and the tests) instead of showing
         # a 0 that nothing ever changes.
         missing = [name for name in GAUGES if name not in state] + \
-            [name + "_total" for name in COUNTERS if name + "_total" not in state]
+            [name + "_total" for name in COUNTERS if name + "_total" not in state] + \
+            [name for name in ("drcn_jobs",) if name not in state]
         if missing:
             raise KeyError(f"metrics not wired to the replica's state: {', '.join(missing)}")
         for name, text in GAUGES.items():
             yield GaugeMetricFamily(name, text, value=state[name])
         for name, text in COUNTERS.items():
             yield CounterMetricFamily(name, text, value=state[name + "_total"])
+        jobs = GaugeMetricFamily("drcn_jobs", "video jobs in the job folder by state", labels=["state"])
+        for job_state, count in sorted(state["drcn_jobs"].items()):
+            jobs.add_metric([job_state], count)
+        yield jobs
 
 
 def fetch_ray_metrics(port: int | None, timeout: float = 2.0) -> bytes:

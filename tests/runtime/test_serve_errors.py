@@ -66,13 +66,15 @@ def test_a_metric_not_wired_to_the_replica_fails_the_scrape():
     """Each gauge and counter reads a value of the replica's state: one left out is an error, not a silent 0."""
     from drcn.runtime.serve.metrics import COUNTERS, GAUGES, ReplicaMetrics
 
-    state = {**{name: 3 for name in GAUGES}, **{name + "_total": 5 for name in COUNTERS}, "batch_sizes": {2: 1}}
+    state = {**{name: 3 for name in GAUGES}, **{name + "_total": 5 for name in COUNTERS}, "batch_sizes": {2: 1},
+             "drcn_jobs": {"queued": 2, "done": 7}}
     text = ReplicaMetrics(lambda: state).render().decode()
+    assert 'drcn_jobs{replica="' in text and 'state="queued"} 2.0' in text and 'state="done"} 7.0' in text
     for name in GAUGES:
         assert f"{name}{{" in text and text.split(f"{name}{{", 1)[1].split("\n", 1)[0].endswith(" 3.0")
     for name in COUNTERS:
         assert text.split(f"{name}_total{{", 1)[1].split("\n", 1)[0].endswith(" 5.0")
-    for left_out in [*GAUGES, *(name + "_total" for name in COUNTERS)]:
+    for left_out in [*GAUGES, *(name + "_total" for name in COUNTERS), "drcn_jobs"]:
         partial = {k: v for k, v in state.items() if k != left_out}
         with pytest.raises(KeyError, match=left_out):
             ReplicaMetrics(lambda partial=partial: partial).render()

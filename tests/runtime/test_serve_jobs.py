@@ -203,3 +203,77 @@ def test_cancel_stops_the_work_and_bad_uploads_leave_nothing(tmp_path, onnx):
             call(f"{server.url}{made['url']}", "DELETE")
     finally:
         assert server.stop() == 0, server.output()
+
+
+def test_callbacks_the_disk_budget_stalled_uploads_and_metrics(tmp_path, onnx):
+    import hashlib
+    import hmac
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    heard: list[tuple[dict, bytes]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            heard.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    listener = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
+    jobs = tmp_path / "jobs"
+    small, big = tmp_path / "small.mkv", tmp_path / "big.mkv"
+    make_clip(small, frames=24)
+    make_clip(big, frames=240, size=(96, 128))
+    server = Server(tmp_path, onnx, jobs, "--callback-allow", "127.0.0.1", "--upload-timeout", "2",
+                    "--job-disk", "4M")
+    try:
+        hook = f"http://127.0.0.1:{listener.server_port}/hook"
+        job = submit(server, small, f"codec=ffv1&callback={hook}")
+        assert wait_for(server, job["id"])["state"] == "done"
+        deadline = time.monotonic() + 20
+        while not heard and time.monotonic() < deadline:
+            time.sleep(0.1)
+        headers, body = heard[0]
+        key = bytes.fromhex(hashlib.sha256(f"drcn-callback:{TOKENS[0]}".encode()).hexdigest())
+        assert headers["x-drcn-signature"] == "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+        told = json.loads(body)
+        assert told["id"] == job["id"] and told["state"] == "done" and "callback_key" not in told
+        # a host not on the allow-list is refused before the upload is read
+        status, _, answer = call(f"{server.url}/v1/jobs?callback=http://localhost:1/x", "POST", small.read_bytes())
+        assert status == 400 and "--callback-allow" in json.loads(answer)["error"]
+        # the disk budget: a job that would not fit is 507, nothing kept
+        status, _, answer = call(f"{server.url}/v1/jobs?codec=ffv1", "POST", big.read_bytes())
+        assert status == 507 and "--job-disk" in json.loads(answer)["error"], answer
+        # an upload that stalls gets 408; one that stops early leaves nothing either
+        for close_early in (False, True):
+            raw = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            raw.sendall(f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKENS[0]}\r\n"
+                        "Content-Length: 100000\r\n\r\n".encode() + small.read_bytes()[:1000])
+            if close_early:
+                raw.close()
+            else:
+                answer = ""
+                while not answer.rstrip().endswith("}"):
+                    got = raw.recv(4096).decode(errors="replace")
+                    if not got:
+                        break
+                    answer += got
+                raw.close()
+                assert answer.startswith("HTTP/1.1 408") and "stalled" in answer, answer
+        deadline = time.monotonic() + 10
+        while [p for p in leftovers(jobs) if p.startswith(".incoming")] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [p for p in leftovers(jobs) if not p.startswith(job["id"])] == [], leftovers(jobs)
+        text = call(f"{server.url}/metrics")[2].decode()
+        assert 'state="done"} 1.0' in text and "drcn_job_disk_bytes{" in text, text[:2000]
+        segments = [line for line in text.splitlines() if line.startswith("drcn_job_segments_total{")]
+        assert segments and float(segments[0].rsplit(" ", 1)[1]) >= 1
+    finally:
+        listener.shutdown()
+        assert server.stop() == 0, server.output()

@@ -14,7 +14,8 @@ CONTAINERS = {"mkv": "video/x-matroska", "mp4": "video/mp4", "mov": "video/quick
 # an MP4 and a QuickTime file are one format to FFmpeg ("mov,mp4,..."): the upload's name tells them apart
 _INPUT_CONTAINERS = (("matroska", "mkv"), ("mp4", "mp4"), ("webm", "webm"), ("mov", "mov"))
 NAMES = ("scale", "codec", "crf", "preset", "pix_fmt", "segment", "container")
-EXTRA = ("name",)       # the upload's file name: shown in listings; its suffix picks the default container
+# the upload's file name (shown in listings; its suffix picks the default container), and a URL told when it ends
+EXTRA = ("name", "callback")
 # An encoder, preset or pixel format is a name: nothing that could be a path or an option of something else.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,39}")
 

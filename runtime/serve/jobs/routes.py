@@ -43,11 +43,14 @@ class JobRoutes:
     async def _create_job(self, request: Request) -> Response:
         from drcn.runtime.serve.jobs import intake, options
 
+        from drcn.runtime.serve.jobs import callbacks
+
         store = self._job_store()
-        owner = self._owner(request)
+        owner, token = self._caller(request)
         query = dict(request.query_params)
         chosen = options.parse(query)           # 400 before a byte of the upload is read
         name = options.upload_name(query)
+        callback = callbacks.check_url(query["callback"], self.limits.callback_allow) if "callback" in query else None
         mine = [r for r in store.all() if r.owner == owner and r.state in UNFINISHED]
         if len(mine) >= self.limits.max_jobs:
             raise HttpError(429, f"{len(mine)} jobs queued or running for this token, the limit (--max-jobs "
@@ -68,7 +71,8 @@ class JobRoutes:
             self._check_job_disk(store, size, found, chosen)
             record = JobRecord(id=store.new_id(), owner=owner, options=chosen.__dict__.copy(), name=name,
                                container=container, input_bytes=size, input=found, input_sha256=digest,
-                               frames_total=found["frames"])
+                               frames_total=found["frames"], callback=callback,
+                               callback_key=callbacks.callback_key(token, store.secret()) if callback else None)
             store.create(record, upload)
         finally:
             upload.unlink(missing_ok=True)

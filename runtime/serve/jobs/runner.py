@@ -75,8 +75,10 @@ class JobRunner:
     DrcnError where it never fits (the job fails)."""
 
     def __init__(self, store: JobStore, upscaler_for: Callable[[float], object],
-                 reserve: Callable[[int, str], contextlib.AbstractContextManager | None], ttl_s: float):
+                 reserve: Callable[[int, str], contextlib.AbstractContextManager | None], ttl_s: float,
+                 callback_allow: tuple[str, ...] = ()):
         self.store, self.upscaler_for, self.reserve, self.ttl_s = store, upscaler_for, reserve, ttl_s
+        self.callback_allow = callback_allow
         self._stop = threading.Event()
         self._ticket: Ticket | None = None
         self._thread = threading.Thread(target=self._loop, name="drcn-jobs", daemon=True)
@@ -248,6 +250,11 @@ class JobRunner:
             record.eta_s = None
         self.store.save(record)
         LOG.info("job %s: %s%s", record.id, state, f" ({error})" if error else "")
+        if record.callback and record.callback_key:
+            from drcn.runtime.serve.jobs import callbacks
+
+            callbacks.send(record.callback, record.callback_key, {**record.public(), "url": f"/v1/jobs/{record.id}"},
+                           self.callback_allow)
 
     def _said(self, text: str, record: JobRecord) -> str:
         """A message as a client may read it: the server's paths as the job's names."""

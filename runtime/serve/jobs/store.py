@@ -54,10 +54,12 @@ class JobRecord:
     result_bytes: int | None = None
     input_sha256: str = ""          # of the upload: a job whose input changed on disk is failed, never joined
     settings: dict | None = None    # what changes the pixels, as the job's first run resolved it (model, precision)
+    callback: str | None = None     # POSTed the job's status when it ends (:mod:`.callbacks`)
+    callback_key: str | None = None
 
     def public(self) -> dict:
         view = dataclasses.asdict(self)
-        for private in ("owner", "settings", "input_sha256"):
+        for private in ("owner", "settings", "input_sha256", "callback_key"):
             view.pop(private)
         return view
 
