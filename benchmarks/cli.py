@@ -246,6 +246,37 @@ def _add_serve_parser(sub) -> None:
     v.set_defaults(run=run_serve)
 
 
+def _add_jobs_parser(sub) -> None:
+    from drcn.argtypes import positive_float
+
+    v = sub.add_parser("jobs", help="video jobs on drcn-serve against drcn-run: frames/s, a kill at half, images "
+                                    "beside a job",
+                       description="Make a clip (a pan over a sample photo), upscale it with drcn-run, then as a job "
+                                   "of a drcn-serve started on 127.0.0.1: the job's frames/s, a job whose server is "
+                                   "killed at half and started again, and 256x256 x2 image requests beside the job "
+                                   "against idle.")
+    v.add_argument("--onnx", help="as drcn-run's --onnx (default: the shipped model)")
+    v.add_argument("--backend", default="auto", help="as drcn-run's --backend")
+    v.add_argument("--precision", default="auto", help="as drcn-run's --precision")
+    v.add_argument("--seconds", type=positive_float, default=10.0, help="the clip's length (default 10)")
+    v.add_argument("--size", type=frame_sizes, default=[(180, 320)], help="the clip's WxH (default 320x180)")
+    v.add_argument("--segment", type=positive_float, default=2.0, help="seconds per segment (default 2)")
+    _add_outputs(v)
+    v.set_defaults(run=run_jobs)
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    from drcn.benchmarks.job_bench import JobBenchRequest, job_rows, measure_jobs
+
+    model_args = ["--backend", args.backend, "--precision", args.precision]
+    if args.onnx:
+        model_args += ["--onnx", str(Path(args.onnx).resolve())]
+    record = measure_jobs(JobBenchRequest(tuple(model_args), args.seconds, args.size[0], segment=args.segment), _log)
+    headers, rows = job_rows(record)
+    _emit(args, headers, rows, record)
+    return 0
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from drcn.benchmarks.serve_bench import ServeBenchRequest, measure_serve, serve_rows
 
@@ -362,7 +393,7 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description="Quality and speed measurements for DRCN.")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_quality_parser, _add_recursions_parser, _add_latency_parser, _add_sweep_parser,
-                _add_compare_parser, _add_paths_parser, _add_framegraph_parser, _add_serve_parser,
+                _add_compare_parser, _add_paths_parser, _add_framegraph_parser, _add_serve_parser, _add_jobs_parser,
                 _add_temporal_parser):
         add(sub)
     return parser

@@ -6,6 +6,10 @@ Routes (the v2 ones as KServe's Open Inference Protocol and Triton's HTTP endpoi
     GET  /v1/info                           what runs: backend, precision, path, limits, counters
     GET  /metrics                           Prometheus text: drcn's series and Ray Serve's (:mod:`.metrics`)
     POST /v1/upscale?scale=2&format=png     an encoded image in the body -> the encoded result
+    POST /v1/jobs?scale=2&codec=...         a video in the body -> 202, a job (:mod:`.jobs.routes`)
+    GET  /v1/jobs, /v1/jobs/{id}            the caller's jobs; one job's state and progress
+    GET  /v1/jobs/{id}/result               the finished video (Range, If-Range; a signed link needs no token)
+    DELETE /v1/jobs/{id}                    cancel a job in hand, or remove a finished one
     GET  /v2, /v2/health/live, /v2/health/ready
     GET  /v2/models/{name}[/versions/1], /v2/models/{name}[/versions/1]/ready
     POST /v2/models/{name}[/versions/1]/infer   JSON or binary tensors
@@ -14,7 +18,8 @@ Every error is one JSON line ``{"error": "..."}`` with its status: 400 bad reque
 (when one is set; health, the page and /v1/info stay open), 404 unknown model or route, 405 wrong method, 413 over
 the body, pixel or memory limit (pixels checked from the image header before decoding), 415 not an image, 503 with
 ``Retry-After`` when the replica's queue is full or the working memory of the requests in hand leaves no room, 504
-past the request deadline.
+past the request deadline; for jobs also 408 (an upload stalled), 409 (no result yet), 429 (too many jobs for the
+token) and 507 (the job folder's disk budget).
 
 The work of a request runs on a thread of its own under a :class:`drcn.cancel.Ticket`: when the client goes away
 (Ray Serve cancels the handler) or the deadline passes, the ticket is cancelled and the work stops at its next check

@@ -84,3 +84,46 @@ def test_the_page_upscales_a_picked_image_to_the_pixels_drcn_run_writes(browser,
         browser.save_screenshot(str(tmp_path / "page.png"))
     finally:
         assert server.stop() == 0, server.output()
+
+
+def test_the_video_tab_submits_a_job_shows_its_progress_and_links_the_result(browser, tmp_path, tiny_model_files):
+    """Pick a clip in the page's video tab: it uploads it as a job, shows progress, and links the finished file by a
+    signed URL that needs no token; the file is drcn-run's for the same clip (frames, size)."""
+    import urllib.request
+
+    av = pytest.importorskip("av")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from test_serve import Server
+    from test_video import make_clip
+
+    clip = tmp_path / "clip.mkv"
+    make_clip(clip, frames=36, size=(48, 64))
+    (tmp_path / "token.txt").write_text("page-token\n")
+    server = Server(tmp_path, "--onnx", str(tiny_model_files[1]), "--backend", "onnxruntime", "--tile", "32",
+                    "--job-dir", str(tmp_path / "jobs"), "--token-file", str(tmp_path / "token.txt"))
+    try:
+        browser.get(server.url + "/")
+        wait = WebDriverWait(browser, 120)
+        wait.until(lambda d: d.find_element(By.ID, "token-row").is_displayed())
+        browser.find_element(By.ID, "token").send_keys("page-token")
+        browser.find_element(By.ID, "video").send_keys(str(clip))
+        browser.find_element(By.ID, "submit-video").click()
+        wait.until(lambda d: d.find_element(By.ID, "job-status").text.startswith(("done", "failed")))
+        status = browser.find_element(By.ID, "job-status").text
+        assert status.startswith("done: 36 frames, 128x96"), status
+        assert browser.find_element(By.ID, "job-progress").get_attribute("value") == "36"
+        link = browser.find_element(By.ID, "job-download")
+        assert link.is_displayed() and link.get_attribute("download") == "clip_x2.mkv"
+        href = link.get_attribute("href")
+        assert "/result?expires=" in href and "&sig=" in href
+        fetched = tmp_path / "fetched.mkv"
+        with urllib.request.urlopen(href, timeout=30) as answer:      # no token: the link carries its own
+            fetched.write_bytes(answer.read())
+        with av.open(str(fetched)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        assert len(frames) == 36 and frames[0].shape == (96, 128, 3)
+        browser.save_screenshot(str(tmp_path / "video-tab.png"))
+    finally:
+        assert server.stop() == 0, server.output()

@@ -153,7 +153,8 @@ class JobRunner:
         source = self.store.input(record.id)
         ticket = self._ticket = Ticket(f"job {record.id}")
         with held:
-            stages = _TicketStages(self.upscaler_for(options.scale), ticket)
+            # Equal windows, as drcn-run cuts them: a video's frames share one size, so one compiled shape either way.
+            stages = _TicketStages(self.upscaler_for(options.scale).with_windows(fixed=False), ticket)
             settings = pixel_settings(stages, options.scale, options.encode(), output)
             if record.settings is None:
                 record.settings = settings

@@ -1,0 +1,176 @@
+"""Video jobs on drcn-serve, measured against drcn-run on the same clip in one run:
+
+- a job's frames/s against ``drcn-run``'s (same model, options, machine);
+- a job whose server was killed (every process, SIGKILL) at half its frames and started again, against an
+  uninterrupted job: the job's own time (submission to done, the server's restart left out) and the wall time;
+- 256x256 x2 image requests while a job runs, against the idle server: p50 and p99.
+
+The clip is made here from a sample photo (a slow pan, libx264, no download); servers listen on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class JobBenchRequest:
+    model_args: tuple[str, ...]          # drcn-run / drcn-serve model options
+    seconds: float = 10.0                # the clip's length
+    size: tuple[int, int] = (180, 320)   # its (height, width)
+    fps: int = 24
+    segment: float = 2.0
+    images: int = 12                     # image requests timed idle and beside the job
+
+
+def make_clip(path: Path, request: JobBenchRequest) -> int:
+    """A pan over the astronaut photo: (frames written)."""
+    import av
+
+    from drcn import matlab
+    from drcn.samples import load_sample
+
+    height, width = request.size
+    photo = matlab.imresize(load_sample("astronaut")[:, :, :3], output_shape=(height * 2, width * 2))
+    frames = int(request.seconds * request.fps)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=request.fps, options={"crf": "18", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            y, x = (i * height) // frames, (i * width) // frames
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(photo[y:y + height, x:x + width]), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return frames
+
+
+def _call(url: str, method: str = "GET", body: bytes | None = None) -> dict:
+    with urllib.request.urlopen(urllib.request.Request(url, data=body, method=method), timeout=120) as answer:
+        return json.loads(answer.read())
+
+
+def _image(url: str, body: bytes) -> float:
+    start = time.perf_counter()
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/v1/upscale?scale=2", data=body, method="POST"),
+                                timeout=120) as answer:
+        answer.read()
+    return time.perf_counter() - start
+
+
+def _kill_tree(server) -> None:
+    import psutil
+
+    root = psutil.Process(server.process.pid)
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            process.send_signal(signal.SIGKILL)
+        except psutil.Error:
+            pass
+    server.process.wait(30)
+
+
+def measure_jobs(request: JobBenchRequest, log: Callable[[str], None]) -> dict:
+    from drcn.benchmarks.serve_bench import ServeProcess, _image as small_image
+    from drcn.cpu import cpu_name
+
+    record: dict = {"cpu": cpu_name(), "clip": f"{request.size[1]}x{request.size[0]}, {request.seconds:g} s at "
+                                               f"{request.fps} fps, libx264", "segment_s": request.segment}
+    with tempfile.TemporaryDirectory(prefix="drcn-job-bench-") as tmp:
+        tmp = Path(tmp)
+        clip = tmp / "clip.mkv"
+        frames = record["frames"] = make_clip(clip, request)
+        options = ["--codec", "ffv1", "--segment", f"{request.segment:g}"]
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "drcn.runtime.run_cli", str(clip), "-o", str(tmp / "run.mkv"),
+                        *request.model_args, *options], check=True, capture_output=True, text=True)
+        record["drcn_run_s"] = time.perf_counter() - start
+        log(f"drcn-run: {frames} frames in {record['drcn_run_s']:.1f} s")
+        query = f"codec=ffv1&segment={request.segment:g}&name=clip.mkv"
+        small = small_image((256, 256))
+        jobs = tmp / "jobs"
+        server = ServeProcess(*request.model_args, "--job-dir", str(jobs), log=log)
+        try:
+            _image(server.url, small)                                   # warm
+            idle = [_image(server.url, small) for _ in range(request.images)]
+            submitted = time.perf_counter()
+            job = _call(f"{server.url}/v1/jobs?{query}", "POST", clip.read_bytes())
+            beside = []
+            while True:
+                state = _call(f"{server.url}{job['url']}")
+                if state["state"] not in ("queued", "running"):
+                    break
+                if state["state"] == "running" and len(beside) < request.images:
+                    beside.append(_image(server.url, small))
+                else:
+                    time.sleep(0.2)
+            record["job_s"] = time.perf_counter() - submitted
+            if state["state"] != "done":
+                raise RuntimeError(f"the job ended {state['state']}: {state['error']}")
+            log(f"job: {frames} frames in {record['job_s']:.1f} s; images idle p50 {statistics.median(idle):.3f} s, "
+                f"beside the job {statistics.median(beside):.3f} s")
+            record.update(image_idle_s=idle, image_beside_job_s=beside)
+            # killed at half, started again
+            submitted = time.perf_counter()
+            job = _call(f"{server.url}/v1/jobs?{query}", "POST", clip.read_bytes())
+            while _call(f"{server.url}{job['url']}")["frames_done"] < frames // 2:
+                time.sleep(0.1)
+            killed = time.perf_counter()
+            _kill_tree(server)
+        except BaseException:
+            server.stop()
+            raise
+        server = ServeProcess(*request.model_args, "--job-dir", str(jobs), log=log)
+        try:
+            ready = time.perf_counter()
+            while True:
+                state = _call(f"{server.url}{job['url']}")
+                if state["state"] not in ("queued", "running"):
+                    break
+                time.sleep(0.2)
+            done = time.perf_counter()
+            if state["state"] != "done":
+                raise RuntimeError(f"the resumed job ended {state['state']}: {state['error']}")
+            record.update(killed_job_s=(killed - submitted) + (done - ready), killed_wall_s=done - submitted,
+                          restart_s=ready - killed, resumed_segments=state["resumed_segments"],
+                          segments=state["segments_total"])
+            log(f"killed at half: {record['killed_job_s']:.1f} s of job time ({record['killed_wall_s']:.1f} s wall, "
+                f"{record['restart_s']:.1f} s restarting); {state['resumed_segments']} of {state['segments_total']} "
+                "segments resumed")
+        finally:
+            server.stop()
+    return record
+
+
+def job_rows(record: dict) -> tuple[list[str], list[list[str]]]:
+    frames = record["frames"]
+    idle, beside = record["image_idle_s"], record["image_beside_job_s"]
+
+    def p(values, q):
+        return float(np.percentile(values, q)) * 1000
+
+    rows = [["clip", record["clip"] + f", {frames} frames, ffv1 out, segments of {record['segment_s']:g} s"],
+            ["drcn-run", f"{frames / record['drcn_run_s']:.2f} frames/s"],
+            ["job (POST /v1/jobs to done)", f"{frames / record['job_s']:.2f} frames/s "
+                                            f"({record['drcn_run_s'] / record['job_s']:.2f}x drcn-run)"],
+            ["job killed at half, server started again", f"{record['killed_job_s']:.1f} s of job time "
+             f"({record['killed_job_s'] / record['job_s']:.2f}x uninterrupted); {record['killed_wall_s']:.1f} s wall "
+             f"with {record['restart_s']:.1f} s of restart; {record['resumed_segments']} of {record['segments']} "
+             "segments resumed"],
+            ["256x256 x2 image, idle: p50 / p99", f"{p(idle, 50):.0f} / {p(idle, 99):.0f} ms"],
+            ["256x256 x2 image, a job running: p50 / p99", f"{p(beside, 50):.0f} / {p(beside, 99):.0f} ms "
+             f"({p(beside, 50) / p(idle, 50):.2f}x idle p50)"]]
+    return ["", "video jobs"], rows
