@@ -400,14 +400,31 @@ def build_parser() -> ArgumentParser:
 
 
 def _emit(args: argparse.Namespace, headers: list[str], rows: list[list], records) -> None:
-    """The table on stdout (stderr when the JSON goes to stdout), and the --md and --json files where asked."""
+    """The table on stdout (stderr when the JSON goes to stdout), and the --md and --json files where asked; every
+    absolute path in them reduced to its file name (a result names a model, not the folders of who measured it)."""
     from drcn.benchmarks import tables
+
+    rows, records = without_paths_in(rows), without_paths_in(records)
 
     print(tables.plain(headers, rows), end="", file=sys.stderr if args.json == "-" else sys.stdout)
     if args.md:
         atomic.write_text(Path(args.md), tables.markdown(headers, rows))
     if args.json:
         write_json(args.json, records)
+
+
+def without_paths_in(data):
+    """``data`` (nested lists, tuples, dicts) with :func:`drcn.runtime.serve.redact.without_paths` applied to every
+    string in it."""
+    from drcn.runtime.serve.redact import without_paths
+
+    if isinstance(data, str):
+        return without_paths(data)
+    if isinstance(data, dict):
+        return {key: without_paths_in(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(without_paths_in(value) for value in data)
+    return data
 
 
 def write_json(target: str, data) -> None:

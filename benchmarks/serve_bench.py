@@ -238,7 +238,7 @@ def measure_serve(request: ServeBenchRequest, log: Callable[[str], None]) -> dic
             "single_vs_api": single["p50_ms"] / (api * 1000), "images": [p.name for p in images]}
 
 
-# -- scenarios of a busy service (issue 31): clients that hang up, a small request beside a large one ---------------
+# -- scenarios of a busy service: clients that hang up, a small request beside a large one ---------------
 @dataclasses.dataclass(frozen=True)
 class ScenarioRequest:
     model_args: tuple[str, ...] = ()

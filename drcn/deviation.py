@@ -2,7 +2,7 @@
 average such as a PSNR change hides. A histogram of absolute differences, so that images add up and every figure
 (max, 99.99th percentile, share of values more than N levels off) is exact over all of them.
 
-The bound every precision a drcn tool picks by itself must hold (``auto``; proposed in issue 33): at most
+The bound every precision a drcn tool picks by itself must hold (``auto``): at most
 :data:`MAX_SHARE_OVER` of the values more than :data:`OFF_LEVELS` levels off, none more than :data:`MAX_LEVELS`.
 """
 

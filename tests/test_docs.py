@@ -1,7 +1,8 @@
-"""Docs that cannot drift (issue 34): the site builds with --strict (no broken link, no missing page); every
+"""Docs that cannot drift: the site builds with --strict (no broken link, no missing page); every
 drcn-* command line in the docs and the README parses with its real parser; the reference lists exactly each
 parser's options; the guides' Python blocks run (or, where marked compile-only, compile); results/ holds only what
-was measured, each file named with the command that made it."""
+was measured, each file named with the command that made it; nothing a user reads names a folder of the machine
+that wrote it or talks to the project's own authors; the README's relative links resolve."""
 
 from __future__ import annotations
 
@@ -125,3 +126,39 @@ def test_the_readme_is_short_and_keeps_the_two_quickstart_commands():
     assert ".venv/bin/pip install torch==2.13.0 -e '.[dev]' && .venv/bin/python -m pytest -q" in readme
     ci = (ROOT / ".ci" / "run").read_text()
     assert ".venv/bin/python -m pytest -q" in ci
+
+
+# Folders of whoever measured or wrote something: a user's copy has none of them. (/etc and /opt in a deployment
+# example are the reader's own.)
+MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:work|tmp|home|root|Users|var/folders)/[^\s)\]\"']+")
+INTERNAL = re.compile(r"\bissue #?\d+|\blent\b|\bthis session\b|\bthe CEO\b", re.IGNORECASE)
+
+
+def _read_by_users() -> list[Path]:
+    results = [p for p in (ROOT / "benchmarks" / "results").rglob("*") if p.suffix in (".md", ".json", ".txt")]
+    return [*MARKDOWN, ROOT / "weights" / "README.md", *sorted(results)]
+
+
+def test_nothing_a_user_reads_names_a_folder_of_the_machine_that_wrote_it():
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in _read_by_users()
+             for m in MACHINE_PATH.finditer(p.read_text(errors="replace"))]
+    assert not found, "\n".join(found[:20])
+
+
+def test_nothing_a_user_reads_talks_to_the_projects_own_authors():
+    sources = [p for folder in ("drcn", "runtime", "export", "train", "benchmarks")
+               for p in (ROOT / folder).rglob("*.py")]
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in [*_read_by_users(), *sources]
+             for m in INTERNAL.finditer(p.read_text(errors="replace"))]
+    assert not found, "\n".join(found[:20])
+    assert INTERNAL.search("as filed in issue 26") and MACHINE_PATH.search("model (/work/main/weights/m.onnx)")
+
+
+def test_every_relative_link_of_the_readme_resolves_to_a_file_in_the_repository():
+    text = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    relative = [link for link in links if not re.match(r"[a-z]+:", link)]
+    assert len(relative) >= 5, relative
+    missing = [link for link in relative if not (ROOT / link).exists()]
+    assert not missing, missing
+

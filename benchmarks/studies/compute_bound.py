@@ -1,4 +1,4 @@
-"""Issue 19's last bar, as issue 26 restates it for CPUs where one request already fills the cores: drcn-run's
+"""The compute bound, for CPUs where one request already fills the cores: drcn-run's
 frames/s against the compute bound, and throughput mode against latency mode, in one run.
 
 The compute bound of a frame is all the work it needs, done by one thread, spread over the cores with no loss:

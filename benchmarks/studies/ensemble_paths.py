@@ -1,6 +1,6 @@
-"""Issue 25's floor three ways: Set5 x2 with every flip and rotation (ensemble 8), OpenVINO fp32, through drcn-run's
-host path, its device path, and an exported `drcn-export --rgb --ensemble 8` graph. LR = MATLAB imresize of the
-mod-cropped RGB image (as drcn-bench framegraph makes it), Y-PSNR against the HR Y, 2 pixels shaved. Run:
+"""The self-ensemble's quality three ways: Set5 x2 with every flip and rotation (ensemble 8), OpenVINO fp32, through
+drcn-run's host path, its device path, and an exported `drcn-export --rgb --ensemble 8` graph. LR = MATLAB imresize of
+the mod-cropped RGB image (as drcn-bench framegraph makes it), Y-PSNR against the HR Y, 2 pixels shaved. Run:
     python benchmarks/studies/ensemble_paths.py ../shared/datasets > benchmarks/results/cpu/ensemble_paths.txt
 """
 

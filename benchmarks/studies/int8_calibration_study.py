@@ -1,4 +1,4 @@
-"""Issue 26, item 5: does a better post-training calibration recipe widen the INT8 margin? Each variant quantizes the
+"""Does a better post-training calibration recipe widen the INT8 margin? Each variant quantizes the
 shipped fp32 graph with the shipped scope (first conv, Add/Mul in float) and is scored where drcn-export --int8
 scores (T91 + BSD200, 80 images, crops up to 384², OpenVINO, float parts f32): Y-PSNR change per scale.
 (Full bias correction is not a variant: NNCF fails on the tied recursive weights, "Duplicate definition-site".)

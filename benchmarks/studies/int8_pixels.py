@@ -1,4 +1,4 @@
-"""Issue 33: where the shipped INT8 graph's worst pixels come from, on the on-CPU check's images only (the bundled
+"""Where the shipped INT8 graph's worst pixels come from, on the on-CPU check's images only (the bundled
 photos and textures, 168² centre crops, x2-x4; never a test set). Prints, per activation quantizer, its range against
 the largest activation the fp32 network reaches there (and the share clipped); then the per-pixel deviation from
 fp32 (OpenVINO, this CPU's kernels) of variants of the graph: float parts in bf16 / f32, every range widened by a

@@ -1,4 +1,4 @@
-"""Issue 33, item 5: the exported whole-frame RGB graphs on other runtimes at THEIR defaults, per pixel, against
+"""The exported whole-frame RGB graphs on other runtimes at THEIR defaults, per pixel, against
 ONNX Runtime (fp32) on Set5 (LR made with MATLAB bicubic from the HR image): plain OpenVINO (`compile_model(path,
 "CPU")`: bf16 on a CPU with AVX-512 BF16 or AMX), OpenVINO with INFERENCE_PRECISION_HINT=f32, an IR saved as `ovc`
 saves it by default (weights compressed to fp16) compiled at its default, and the Y graph alone at OpenVINO's

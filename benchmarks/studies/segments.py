@@ -1,4 +1,4 @@
-"""What segments cost and buy (issue 32), in one run on this machine: ``python benchmarks/studies/segments.py``.
+"""What segments cost and buy, in one run on this machine: ``python benchmarks/studies/segments.py``.
 
 A clip is made here (a slow pan over scikit-image's astronaut, 320x180, 25 fps, AAC silence-free tone), then:
 1. drcn-run in one pass (--segment 0) and in segments (--segment 5), same settings: frames/s of each;

@@ -7,7 +7,7 @@ crops, at each of the model's scales; the worst scale counts, limit :data:`MAX_P
 of its 8-bit Y output from fp32's on the same images (:mod:`drcn.deviation`: at most 0.01% of values more than 4
 levels off, none more than 12, at every scale) and its time per 282² window (median of :data:`TIMED` calls).
 ``auto`` takes the fastest precision within both limits (fp32 always is): an average such as the PSNR change hides
-the few values a clipped activation range moves by 20-50 levels (issue 33). Speed comes from the same measurement, not from a table of
+the few values a clipped activation range moves by 20-50 levels. Speed comes from the same measurement, not from a table of
 instruction sets: INT8 without VNNI (AVX2) was measured 1.64x faster than fp32 here, which a table had ruled out.
 
 The verdicts are cached as JSON under ``$DRCN_CACHE/precision-checks``, sealed, keyed by both graphs' checksums, the

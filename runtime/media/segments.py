@@ -216,6 +216,14 @@ class WorkFolder:
         with atomic_output(self._record(segment.index)) as tmp:
             tmp.write_text(json.dumps(record))
 
+    def claim(self, segment: Segment) -> "WorkLock | None":
+        """Hold ``segment`` for this process (another process helping with the same video takes others), or None
+        where another holds it; released when done, or when the holder ends however it ends."""
+        try:
+            return WorkLock(self.path / f".part-{segment.index:05d}.lock", self.output)
+        except (DrcnError, FileNotFoundError):
+            return None
+
     def sweep(self, segment: Segment) -> None:
         """Remove what a killed run left of ``segment``: its temporaries and an unrecorded or damaged part."""
         remove_stale_temps(self.part(segment.index))

@@ -52,6 +52,7 @@ class Timeline:
     gaps: tuple[Gap, ...] = ()
     read_error: str | None = None    # why reading stopped before the end of the file, if it did
     ordered: str | None = None
+    cut: str | None = None           # why the file looks cut short where it declares no length (MPEG-TS), if it does
 
     @property
     def frames(self) -> int:
@@ -84,11 +85,18 @@ class Timeline:
         if tail:
             missing += tail[1]
             runs.append(tail)
+        if self.cut and not tail:
+            last = f"t={self.seconds(self.pts[-1]):.3f}s" if self.pts else "its start"
+            said = (f"the file is cut short after {last} ({self.cut}; how many frames followed is unknown, and its "
+                    "last frame may be damaged)")
+            if not missing:
+                return f"{said}; the frames that decoded are written"
+            runs.append((said, 0))
         if not missing:
             return None
         seconds = f" (about {missing / self.rate:.2f} s)" if self.rate else ""
         runs.sort(key=lambda run: run[0].startswith("after"))
-        named = "; ".join(f"{where}: {count}" for where, count in runs[:SHOWN_RUNS])
+        named = "; ".join(f"{where}: {count}" if count else where for where, count in runs[:SHOWN_RUNS])
         more = f"; and {len(runs) - SHOWN_RUNS} more places" if len(runs) > SHOWN_RUNS else ""
         return (f"{missing} of the {len(decoded) + missing} frames the file declares did not decode{seconds}: "
                 f"{named}{more}; the frames that decoded are written")
@@ -182,7 +190,26 @@ def scan(path: Path) -> Timeline:
         rate = 1 / (interval * time_base)     # the stream's own average may count duplicates or a long still
     limits = SKIP_LIMITS["cells" if set(container_format.split(",")) & set(CELL_FORMATS) else "packets"]
     gaps = () if without else tuple(_gaps(pts, positions, limits))
-    return Timeline(pts, keys, time_base, packets, declared, seconds, start, rate, gaps, error, ordered)
+    return Timeline(pts, keys, time_base, packets, declared, seconds, start, rate, gaps, error, ordered,
+                    _cut_transport_stream(path, container_format))
+
+
+TS_PACKETS = (188, 192, 204)    # MPEG-TS, M2TS (a 4-byte timestamp before each), and TS with Reed-Solomon bytes
+
+
+def _cut_transport_stream(path: Path, container_format: str) -> str | None:
+    """An MPEG-TS file declares neither its length nor its frames, but it is made of whole packets: one whose size is
+    no multiple of any packet size ends inside a packet, cut short (one cut exactly at a packet's end cannot be told
+    from a whole file)."""
+    if "mpegts" not in container_format.split(","):
+        return None
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    if any(size % packet == 0 for packet in TS_PACKETS):
+        return None
+    return f"it ends {size % 188} bytes into an MPEG-TS packet"
 
 
 def _declared_seconds(stream, container) -> float | None:

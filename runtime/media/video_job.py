@@ -33,6 +33,7 @@ class VideoProgress:
     segments_done: int = 0
     resumed_segments: int = 0
     resumed_frames: int = 0
+    helped_segments: int = 0       # done by another process helping with this run (a server's other replicas)
 
 
 def upscale_video(source: Path, output: Path, scale: float, stages: FrameStages, options: EncodeOptions,
@@ -292,14 +293,81 @@ def _run_segments(run: SegmentedRun, src: VideoSource, scale: float, stages: Fra
             decoder = VideoSource(src.path)
             forward = _Forward(decoder.frames(None))
             try:
-                for piece in run.pending:
-                    run.work.sweep(piece)
-                    run.finished(piece, upscale_segment(src.path, piece, run.work, scale, stages, options,
-                                                        forward.take(piece)))
+                left = _claimed_in_turn(run, lambda piece: upscale_segment(src.path, piece, run.work, scale, stages,
+                                                                          options, forward.take(piece)))
             finally:
                 decoder.container.close()
             _say_moved(decoder, log)
+            # Segments a helper held when their turn came (a server's other replicas): done by it, or, where it
+            # stopped, here (decoded from the keyframe before, as a helper does).
+            while left:
+                left = _claimed_in_turn(run, lambda piece: upscale_segment(src.path, piece, run.work, scale, stages,
+                                                                          options), left)
+                if left:
+                    time.sleep(HELPER_POLL_S)
     return run.join(timeline)
+
+
+HELPER_POLL_S = 0.5
+
+
+def _claimed_in_turn(run: "SegmentedRun", work, pieces=None) -> list[segments.Segment]:
+    """Do each of ``pieces`` (default: the run's pending ones) that no other process holds or has done, in order;
+    count those another process finished; return those another process still holds."""
+    held = []
+    for piece in run.pending if pieces is None else pieces:
+        if run.work.done(piece):
+            run.progress.helped_segments += 1
+            run.finished(piece, Summary(done=piece.frames))      # a helper's
+            continue
+        claim = run.work.claim(piece)
+        if claim is None:
+            held.append(piece)
+            continue
+        try:
+            if run.work.done(piece):                              # finished as we took it
+                run.progress.helped_segments += 1
+                run.finished(piece, Summary(done=piece.frames))
+                continue
+            run.work.sweep(piece)
+            run.finished(piece, work(piece))
+        finally:
+            claim.release()
+    return held
+
+
+def help_with_segments(source: Path, output: Path, scale: float, stages: FrameStages, options: EncodeOptions,
+                       settings: dict, stop: Callable[[], bool] = lambda: False) -> int:
+    """Another process's segmented run of ``source`` into ``output`` is under way: take its segments that nobody
+    holds, one at a time, each decoded from the keyframe before it, while ``stop()`` is False; the number done. A
+    work folder whose settings are not ``settings`` (another model or precision) is left alone."""
+    import json
+
+    work = segments.WorkFolder(output)
+    try:
+        manifest = json.loads((work.path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    if manifest.get("settings") != settings or manifest.get("version") != segments.MANIFEST_VERSION:
+        return 0
+    done = 0
+    for piece in (segments.Segment(**d) for d in manifest.get("segments", [])):
+        if stop():
+            break
+        if work.done(piece):
+            continue
+        claim = work.claim(piece)
+        if claim is None:
+            continue
+        try:
+            if work.done(piece):
+                continue
+            work.sweep(piece)
+            upscale_segment(source, piece, work, scale, stages, options)
+            done += 1
+        finally:
+            claim.release()
+    return done
 
 
 def _say_moved(src: VideoSource, log: Callable[[str], None]) -> None:

@@ -53,9 +53,9 @@ def draw(rng: random.Random) -> ClipSpec:
     if bframes == 0 and container == "mkv" and rng.random() < 0.3:
         duplicates = tuple(sorted(rng.sample(range(2, frames), rng.randrange(1, 4))))
     damage = rng.choice(["none", "none", "none", "cut", "noise"])
-    if container == "ts":
-        # Known limits, not yet handled: MPEG-TS declares no length, so a cut .ts cannot be told from a whole one, and
-        # noise in one is not always found (or breaks the join of its segments). Drawn as undamaged until then.
+    if container == "ts" and damage == "noise":
+        # A known limit, not yet handled: noise in an MPEG-TS file is not always found (or breaks the join of its
+        # segments). Drawn as undamaged until then. (A cut one is found: it ends inside a transport packet.)
         damage = "none"
     return ClipSpec(frames=frames, size=(h, w), rate=rng.choice([24, 25, 30]), container=container, bframes=bframes,
                     keyint=rng.choice([0, 8, 12, 25]), open_gop=bframes > 0 and rng.random() < 0.4, pix_fmt=pix_fmt,
@@ -117,6 +117,8 @@ def write(spec: ClipSpec, path: Path, seed: int) -> None:
         data = bytearray(path.read_bytes())
         at = int(len(data) * spec.damage_at)
         if spec.damage == "cut":
+            if spec.container == "ts" and at % 188 == 0:
+                at += 1         # a TS cut exactly at a packet's end is a whole file to any reader: the stated limit
             del data[at:]
         else:
             noise = np.random.default_rng(seed).integers(0, 256, min(4096, len(data) // 8), dtype=np.uint8)

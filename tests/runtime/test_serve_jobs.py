@@ -277,3 +277,27 @@ def test_callbacks_the_disk_budget_stalled_uploads_and_metrics(tmp_path, onnx):
     finally:
         listener.shutdown()
         assert server.stop() == 0, server.output()
+
+
+def test_two_replicas_share_a_jobs_segments_and_give_the_same_file(tmp_path, onnx):
+    """With --replicas 2 the replica that does not run the job takes its free segments (each decoded from the
+    keyframe before it); the replica running it joins them: the file is drcn-run's."""
+    clip = tmp_path / "film.mp4"
+    make_clip(clip, frames=120, size=(72, 96))
+    reference = tmp_path / "ref.mkv"
+    done = run(clip, "-o", reference, "--onnx", onnx, "--tile", "32", "--backend", "onnxruntime", "--codec", "ffv1",
+               "--segment", "0")
+    assert done.returncode == 0, done.stderr
+    jobs = tmp_path / "jobs"
+    server = Server(tmp_path, onnx, jobs, "--replicas", "2")
+    try:
+        job = submit(server, clip, "codec=ffv1&segment=0.3&container=mkv")
+        finished = wait_for(server, job["id"])
+        assert finished["state"] == "done", finished
+        assert finished["helped_segments"] >= 1 and finished["segments_done"] == finished["segments_total"] >= 8
+        fetched = tmp_path / "fetched.mkv"
+        fetched.write_bytes(call(f"{server.url}{finished['url']}/result")[2])
+        assert_same_video(reference, fetched)
+        assert packets(fetched, "audio") == packets(clip, "audio")
+    finally:
+        assert server.stop() == 0, server.output()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -34,18 +35,38 @@ class JobStopped(BaseException):
     handler of the pipeline takes it for one frame's failure and goes on."""
 
 
+JOB_NICE = 10            # the niceness of a job's decoding, colour and encoding threads (Linux: per thread)
+_niced = threading.local()
+
+
+def _yield_to_images() -> None:
+    """Lower this thread's CPU priority once: a job's host work (decoding, colour, bicubic, encoding) then gives way
+    to the image requests' on a busy machine. The backend's own threads are shared and stay as they are."""
+    if getattr(_niced, "done", False):
+        return
+    _niced.done = True
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICE)
+    except (OSError, AttributeError):
+        pass      # a platform without per-thread priorities, or one already lower: the job runs as it is
+
+
 class _TicketStages:
     """A replica's Upscaler with the job's ticket current around every stage (whatever thread runs it), counting
     the frames finished; the Upscaler's attributes read through (the work folder's manifest records them)."""
 
-    def __init__(self, stages, ticket: Ticket):
-        self._stages, self._ticket, self.frames = stages, ticket, 0
+    def __init__(self, stages, ticket: Ticket, stopped: Callable[[], bool] | None = None):
+        """``stopped``: asked before each stage; True cancels the ticket (a helper's way to see a cancel)."""
+        self._stages, self._ticket, self.frames, self._stopped = stages, ticket, 0, stopped
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str):
         return getattr(self._stages, name)
 
     def _call(self, fn, *args):
+        _yield_to_images()
+        if self._stopped is not None and self._stopped():
+            self._ticket.cancel("cancelled")
         if self._ticket.cancelled:
             raise JobStopped(self._ticket.reason)
         token = CURRENT.set(self._ticket)
@@ -113,6 +134,7 @@ class JobRunner:
         """Run the oldest unfinished job nobody holds; False where there was none to run."""
         from drcn.runtime.media.segments import WorkLock
 
+        elsewhere = []
         for record in self.store.all():
             if record.state not in UNFINISHED or self.store.cancel_marker(record.id).exists():
                 if record.state in UNFINISHED:
@@ -121,7 +143,8 @@ class JobRunner:
             try:
                 lock = WorkLock(self.store.lock_path(record.id), Path(record.name))
             except DrcnError:
-                continue                         # another replica runs it
+                elsewhere.append(record)         # another replica runs it: this one may help with its segments
+                continue
             except FileNotFoundError:
                 continue                         # removed as we looked
             try:
@@ -131,7 +154,34 @@ class JobRunner:
                 return self._run(fresh)
             finally:
                 lock.release()
-        return False
+        return any(self._help(record) for record in elsewhere if record.state == "running")
+
+    def _help(self, record: JobRecord) -> bool:
+        """Take segments of a job another replica runs (each decoded from the keyframe before it); whether any was
+        done. The replica running the job joins them."""
+        from drcn.runtime.media.video_job import help_with_segments, pixel_settings
+
+        options = JobOptions(**record.options)
+        output = self.store.result(record)
+        ticket = self._ticket = Ticket(f"job {record.id} (helping)")
+
+        def stopped() -> bool:
+            return self._stop.is_set() or self.store.cancel_marker(record.id).exists()
+
+        stages = _TicketStages(self.upscaler_for(options.scale).with_windows(fixed=False), ticket, stopped)
+        try:
+            settings = pixel_settings(stages, options.scale, options.encode(), output)
+            done = help_with_segments(self.store.input(record.id), output, options.scale, stages, options.encode(),
+                                      settings, stop=stopped)
+        except JobStopped:
+            return False
+        except (DrcnError, OSError) as exc:     # the job's own replica meets it too, and fails the job in one line
+            LOG.info("job %s: helping stopped: %s", record.id, exc)
+            return False
+        finally:
+            self._ticket = None
+        self.counts["segments_done"] += done
+        return done > 0
 
     # -- one job -----------------------------------------------------------------------------------------------
     def _run(self, record: JobRecord) -> bool:
@@ -221,6 +271,7 @@ class JobRunner:
         record.segments_total = progress.segments_total or record.segments_total
         record.segments_done = progress.segments_done
         record.resumed_segments = progress.resumed_segments
+        record.helped_segments = progress.helped_segments
         record.frames_done = min(progress.resumed_frames + stages.frames, record.frames_total or 1 << 62)
         elapsed = time.monotonic() - started
         record.fps = round(stages.frames / elapsed, 3) if elapsed > 0 and stages.frames else None

@@ -47,6 +47,7 @@ class JobRecord:
     segments_done: int = 0
     segments_total: int = 0
     resumed_segments: int = 0
+    helped_segments: int = 0        # segments another replica did while this one ran the job
     fps: float | None = None
     eta_s: float | None = None
     error: str | None = None        # the one line of a failed job
