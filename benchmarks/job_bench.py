@@ -1,6 +1,6 @@
 """Video jobs on drcn-serve, measured against drcn-run on the same clip in one run:
 
-- a job's frames/s against ``drcn-run``'s (same model, options, machine);
+- a job's frames/s against ``drcn-run``'s (same model, options, machine), the job alone on the server;
 - a job whose server was killed (every process, SIGKILL) at half its frames and started again, against an
   uninterrupted job: the job's own time (submission to done, the server's restart left out) and the wall time;
 - 256x256 x2 image requests while a job runs, against the idle server: p50 and p99.
@@ -106,22 +106,25 @@ def measure_jobs(request: JobBenchRequest, log: Callable[[str], None]) -> dict:
         try:
             _image(server.url, small)                                   # warm
             idle = [_image(server.url, small) for _ in range(request.images)]
+            # the job alone
             submitted = time.perf_counter()
             job = _call(f"{server.url}/v1/jobs?{query}", "POST", clip.read_bytes())
-            beside = []
-            while True:
-                state = _call(f"{server.url}{job['url']}")
-                if state["state"] not in ("queued", "running"):
-                    break
-                if state["state"] == "running" and len(beside) < request.images:
-                    beside.append(_image(server.url, small))
-                else:
-                    time.sleep(0.2)
+            while (state := _call(f"{server.url}{job['url']}"))["state"] in ("queued", "running"):
+                time.sleep(0.2)
             record["job_s"] = time.perf_counter() - submitted
             if state["state"] != "done":
                 raise RuntimeError(f"the job ended {state['state']}: {state['error']}")
-            log(f"job: {frames} frames in {record['job_s']:.1f} s; images idle p50 {statistics.median(idle):.3f} s, "
-                f"beside the job {statistics.median(beside):.3f} s")
+            log(f"job: {frames} frames in {record['job_s']:.1f} s")
+            # images beside a running job (then cancelled)
+            job = _call(f"{server.url}/v1/jobs?{query}", "POST", clip.read_bytes())
+            while _call(f"{server.url}{job['url']}")["frames_done"] < 10:
+                time.sleep(0.2)
+            beside = [_image(server.url, small) for _ in range(request.images)]
+            still = _call(f"{server.url}{job['url']}")["state"]
+            _call(f"{server.url}{job['url']}", "DELETE")
+            if still != "running":
+                raise RuntimeError(f"the job was {still} before the images beside it were timed: a longer clip")
+            log(f"images: idle p50 {statistics.median(idle):.3f} s, beside a job {statistics.median(beside):.3f} s")
             record.update(image_idle_s=idle, image_beside_job_s=beside)
             # killed at half, started again
             submitted = time.perf_counter()

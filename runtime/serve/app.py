@@ -63,6 +63,7 @@ class ServeLimits:
     deadline_s: float = 120.0          # a request still running after this: 504
     tokens: tuple[str, ...] = ()       # bearer tokens, any of which is accepted; none: no authentication
     job_dir: str | None = None         # the video jobs' folder (None: jobs off)
+    job_probe: str | None = None       # what the server wrote into it: a replica that reads otherwise has no jobs
     max_jobs: int = 4                  # jobs queued or running per token
     max_upload: int = 4 << 30          # bytes of one job's upload
     upload_idle_s: float = 60.0        # an upload that sends nothing for this long: 408
@@ -111,13 +112,15 @@ class DrcnDeployment(JobRoutes):
         self._threads = ThreadPoolExecutor(2 * limits.max_pending + 2, thread_name_prefix="drcn-request")
         self.counts = {"cancelled_requests": 0, "dropped_windows": 0}
         self.metrics = install(ReplicaMetrics(self._state))
-        self.jobs, self.job_runner = None, None
+        self.jobs, self.job_runner, self.jobs_off = None, None, None
         if limits.job_dir:
             from pathlib import Path
 
             from drcn.runtime.serve.jobs.runner import JobRunner
-            from drcn.runtime.serve.jobs.store import JobStore
+            from drcn.runtime.serve.jobs.store import JobStore, check_probe
 
+            self.jobs_off = check_probe(Path(limits.job_dir), limits.job_probe)
+        if limits.job_dir and self.jobs_off is None:
             self.jobs = JobStore(Path(limits.job_dir))
             self.job_runner = JobRunner(self.jobs, self.model.upscaler, self._job_memory, limits.job_ttl_s,
                                         limits.callback_allow)
@@ -301,6 +304,7 @@ class DrcnDeployment(JobRoutes):
                              "rss_bytes": rss_bytes(), "compiled_bytes": COMPILED.total(),
                              "compiles": COMPILED.compiles,
                              "token_required": bool(self.limits.tokens), "jobs": self.jobs is not None,
+                             "jobs_off": without_paths(self.jobs_off) if self.jobs_off else None,
                              "backend_calls": stats.backend_calls, "window_calls": stats.calls,
                              "windows": stats.windows, "cancelled_calls": stats.dropped_calls,
                              "dropped_windows": self.counts["dropped_windows"],

@@ -138,7 +138,8 @@ def settings_from(args, local: bool | None = None):
         budget = min(whole // max(args.replicas, args.max_replicas or 1), memory.REPLICA_DEFAULT) if whole else None
     limits = ServeLimits(max_body_bytes=int(args.max_body_mb * (1 << 20)), max_pending=args.queue,
                          deadline_s=args.deadline, tokens=tokens, max_pixels=args.max_pixels, memory_budget=budget,
-                         job_dir=job_dir, max_jobs=args.max_jobs, max_upload=args.max_upload,
+                         job_dir=job_dir, job_probe=_job_probe(job_dir), max_jobs=args.max_jobs,
+                         max_upload=args.max_upload,
                          upload_idle_s=args.upload_timeout, job_ttl_s=args.job_ttl * 3600, job_disk=job_disk,
                          callback_allow=tuple(h.strip().lower() for given in args.callback_allow
                                               for h in given.split(",") if h.strip()),
@@ -165,6 +166,28 @@ def _job_folder(args) -> tuple[str | None, int | None]:
         raise DrcnError(f"--job-dir {folder}: cannot write there ({exc.strerror})") from None
     budget = args.job_disk if args.job_disk else shutil.disk_usage(folder).free // 2
     return str(folder.resolve()), budget
+
+
+def _say_if_jobs_are_off(url: str, limits) -> None:
+    """A replica that does not see the job folder (a cluster without shared storage) says why, once, here."""
+    import json
+    import urllib.request
+
+    if not limits.job_dir:
+        return
+    try:
+        with urllib.request.urlopen(f"{url}/v1/info", timeout=10) as answer:
+            off = json.loads(answer.read()).get("jobs_off")
+    except (OSError, ValueError):
+        return
+    if off:
+        print(f"{PROG}: warning: {off}", file=sys.stderr, flush=True)
+
+
+def _job_probe(job_dir: str | None) -> str | None:
+    from drcn.runtime.serve.jobs.store import write_probe
+
+    return write_probe(Path(job_dir)) if job_dir else None
 
 
 MIN_WORK = 64 << 20     # a budget must leave at least this beyond what a replica holds with its model loaded
@@ -472,6 +495,7 @@ def _serve(argv: list[str]) -> int:
         print(f"{PROG}: serving on {url}/ (page), {url}/v1/upscale, {url}/v2, {url}/metrics"
               + (f", {url}/v1/jobs (video jobs in {limits.job_dir})" if limits.job_dir else "") + " (Ctrl-C stops)",
               flush=True)
+        _say_if_jobs_are_off(url, limits)
         serving.set()
         stop.wait()
         print(f"{PROG}: stopping: draining the requests in hand", flush=True)

@@ -301,3 +301,15 @@ def test_two_replicas_share_a_jobs_segments_and_give_the_same_file(tmp_path, onn
         assert packets(fetched, "audio") == packets(clip, "audio")
     finally:
         assert server.stop() == 0, server.output()
+
+
+def test_a_replica_that_does_not_see_the_servers_job_folder_turns_jobs_off_in_one_line(tmp_path):
+    """On a cluster the job folder must be shared: the server writes a probe token at start, each replica reads it
+    back; a replica on a node without the folder (here: a different token) names the folder and its host."""
+    from drcn.runtime.serve.jobs.store import check_probe, write_probe
+
+    token = write_probe(tmp_path)
+    assert check_probe(tmp_path, token) is None and check_probe(tmp_path, None) is None
+    why = check_probe(tmp_path, "written-elsewhere")
+    assert why.startswith(f"--job-dir {tmp_path}: the replica on ") and "shared folder" in why
+    assert "\n" not in why and check_probe(tmp_path / "absent", token).startswith("--job-dir")

@@ -208,7 +208,11 @@ class JobRoutes:
     # -- helpers -----------------------------------------------------------------------------------------------
     def _job_store(self):
         if self.jobs is None:
-            raise HttpError(404, "video jobs are off on this server (drcn-serve --job-dir)")
+            if self.jobs_off:
+                from drcn.runtime.serve.redact import without_paths
+
+                raise HttpError(503, without_paths(self.jobs_off))
+            raise HttpError(404, "video jobs are off on this server (drcn-serve --no-jobs)")
         return self.jobs
 
     def _my_job(self, request: Request, job_id: str) -> JobRecord:

@@ -198,5 +198,34 @@ class JobStore:
         return path.read_bytes()
 
 
+PROBE = ".shared-probe"
+
+
+def write_probe(root: Path) -> str:
+    """Write a fresh token into the job folder (the server, at start); each replica reads it back
+    (:func:`check_probe`): on a cluster the job folder must be one shared folder."""
+    token = secrets.token_hex(16)
+    with atomic_output(Path(root) / PROBE) as tmp:
+        tmp.write_text(token)
+    return token
+
+
+def check_probe(root: Path, token: str | None) -> str | None:
+    """None where this process sees the job folder the server wrote ``token`` into; else why not, in one line."""
+    if token is None:
+        return None
+    import socket
+
+    try:
+        seen = (Path(root) / PROBE).read_text().strip()
+    except OSError as exc:
+        seen = f"unreadable ({exc.strerror})"
+    if seen == token:
+        return None
+    return (f"--job-dir {root}: the replica on {socket.gethostname()} does not see the job folder the server wrote "
+            "(on a cluster it must be one shared folder, mounted at the same path on every node); video jobs are "
+            "off on this replica")
+
+
 def _is_id(text: str) -> bool:
     return len(text) == 16 and all(c in "0123456789abcdef" for c in text)
