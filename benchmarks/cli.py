@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -413,13 +415,20 @@ def _emit(args: argparse.Namespace, headers: list[str], rows: list[list], record
         write_json(args.json, records)
 
 
-def without_paths_in(data):
-    """``data`` (nested lists, tuples, dicts) with :func:`drcn.runtime.serve.redact.without_paths` applied to every
-    string in it."""
-    from drcn.runtime.serve.redact import without_paths
+_ABSOLUTE = re.compile(r"(?<![\w.:/])/((?:[^\s/()'\"]+/)+)([^\s/()'\"]+)")
 
+
+def _file_name(match: re.Match) -> str:
+    # Only a path under a folder this machine has (/tmp, /home, ...): "POST /v1/jobs" is a route, not a file.
+    top = match.group(1).split("/", 1)[0]
+    return match.group(2) if os.path.isdir(f"/{top}") else match.group(0)
+
+
+def without_paths_in(data):
+    """``data`` (nested lists, tuples, dicts) with every absolute path of this machine in its strings reduced to its
+    file name."""
     if isinstance(data, str):
-        return without_paths(data)
+        return _ABSOLUTE.sub(_file_name, data)
     if isinstance(data, dict):
         return {key: without_paths_in(value) for key, value in data.items()}
     if isinstance(data, (list, tuple)):

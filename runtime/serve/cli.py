@@ -267,7 +267,7 @@ def _supervise(argv: list[str]) -> int:
     tree: dict[int, object] = {}      # every process seen under the server: some of Ray's leave its session
     while True:
         try:
-            code = child.wait(timeout=0.25)
+            code = child.wait(timeout=SUPERVISE_POLL_S)
             break
         except subprocess.TimeoutExpired:
             pass
@@ -298,6 +298,11 @@ def _supervise(argv: list[str]) -> int:
     return code if code >= 0 else 1
 
 
+SUPERVISE_POLL_S = 1.0     # the supervisor's look at the server's tree (a signal is passed on at once regardless)
+# Ray Serve's controller runs its control loop every 0.1 s by default: 3-4% of a core here, taken from the replicas
+# on a small machine. A local Ray's is slowed to this (autoscaling decisions come that much later); a cluster's is its
+# own, and the user's setting wins.
+SERVE_CONTROL_LOOP_S = "0.5"
 RAY_DAEMONS = ("gcs_server", "raylet")
 RAY_STOPPING = signal.SIGUSR1      # server -> supervisor: "I am stopping Ray now" (its daemons will end)
 
@@ -462,6 +467,7 @@ def _serve(argv: list[str]) -> int:
     from drcn.runtime.serve.app import application
 
     if not args.ray:
+        os.environ.setdefault("RAY_SERVE_CONTROL_LOOP_INTERVAL_S", SERVE_CONTROL_LOOP_S)
         # Under systemd's default KillMode=control-group every process of the unit gets the stop signal at once.
         # A local Ray's processes start with the stop signals blocked (the mask passes through fork and exec, to
         # the workers its raylet starts too), so they stay up while this server drains and end when it stops Ray.

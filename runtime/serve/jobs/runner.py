@@ -35,20 +35,22 @@ class JobStopped(BaseException):
     handler of the pipeline takes it for one frame's failure and goes on."""
 
 
-JOB_NICE = 10            # the niceness of a job's decoding, colour and encoding threads (Linux: per thread)
+JOB_NICE = 5             # how much nicer a job's decoding, colour and encoding threads are than the replica's own
 _niced = threading.local()
 
 
 def _yield_to_images() -> None:
-    """Lower this thread's CPU priority once: a job's host work (decoding, colour, bicubic, encoding) then gives way
-    to the image requests' on a busy machine. The backend's own threads are shared and stay as they are."""
+    """Lower this thread's CPU priority once, relative to where it is (Ray starts replicas at niceness 15): a job's
+    host work (decoding, colour, bicubic, encoding) then gives way to the image requests'. The backend's own threads
+    are shared and stay as they are."""
     if getattr(_niced, "done", False):
         return
     _niced.done = True
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), JOB_NICE)
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + JOB_NICE))
     except (OSError, AttributeError):
-        pass      # a platform without per-thread priorities, or one already lower: the job runs as it is
+        pass      # a platform without per-thread priorities: the job runs as it is
 
 
 class _TicketStages:
