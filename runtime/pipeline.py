@@ -79,24 +79,51 @@ class Summary:
         self.lost.extend(other.lost)
 
 
-def prefetch(items: Iterable[Frame], depth: int) -> Iterator[Frame]:
-    """Iterate ``items`` in a background thread (e.g. video decoding), ``depth`` items ahead."""
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    end = object()
+class prefetch:
+    """Iterate ``items`` in a background thread (e.g. video decoding), ``depth`` items ahead. Use it as a context
+    (or call :meth:`close`): leaving stops the producer and waits for it, so that what it reads from (a demuxer, a
+    decoder) can be closed after without a thread still inside it (closing an FFmpeg container under a decoding
+    thread crashed the process)."""
 
-    def produce():
+    def __init__(self, items: Iterable[Frame], depth: int):
+        self._buffer: queue.Queue = queue.Queue(maxsize=depth)
+        self._end, self._stop = object(), threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(items,), daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self, items: Iterable[Frame]) -> None:
         try:
             for item in items:
-                buffer.put(item)
+                if not self._put(item):
+                    return
         except BaseException as exc:  # re-raised in the consumer
-            buffer.put(exc)
-        buffer.put(end)
+            self._put(exc)
+        self._put(self._end)
 
-    threading.Thread(target=produce, daemon=True).start()
-    while (item := buffer.get()) is not end:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    def __iter__(self) -> Iterator[Frame]:
+        while (item := self._buffer.get()) is not self._end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> "prefetch":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
 
 
 def _message(exc: BaseException) -> str:

@@ -68,8 +68,8 @@ def upscale_video(source: Path, output: Path, scale: float, stages: FrameStages,
             src.container.close()
     warn_dropped(info.dropped, output.suffix, log)
     try:
-        summary = run_frames(prefetch(src.frames(sink.queue_packet), 8), timeline.frames or info.frames, stages,
-                             sink.write, ordered_writes=True)
+        with prefetch(src.frames(sink.queue_packet), 8) as frames:
+            summary = run_frames(frames, timeline.frames or info.frames, stages, sink.write, ordered_writes=True)
     except BaseException:
         sink.abort()
         raise
@@ -139,8 +139,9 @@ def upscale_segment(source: Path, segment: segments.Segment, work: segments.Work
             seen.append(frame.decoded_pts)
 
         try:
-            summary = run_frames(prefetch(frames if frames is not None else src.frames(None, segment), 8),
-                                 segment.frames, stages, write, ordered_writes=True, show_progress=False)
+            with prefetch(frames if frames is not None else src.frames(None, segment), 8) as decoded:
+                summary = run_frames(decoded, segment.frames, stages, write, ordered_writes=True,
+                                     show_progress=False)
             if summary.failed:
                 raise DrcnError(f"{source.name}: segment {segment.index}: {summary.failed[0][0]}: "
                                 f"{summary.failed[0][1]}")

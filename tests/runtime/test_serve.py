@@ -242,14 +242,14 @@ def test_token_queue_and_deadline(tmp_path_factory, tiny_model_files, images):
 
         from drcn.images import encode_image
 
-        big = encode_image(np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8))
+        big = encode_image(np.random.default_rng(0).integers(0, 256, (600, 800, 3), dtype=np.uint8))
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             answers = list(pool.map(lambda _: post(f"{running.url}/v1/upscale?scale=4", big, auth), range(4)))
         statuses = sorted(a[0] for a in answers)
         assert 503 in statuses, statuses                                   # the queue of one is full
         busy = next(a for a in answers if a[0] == 503)
         assert busy[1]["Retry-After"] == "1" and "busy" in json.loads(busy[2])["error"]
-        assert 504 in statuses, statuses                                   # 300x400 x4 on tile 16 > 2 s
+        assert 504 in statuses, statuses                                   # 600x800 x4 on tile 16 > 2 s
         deadline = time.monotonic() + 30
         while json.loads(get(f"{running.url}/v1/info")[1])["cancelled_calls"] == 0:   # its work was stopped
             assert time.monotonic() < deadline, "the work of a request past its deadline went on"
