@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
 import statistics
 import subprocess
 import sys
@@ -71,18 +70,6 @@ def _image(url: str, body: bytes) -> float:
     return time.perf_counter() - start
 
 
-def _kill_tree(server) -> None:
-    import psutil
-
-    root = psutil.Process(server.process.pid)
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            process.send_signal(signal.SIGKILL)
-        except psutil.Error:
-            pass
-    server.process.wait(30)
-
-
 def measure_jobs(request: JobBenchRequest, log: Callable[[str], None]) -> dict:
     from drcn.benchmarks.serve_bench import ServeProcess, _image as small_image
     from drcn.cpu import cpu_name
@@ -132,7 +119,7 @@ def measure_jobs(request: JobBenchRequest, log: Callable[[str], None]) -> dict:
             while _call(f"{server.url}{job['url']}")["frames_done"] < frames // 2:
                 time.sleep(0.1)
             killed = time.perf_counter()
-            _kill_tree(server)
+            server.kill()
         except BaseException:
             server.stop()
             raise

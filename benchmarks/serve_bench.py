@@ -107,6 +107,18 @@ class ServeProcess:
         """drcn-serve's own last lines, joined into one."""
         return " | ".join([line for line in self.output().splitlines() if line.startswith("drcn-serve")][-3:])
 
+    def kill(self) -> None:
+        """SIGKILL every process of the server's tree at once (a power cut, or an OOM kill of its cgroup)."""
+        import psutil
+
+        root = psutil.Process(self.process.pid)
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                process.send_signal(signal.SIGKILL)
+            except psutil.Error:
+                pass
+        self.process.wait(30)
+
     def stop(self) -> int:
         if self.process.poll() is None:
             try:

@@ -7,8 +7,6 @@ tokens see only their own jobs."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 import urllib.error
 import urllib.request
@@ -105,13 +103,7 @@ def test_a_job_gives_what_drcn_run_gives_and_survives_a_kill(tmp_path, onnx):
                 break
             assert now["state"] in ("queued", "running"), now
             time.sleep(0.1)
-        root = psutil.Process(server.process.pid)
-        for process in [root, *root.children(recursive=True)]:
-            try:
-                process.send_signal(signal.SIGKILL)
-            except psutil.Error:
-                pass
-        server.process.wait(30)
+        server.kill()
     except BaseException:
         server.stop()
         raise
