@@ -155,9 +155,9 @@ class CompiledLedger:
         left = available()
         return int(left * MODEL_SHARE) if left else None
 
-    def over(self, incoming: int = 0) -> bool:
+    def over(self) -> bool:
         limit = self.limit()
-        return limit is not None and self.total() + incoming > limit
+        return limit is not None and self.total() > limit
 
     def make_room(self, owner: object, key: object, incoming: int = 0) -> int:
         """Drop the least recently used compiled models of any owner, never ``key`` of ``owner`` (the one in use),

@@ -312,28 +312,35 @@ def _run_segments(run: SegmentedRun, src: VideoSource, scale: float, stages: Fra
 HELPER_POLL_S = 0.5
 
 
+def _take(work: segments.WorkFolder, piece: segments.Segment, finished: Callable[[segments.Segment], bool],
+          do: Callable[[segments.Segment], None]) -> str:
+    """Do ``piece`` here unless it is ``finished`` or another process holds it: "finished", "held" or "done"."""
+    if finished(piece):
+        return "finished"
+    claim = work.claim(piece)
+    if claim is None:
+        return "held"
+    try:
+        if finished(piece):                   # finished by another as we took it
+            return "finished"
+        work.sweep(piece)
+        do(piece)
+        return "done"
+    finally:
+        claim.release()
+
+
 def _claimed_in_turn(run: "SegmentedRun", work, pieces=None) -> list[segments.Segment]:
     """Do each of ``pieces`` (default: the run's pending ones) that no other process holds or has done, in order;
     count those another process finished; return those another process still holds."""
     held = []
     for piece in run.pending if pieces is None else pieces:
-        if run.work.done(piece):
+        taken = _take(run.work, piece, run.work.done, lambda piece: run.finished(piece, work(piece)))
+        if taken == "finished":
             run.progress.helped_segments += 1
             run.finished(piece, Summary(done=piece.frames))      # a helper's
-            continue
-        claim = run.work.claim(piece)
-        if claim is None:
+        elif taken == "held":
             held.append(piece)
-            continue
-        try:
-            if run.work.done(piece):                              # finished as we took it
-                run.progress.helped_segments += 1
-                run.finished(piece, Summary(done=piece.frames))
-                continue
-            run.work.sweep(piece)
-            run.finished(piece, work(piece))
-        finally:
-            claim.release()
     return held
 
 
@@ -341,7 +348,9 @@ def help_with_segments(source: Path, output: Path, scale: float, stages: FrameSt
                        settings: dict, stop: Callable[[], bool] = lambda: False) -> int:
     """Another process's segmented run of ``source`` into ``output`` is under way: take its segments that nobody
     holds, one at a time, each decoded from the keyframe before it, while ``stop()`` is False; the number done. A
-    work folder whose settings are not ``settings`` (another model or precision) is left alone."""
+    work folder whose settings are not ``settings`` (another model or precision) is left alone. A segment with a
+    record counts as finished here without checking its part's checksum (a helper polls; the run that owns the
+    video checks every part at its turn and redoes a damaged one)."""
     import json
 
     work = segments.WorkFolder(output)
@@ -355,19 +364,9 @@ def help_with_segments(source: Path, output: Path, scale: float, stages: FrameSt
     for piece in (segments.Segment(**d) for d in manifest.get("segments", [])):
         if stop():
             break
-        if work.done(piece):
-            continue
-        claim = work.claim(piece)
-        if claim is None:
-            continue
-        try:
-            if work.done(piece):
-                continue
-            work.sweep(piece)
-            upscale_segment(source, piece, work, scale, stages, options)
-            done += 1
-        finally:
-            claim.release()
+        taken = _take(work, piece, lambda piece: work.record(piece) is not None,
+                      lambda piece: upscale_segment(source, piece, work, scale, stages, options))
+        done += taken == "done"
     return done
 
 

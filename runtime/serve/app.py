@@ -299,7 +299,7 @@ class DrcnDeployment(JobRoutes):
                              "scales": [MIN_SCALE, MAX_SCALE], "formats": sorted(FORMATS),
                              "max_body_bytes": self.limits.max_body_bytes, "max_pixels": max_pixels(),
                              "memory_budget_bytes": self.budget, "working_memory_bytes": self.work.limit,
-                             "reserved_bytes": self.work.reserved, "max_batch": model.max_batch,
+                             "reserved_bytes": self.work.reserved, "max_batch": model.scheduler.max_batch,
                              "baseline_bytes": self.baseline,
                              "rss_bytes": rss_bytes(), "compiled_bytes": COMPILED.total(),
                              "compiles": COMPILED.compiles,

@@ -128,7 +128,7 @@ def settings_from(args, local: bool | None = None):
         tokens = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
         if not tokens:
             raise DrcnError(f"--token-file {args.token_file}: the file holds no token")
-    job_dir, job_disk = _job_folder(args)
+    job_dir, job_probe, job_disk = _job_folder(args)
     settings = ServeSettings(request, choice.reason, scale=args.scale, kind=args.kind, model_name=args.name,
                              max_batch=args.max_batch)
     local = not args.ray if local is None else local
@@ -138,7 +138,7 @@ def settings_from(args, local: bool | None = None):
         budget = min(whole // max(args.replicas, args.max_replicas or 1), memory.REPLICA_DEFAULT) if whole else None
     limits = ServeLimits(max_body_bytes=int(args.max_body_mb * (1 << 20)), max_pending=args.queue,
                          deadline_s=args.deadline, tokens=tokens, max_pixels=args.max_pixels, memory_budget=budget,
-                         job_dir=job_dir, job_probe=_job_probe(job_dir), max_jobs=args.max_jobs,
+                         job_dir=job_dir, job_probe=job_probe, max_jobs=args.max_jobs,
                          max_upload=args.max_upload,
                          upload_idle_s=args.upload_timeout, job_ttl_s=args.job_ttl * 3600, job_disk=job_disk,
                          callback_allow=tuple(h.strip().lower() for given in args.callback_allow
@@ -147,25 +147,27 @@ def settings_from(args, local: bool | None = None):
     return settings, limits
 
 
-def _job_folder(args) -> tuple[str | None, int | None]:
-    """(the job folder, made and checked writable; the jobs' disk budget) from the options; (None, None) with
-    --no-jobs."""
+def _job_folder(args) -> tuple[str | None, str | None, int | None]:
+    """(the job folder, made; the probe token written into it, which also shows it writable; the jobs' disk
+    budget) from the options; (None, None, None) with --no-jobs."""
     import shutil
 
+    from drcn.runtime.serve.jobs.store import write_probe
+
     if getattr(args, "no_jobs", False):
-        return None, None
+        return None, None, None
     from drcn.cache import cache_dir
 
     folder = Path(args.job_dir).expanduser() if args.job_dir else cache_dir("jobs")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe = write_probe(folder)
     except OSError as exc:
         raise DrcnError(f"--job-dir {folder}: cannot write there ({exc.strerror})") from None
+    except DrcnError as exc:            # the probe's atomic write names the file and the reason
+        raise DrcnError(f"--job-dir {folder}: {exc}") from None
     budget = args.job_disk if args.job_disk else shutil.disk_usage(folder).free // 2
-    return str(folder.resolve()), budget
+    return str(folder.resolve()), probe, budget
 
 
 def _say_if_jobs_are_off(url: str, limits) -> None:
@@ -182,12 +184,6 @@ def _say_if_jobs_are_off(url: str, limits) -> None:
         return
     if off:
         print(f"{PROG}: warning: {off}", file=sys.stderr, flush=True)
-
-
-def _job_probe(job_dir: str | None) -> str | None:
-    from drcn.runtime.serve.jobs.store import write_probe
-
-    return write_probe(Path(job_dir)) if job_dir else None
 
 
 MIN_WORK = 64 << 20     # a budget must leave at least this beyond what a replica holds with its model loaded

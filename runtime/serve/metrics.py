@@ -43,7 +43,9 @@ class ReplicaMetrics:
                                  registry=registry)
         self.refused = Counter("drcn_refused_requests", "requests refused before any work (503)", ["reason"],
                                registry=registry)
-        registry.register(_StateCollector(read_state))
+        # The collector reads the state render() read: one read per scrape (it walks the job folder).
+        self._scraped: dict = {}
+        registry.register(_StateCollector(lambda: self._scraped))
         self._batch = Histogram("drcn_windows_per_backend_call", "windows in each backend call",
                                 buckets=BATCH_BUCKETS, registry=registry)
         self._seen_batches: dict[int, int] = {}
@@ -57,7 +59,7 @@ class ReplicaMetrics:
         """The Prometheus text exposition of this replica's series, read now."""
         from prometheus_client import generate_latest
 
-        state = self.read_state()
+        state = self._scraped = self.read_state()
         for size, count in dict(state.get("batch_sizes", {})).items():
             for _ in range(count - self._seen_batches.get(size, 0)):
                 self._batch.observe(size)

@@ -69,7 +69,6 @@ class ServedModel:
         self.primary = self.upscaler(float(settings.scale))     # loads the model now: a bad file fails at start
         if settings.max_batch is None:
             self.scheduler.max_batch = GPU_BATCH if self.primary.primary.runs_on_gpu else 1
-        self.max_batch = self.scheduler.max_batch
         self.description = self.primary.description
         self.backend_name = settings.request.backend
         self.precision = getattr(self.primary.primary, "precision", None) or self.primary.spec.precision

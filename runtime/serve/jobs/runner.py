@@ -106,6 +106,17 @@ class JobRunner:
         self._ticket: Ticket | None = None
         self._thread = threading.Thread(target=self._loop, name="drcn-jobs", daemon=True)
         self.counts = {"segments_done": 0, "job_seconds": 0.0}
+        self._settings: dict[tuple, dict] = {}
+
+    def _pixel_settings(self, stages, options: JobOptions, output: Path) -> dict:
+        """What changes a job's pixels on this replica (its model's checksum included): the replica's model does not
+        change while it runs, so each is worked out once, not at every look for segments to help with."""
+        from drcn.runtime.media.video_job import pixel_settings
+
+        key = (options, output.suffix)
+        if key not in self._settings:
+            self._settings[key] = pixel_settings(stages, options.scale, options.encode(), output)
+        return self._settings[key]
 
     def start(self) -> None:
         self._thread.start()
@@ -161,7 +172,7 @@ class JobRunner:
     def _help(self, record: JobRecord) -> bool:
         """Take segments of a job another replica runs (each decoded from the keyframe before it); whether any was
         done. The replica running the job joins them."""
-        from drcn.runtime.media.video_job import help_with_segments, pixel_settings
+        from drcn.runtime.media.video_job import help_with_segments
 
         options = JobOptions(**record.options)
         output = self.store.result(record)
@@ -172,7 +183,7 @@ class JobRunner:
 
         stages = _TicketStages(self.upscaler_for(options.scale).with_windows(fixed=False), ticket, stopped)
         try:
-            settings = pixel_settings(stages, options.scale, options.encode(), output)
+            settings = self._pixel_settings(stages, options, output)
             done = help_with_segments(self.store.input(record.id), output, options.scale, stages, options.encode(),
                                       settings, stop=stopped)
         except JobStopped:
@@ -189,7 +200,7 @@ class JobRunner:
     def _run(self, record: JobRecord) -> bool:
         from drcn.limits import working_memory
         from drcn.runtime.media import colour
-        from drcn.runtime.media.video_job import VideoProgress, pixel_settings, upscale_video
+        from drcn.runtime.media.video_job import VideoProgress, upscale_video
 
         options = JobOptions(**record.options)
         width, height = record.input.get("width", 0), record.input.get("height", 0)
@@ -207,7 +218,7 @@ class JobRunner:
         with held:
             # Equal windows, as drcn-run cuts them: a video's frames share one size, so one compiled shape either way.
             stages = _TicketStages(self.upscaler_for(options.scale).with_windows(fixed=False), ticket)
-            settings = pixel_settings(stages, options.scale, options.encode(), output)
+            settings = self._pixel_settings(stages, options, output)
             if record.settings is None:
                 record.settings = settings
             elif record.settings != settings:
@@ -217,7 +228,7 @@ class JobRunner:
                                                   "this job started; its parts would not join: submit it again")
                 return True
             if output.exists():                  # finished before a kill took the record's last word
-                self._done(record, output, None, stages)
+                self._done(record, output, None)
                 return True
             record.state, record.started = "running", record.started or time.time()
             self.store.save(record)
@@ -230,34 +241,29 @@ class JobRunner:
             try:
                 summary = upscale_video(source, output, options.scale, stages, options.encode(),
                                         log=lambda line: LOG.info("job %s: %s", record.id, line), progress=progress)
-            except JobStopped:
+                failure = None
+            except (JobStopped, Exception) as exc:  # noqa: BLE001 - a job's failure is the job's, answered below
+                failure = exc
+            finally:
+                self._ticket = None
+                self.counts["job_seconds"] += time.monotonic() - started
                 watching.set()
-                watcher.join()
+                watcher.join()          # before the record's last word: the watcher saves it too
+            if isinstance(failure, JobStopped):
                 if self.store.cancel_marker(record.id).exists():
                     self._cancelled(record)
                 else:
                     self._update(record, stages, progress, started)   # stays running: resumed at the next start
-                return True
-            except DrcnError as exc:
-                watching.set()
-                watcher.join()
-                self._end(record, "failed", error=self._said(str(exc), record))
-                return True
-            except Exception as exc:  # noqa: BLE001 - a job's failure is the job's, logged in full
-                watching.set()
-                watcher.join()
-                LOG.exception("job %s failed", record.id)
-                self._end(record, "failed", error=f"internal error ({type(exc).__name__}); the server logged it "
-                                                  f"under job {record.id}")
-                return True
-            finally:
-                self._ticket = None
-                self.counts["job_seconds"] += time.monotonic() - started
-            watching.set()
-            watcher.join()
-            self._update(record, stages, progress, started)
-            loss = "; ".join(summary.lost) or None
-            self._done(record, output, loss and self._said(loss, record), stages)
+            elif isinstance(failure, DrcnError):
+                self._end(record, "failed", error=self._said(str(failure), record))
+            elif failure is not None:
+                LOG.error("job %s failed", record.id, exc_info=failure)
+                self._end(record, "failed", error=f"internal error ({type(failure).__name__}); the server logged "
+                                                  f"it under job {record.id}")
+            else:
+                self._update(record, stages, progress, started)
+                loss = "; ".join(summary.lost) or None
+                self._done(record, output, loss and self._said(loss, record))
         return True
 
     def _watch(self, record: JobRecord, ticket: Ticket, stages: _TicketStages, progress, done: threading.Event):
@@ -282,16 +288,15 @@ class JobRunner:
         self.counts["segments_done"] += max(0, record.segments_done - before)
         self.store.save(record)
 
-    def _done(self, record: JobRecord, output: Path, warning: str | None, stages: _TicketStages) -> None:
+    def _done(self, record: JobRecord, output: Path, warning: str | None) -> None:
+        from drcn.runtime.media.segments import WorkFolder
+
         record.frames_done = max(record.frames_done, record.frames_total)
         record.segments_done = record.segments_total
         record.result_bytes = output.stat().st_size
         record.eta_s = 0.0
         self._end(record, "done", warning=warning)
-        for path in output.parent.glob(f".{output.name}.parts"):
-            import shutil
-
-            shutil.rmtree(path, ignore_errors=True)
+        WorkFolder(output).remove()     # what a kill between the join's rename and its clean-up left
 
     def _cancelled(self, record: JobRecord) -> None:
         self.store.clear_work(record)

@@ -73,6 +73,7 @@ class JobStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.incoming = self.root / ".incoming"
         self.incoming.mkdir(exist_ok=True)
+        self._secret: bytes | None = None
 
     # -- places ------------------------------------------------------------------------------------------------
     def folder(self, job_id: str) -> Path:
@@ -178,7 +179,12 @@ class JobStore:
         return removed
 
     def secret(self) -> bytes:
-        """The key of the signed result links, kept in the job folder (links stay valid across restarts)."""
+        """The key of the signed result links, kept in the job folder (links stay valid across restarts); read once."""
+        if self._secret is None:
+            self._secret = self._read_or_make_secret()
+        return self._secret
+
+    def _read_or_make_secret(self) -> bytes:
         path = self.root / ".secret"
         try:
             return path.read_bytes()
