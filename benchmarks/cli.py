@@ -263,6 +263,8 @@ def _add_jobs_parser(sub) -> None:
     v.add_argument("--seconds", type=positive_float, default=10.0, help="the clip's length (default 10)")
     v.add_argument("--size", type=frame_sizes, default=[(180, 320)], help="the clip's WxH (default 320x180)")
     v.add_argument("--segment", type=positive_float, default=2.0, help="seconds per segment (default 2)")
+    v.add_argument("--poll", type=positive_float, default=1.0,
+                   help="seconds between the client's looks at a job's state (default 1, as the web page)")
     _add_outputs(v)
     v.set_defaults(run=run_jobs)
 
@@ -273,7 +275,8 @@ def run_jobs(args: argparse.Namespace) -> int:
     model_args = ["--backend", args.backend, "--precision", args.precision]
     if args.onnx:
         model_args += ["--onnx", str(Path(args.onnx).resolve())]
-    record = measure_jobs(JobBenchRequest(tuple(model_args), args.seconds, args.size[0], segment=args.segment), _log)
+    record = measure_jobs(JobBenchRequest(tuple(model_args), args.seconds, args.size[0], segment=args.segment,
+                                           poll_s=args.poll), _log)
     headers, rows = job_rows(record)
     _emit(args, headers, rows, record)
     return 0

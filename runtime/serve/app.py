@@ -21,24 +21,17 @@ the body, pixel or memory limit (pixels checked from the image header before dec
 past the request deadline; for jobs also 408 (an upload stalled), 409 (no result yet), 429 (too many jobs for the
 token) and 507 (the job folder's disk budget).
 
-The work of a request runs on a thread of its own under a :class:`drcn.cancel.Ticket`: when the client goes away
-(Ray Serve cancels the handler) or the deadline passes, the ticket is cancelled and the work stops at its next check
-(a tap of the bicubic enlargement, a band of colour conversion, a window batch), its queued windows dropped. Windows
-of concurrent requests share backend calls, the least-served request first (:mod:`.batching`). Nothing an
-unauthenticated client reads names a path on the server.
+Where each part of a request is handled: the bearer token in :mod:`.auth`; the bound on requests in hand and their
+working memory in :mod:`.admission`; the thread, ticket and deadline of the work in :mod:`.work` (a client that goes
+away or a deadline passed stops the work at its next check); errors and bodies in :mod:`.http`; the series in
+:mod:`.metrics`. Windows of concurrent requests share backend calls, the least-served request first
+(:mod:`.batching`). Nothing an unauthenticated client reads names a path on the server.
 """
 
 
 import asyncio
-import contextvars
-import dataclasses
-import functools
-import hashlib
-import hmac
 import os
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
 from fastapi import Request
@@ -48,44 +41,35 @@ from ray import serve
 from drcn import __version__
 from drcn.errors import DrcnError, OverLimit
 from drcn.runtime.serve import protocol
-from drcn.runtime.serve.http import HttpError, app, error_response, status_of, unexpected
+from drcn.runtime.serve.http import HttpError, answer, app, read_body
 from drcn.runtime.serve.jobs.routes import JobRoutes
+from drcn.runtime.serve.limits import ServeLimits
 from drcn.runtime.serve.model import FORMATS, ServedModel, ServeSettings
 from drcn.runtime.serve.redact import without_paths
 
 VERSION = "1"
-
-
-@dataclasses.dataclass(frozen=True)
-class ServeLimits:
-    max_body_bytes: int = 64 << 20     # a request body larger than this is refused (413) before it is read
-    max_pending: int = 16              # requests a replica holds at once (running + waiting); more: 503
-    deadline_s: float = 120.0          # a request still running after this: 504
-    tokens: tuple[str, ...] = ()       # bearer tokens, any of which is accepted; none: no authentication
-    job_dir: str | None = None         # the video jobs' folder (None: jobs off)
-    job_probe: str | None = None       # what the server wrote into it: a replica that reads otherwise has no jobs
-    max_jobs: int = 4                  # jobs queued or running per token
-    max_upload: int = 4 << 30          # bytes of one job's upload
-    upload_idle_s: float = 60.0        # an upload that sends nothing for this long: 408
-    job_ttl_s: float = 86400.0         # a finished job's files are kept this long
-    job_disk: int | None = None        # bytes the job folder may hold (None: no bound)
-    callback_allow: tuple[str, ...] = ()   # hosts a job's callback may call (none: callbacks off)
-    max_pixels: int | None = None      # the pixel limit in the replicas (None: DRCN_MAX_PIXELS or the default)
-    memory_budget: int | None = None   # bytes per replica (None: DRCN_MEMORY_BUDGET, else a share of the machine's)
-    ray_metrics_port: int | None = None   # Ray's metrics exporter on each node, appended to /metrics
-    local: bool = True                 # a local Ray started by drcn-serve: every socket stays on the loopback
+__all__ = ["DrcnDeployment", "ServeLimits", "application", "from_args"]
 
 
 @serve.deployment(name="drcn", max_ongoing_requests=64, graceful_shutdown_timeout_s=30,
                   health_check_period_s=5, health_check_timeout_s=30)
 @serve.ingress(app)
 class DrcnDeployment(JobRoutes):
-    """One replica: the model (:class:`ServedModel`), a bounded count of requests in hand, the routes."""
+    """One replica: the model (:class:`ServedModel`), who may call (:mod:`.auth`), what it lets in
+    (:mod:`.admission`), the threads its requests run on (:mod:`.work`), its metrics (:mod:`.metrics`), the video
+    jobs' runner (:mod:`.jobs`), and the routes."""
 
     def __init__(self, settings: ServeSettings, limits: ServeLimits):
+        # Ray sends this class to the replica by value, and the job routes' methods by reference: this module's
+        # ingress decorator must run in the replica too, where it binds those methods' ``self`` (else FastAPI takes
+        # ``self`` for a query parameter). Nothing else imports this module in a replica.
+        import drcn.runtime.serve.app  # noqa: F401
         from drcn import memory
         from drcn.limits import ENV
+        from drcn.runtime.serve.admission import Admission
+        from drcn.runtime.serve.auth import Tokens
         from drcn.runtime.serve.metrics import ReplicaMetrics, install
+        from drcn.runtime.serve.work import RequestThreads
 
         if limits.local:
             from drcn.runtime.local_ray import keep_replica_grpc_on_loopback
@@ -100,17 +84,15 @@ class DrcnDeployment(JobRoutes):
             os.environ[memory.ENV] = str(min(whole, memory.REPLICA_DEFAULT) if whole else memory.REPLICA_DEFAULT)
         self.settings, self.limits = settings, limits
         self.model = ServedModel(settings)
-        self._pending = 0
-        self._lock = threading.Lock()
         self.started = time.time()
         self.budget = memory.budget()
         self.baseline = memory.rss_bytes()
         memory.set_baseline(self.baseline)              # the model loaded: the shares are of what is left
-        self.work = memory.WorkReservations(memory.available())
-        # A thread for every request the replica holds (and the few still unwinding after being given up): a
-        # shared default pool of cores + 4 threads let six large requests keep every small one from starting.
-        self._threads = ThreadPoolExecutor(2 * limits.max_pending + 2, thread_name_prefix="drcn-request")
-        self.counts = {"cancelled_requests": 0, "dropped_windows": 0}
+        self.tokens = Tokens(limits.tokens)
+        self.admission = Admission(limits.max_pending, memory.WorkReservations(memory.available()),
+                                   lambda reason: self.metrics.refused.labels(reason=reason).inc())
+        self.threads = RequestThreads(limits.max_pending, limits.deadline_s,
+                                      lambda reason: self.metrics.cancelled.labels(reason=reason).inc())
         self.metrics = install(ReplicaMetrics(self._state))
         self.jobs, self.job_runner, self.jobs_off = None, None, None
         if limits.job_dir:
@@ -120,11 +102,11 @@ class DrcnDeployment(JobRoutes):
             from drcn.runtime.serve.jobs.store import JobStore, check_probe
 
             self.jobs_off = check_probe(Path(limits.job_dir), limits.job_probe)
-        if limits.job_dir and self.jobs_off is None:
-            self.jobs = JobStore(Path(limits.job_dir))
-            self.job_runner = JobRunner(self.jobs, self.model.upscaler, self._job_memory, limits.job_ttl_s,
-                                        limits.callback_allow)
-            self.job_runner.start()
+            if self.jobs_off is None:
+                self.jobs = JobStore(Path(limits.job_dir))
+                self.job_runner = JobRunner(self.jobs, self.model.upscaler, self.admission.job_memory,
+                                            limits.job_ttl_s, limits.callback_allow)
+                self.job_runner.start()
 
     def __del__(self):
         """Ray Serve's replica shutdown: the job in hand stops and stays unfinished on disk (resumed at the next
@@ -133,151 +115,26 @@ class DrcnDeployment(JobRoutes):
         if runner is not None:
             runner.close()
 
-    def _job_memory(self, nbytes: int, what: str):
-        """A job's working memory from the replica's budget: a context holding it, None where it does not fit now,
-        DrcnError where it never fits."""
-        from drcn.memory import describe
-
-        if not self.work.fits_ever(nbytes):
-            raise DrcnError(f"{what} needs about {describe(nbytes)} of working memory, over this replica's "
-                            f"{describe(self.work.limit)} for work (drcn-serve --memory-budget)")
-        if not self.work.reserve(nbytes):
-            return None
-        return self.work.held(nbytes)
-
     def _state(self) -> dict:
+        """What the metrics read when scraped (:mod:`.metrics` names every series)."""
         from drcn.memory import rss_bytes
+        from drcn.runtime.serve.jobs.runner import job_gauges
 
         stats = self.model.scheduler.stats
-        return {"drcn_requests_in_hand": self._pending, "drcn_queued_calls": self.model.scheduler.queued,
+        return {"drcn_requests_in_hand": self.admission.pending, "drcn_queued_calls": self.model.scheduler.queued,
                 "drcn_memory_rss_bytes": rss_bytes(), "drcn_memory_budget_bytes": self.budget or 0,
-                "drcn_memory_reserved_bytes": self.work.reserved, "drcn_windows_total": stats.windows,
+                "drcn_memory_reserved_bytes": self.admission.work.reserved, "drcn_windows_total": stats.windows,
                 "drcn_backend_calls_total": stats.backend_calls,
-                "drcn_dropped_windows_total": self.counts["dropped_windows"],
-                **self._job_state(),
-                "batch_sizes": stats.batch_sizes}
-
-    def _job_state(self) -> dict:
-        from drcn.runtime.serve.jobs.store import STATES
-
-        runner, store = self.job_runner, self.jobs
-        states = dict.fromkeys(STATES, 0)
-        for record in store.all() if store is not None else ():
-            states[record.state] = states.get(record.state, 0) + 1
-        return {"drcn_jobs": states, "drcn_job_disk_bytes": store.disk_used() if store is not None else 0,
-                "drcn_job_segments_total": runner.counts["segments_done"] if runner else 0,
-                "drcn_job_seconds_total": runner.counts["job_seconds"] if runner else 0.0}
-
-    # -- plumbing ----------------------------------------------------------------------------------------------
-    def _authorised(self, request: Request) -> None:
-        self._owner(request)
-
-    def _owner(self, request: Request) -> str:
-        """Who asks: a digest of the bearer token given ("" where no token is set); 401 without a good one."""
-        return self._caller(request)[0]
-
-    def _caller(self, request: Request) -> tuple[str, str | None]:
-        """(digest of the bearer token given, the token); ("", None) where no token is set; 401 without a good one."""
-        if not self.limits.tokens:
-            return "", None
-        given = request.headers.get("authorization", "").encode()
-        found = None
-        for token in self.limits.tokens:       # every token compared, in constant time each
-            if hmac.compare_digest(given, f"Bearer {token}".encode()):
-                found = token
-        if found is None:
-            raise HttpError(401, "a bearer token is needed (Authorization: Bearer <token>)",
-                            {"WWW-Authenticate": "Bearer"})
-        return hashlib.sha256(found.encode()).hexdigest()[:16], found
-
-    async def _body(self, request: Request) -> bytes:
-        limit = self.limits.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise HttpError(413, f"request body of {int(declared):,} bytes, over the limit of {limit:,}")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise HttpError(413, f"request body over the limit of {limit:,} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+                "drcn_dropped_windows_total": self.threads.counts["dropped_windows"],
+                **job_gauges(self.job_runner), "batch_sizes": stats.batch_sizes}
 
     async def _work(self, request: Request, fn, *args):
-        """Run ``fn(*args)`` on a thread of its own, within the queue bound and the deadline, under a ticket that is
-        cancelled when the client goes away or the deadline passes (the work then stops at its next check)."""
-        with self._lock:
-            if self._pending >= self.limits.max_pending:
-                self.metrics.refused.labels(reason="busy").inc()
-                raise HttpError(503, f"busy: {self._pending} requests in hand (the limit); try again shortly",
-                                {"Retry-After": "1"})
-            self._pending += 1
-        # Imported here, not at module level: Ray pickles the ingress app with the globals it names.
-        from drcn.cancel import CURRENT, Ticket
-
-        ticket = Ticket(request.url.path)
-        context = contextvars.copy_context()
-        context.run(CURRENT.set, ticket)       # the thread's host work and window calls see it (drcn.cancel)
-        try:
-            task = asyncio.get_running_loop().run_in_executor(self._threads, functools.partial(context.run, fn, *args))
-            task.add_done_callback(lambda t: self._ended(ticket, t))
-            deadline = time.monotonic() + self.limits.deadline_s
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=min(0.25, max(0.0, deadline - time.monotonic())))
-                if done:
-                    return task.result()
-                if time.monotonic() >= deadline:
-                    self._give_up(ticket, "deadline")
-                    raise HttpError(504, f"the request took longer than its deadline of {self.limits.deadline_s:g} s")
-                if await request.is_disconnected():
-                    self._give_up(ticket, "client_gone")
-                    raise HttpError(499, "the client went away")
-        except asyncio.CancelledError:
-            # Ray Serve cancels the handler when the HTTP client disconnects: the work must stop with it.
-            self._give_up(ticket, "client_gone")
-            raise
-        finally:
-            with self._lock:
-                self._pending -= 1
-
-    def _ended(self, ticket, task) -> None:
-        if not task.cancelled():
-            task.exception()                  # retrieved: a given-up task's error is expected
-        if ticket.cancelled:
-            self.counts["dropped_windows"] += ticket.undone
-
-    def _give_up(self, ticket, reason: str) -> None:
-        if not ticket.cancelled:
-            ticket.cancel(reason)
-            self.counts["cancelled_requests"] += 1
-            self.metrics.cancelled.labels(reason=reason).inc()
-
-    def _reserved(self, nbytes: int, what: str):
-        """A context holding ``nbytes`` of the replica's working memory for one request: 413 where it could never
-        fit, 503 (Retry-After) where the requests in hand leave no room now."""
-        from drcn.memory import describe
-
-        work = self.work
-        if not work.fits_ever(nbytes):
-            raise HttpError(413, f"{what} needs about {describe(nbytes)} of working memory, over this replica's "
-                                 f"{describe(work.limit)} for requests (drcn-serve --memory-budget)")
-        if not work.reserve(nbytes):
-            self.metrics.refused.labels(reason="memory").inc()
-            raise HttpError(503, f"busy: {what} needs about {describe(nbytes)} of working memory and the requests "
-                                 f"in hand hold {describe(work.reserved)} of {describe(work.limit)}; try again shortly",
-                            {"Retry-After": "2"})
-        return work.held(nbytes)
+        """``fn(*args)`` on a request thread (:mod:`.work`) within the bound of requests in hand (:mod:`.admission`)."""
+        with self.admission.request():
+            return await self.threads.run(request, fn, *args)
 
     async def _handle(self, request: Request, handler, *args) -> Response:
-        try:
-            return await handler(request, *args)
-        except HttpError as exc:
-            return error_response(exc.status, exc.message, exc.headers)
-        except DrcnError as exc:
-            status = status_of(exc)
-            return error_response(status, without_paths(str(exc)), {"Retry-After": "2"} if status == 503 else None)
-        except Exception as exc:  # noqa: BLE001 - answered in JSON and logged with its id, never swallowed
-            return unexpected(request, exc)
+        return await answer(request, handler, *args)
 
     # -- the page and the image endpoint ------------------------------------------------------------------------
     @app.get("/")
@@ -298,8 +155,8 @@ class DrcnDeployment(JobRoutes):
                              "kind": self.settings.kind, "scale": self.settings.scale,
                              "scales": [MIN_SCALE, MAX_SCALE], "formats": sorted(FORMATS),
                              "max_body_bytes": self.limits.max_body_bytes, "max_pixels": max_pixels(),
-                             "memory_budget_bytes": self.budget, "working_memory_bytes": self.work.limit,
-                             "reserved_bytes": self.work.reserved, "max_batch": model.scheduler.max_batch,
+                             "memory_budget_bytes": self.budget, "working_memory_bytes": self.admission.work.limit,
+                             "reserved_bytes": self.admission.work.reserved, "max_batch": model.scheduler.max_batch,
                              "baseline_bytes": self.baseline,
                              "rss_bytes": rss_bytes(), "compiled_bytes": COMPILED.total(),
                              "compiles": COMPILED.compiles,
@@ -307,8 +164,9 @@ class DrcnDeployment(JobRoutes):
                              "jobs_off": without_paths(self.jobs_off) if self.jobs_off else None,
                              "backend_calls": stats.backend_calls, "window_calls": stats.calls,
                              "windows": stats.windows, "cancelled_calls": stats.dropped_calls,
-                             "dropped_windows": self.counts["dropped_windows"],
-                             "cancelled_requests": self.counts["cancelled_requests"], "pending": self._pending,
+                             "dropped_windows": self.threads.counts["dropped_windows"],
+                             "cancelled_requests": self.threads.counts["cancelled_requests"],
+                             "pending": self.admission.pending,
                              "queued_calls": model.scheduler.queued})
 
     @app.get("/metrics")
@@ -317,9 +175,9 @@ class DrcnDeployment(JobRoutes):
         async def scrape(request: Request) -> Response:
             from drcn.runtime.serve.metrics import fetch_ray_metrics
 
-            self._authorised(request)
+            self.tokens.caller(request)
             ray_text = await asyncio.get_running_loop().run_in_executor(
-                self._threads, fetch_ray_metrics, self.limits.ray_metrics_port)
+                self.threads.pool, fetch_ray_metrics, self.limits.ray_metrics_port)
             return Response(self.metrics.render() + ray_text, media_type="text/plain; version=0.0.4; charset=utf-8")
         return await self._handle(request, scrape)
 
@@ -329,7 +187,7 @@ class DrcnDeployment(JobRoutes):
         return await self._handle(request, self._upscale)
 
     async def _upscale(self, request: Request) -> Response:
-        self._authorised(request)
+        self.tokens.caller(request)
         try:
             scale = float(request.query_params.get("scale", "2"))
         except ValueError:
@@ -337,7 +195,7 @@ class DrcnDeployment(JobRoutes):
         fmt = request.query_params.get("format", "png").lower()
         if fmt not in FORMATS:
             raise HttpError(400, f"format {fmt!r}: one of {', '.join(sorted(FORMATS))}")
-        body = await self._body(request)
+        body = await read_body(request, self.limits.max_body_bytes)
         start = time.perf_counter()
         encoded, compute = await self._work(request, self._upscale_bytes, body, scale, fmt)
         headers = {"X-Drcn-Compute-Seconds": f"{compute:.4f}",
@@ -365,7 +223,7 @@ class DrcnDeployment(JobRoutes):
         # counted with the upscaling's working memory.
         channels = image.shape[2] if image.ndim == 3 else 1
         held = len(body) + image.nbytes + height * width * channels * image.itemsize
-        with self._reserved(working_memory(height, width) + held, f"a {width}x{height} output"):
+        with self.admission.memory(working_memory(height, width) + held, f"a {width}x{height} output"):
             start = time.perf_counter()
             result = self.model.upscale_image(image, scale, "request body")
             compute = time.perf_counter() - start
@@ -401,7 +259,7 @@ class DrcnDeployment(JobRoutes):
         return await self._handle(request, self._metadata, name, version)
 
     async def _metadata(self, request: Request, name: str, version: str | None) -> Response:
-        self._authorised(request)
+        self.tokens.caller(request)
         self._model_or_404(name, version)
         settings = self.settings
         body = protocol.model_metadata(name, VERSION, "drcn_ray_serve", [settings.input_spec()],
@@ -425,9 +283,9 @@ class DrcnDeployment(JobRoutes):
         return await self._handle(request, self._infer, name, version)
 
     async def _infer(self, request: Request, name: str, version: str | None) -> Response:
-        self._authorised(request)
+        self.tokens.caller(request)
         self._model_or_404(name, version)
-        body = await self._body(request)
+        body = await read_body(request, self.limits.max_body_bytes)
         settings = self.settings
         parsed = protocol.parse_infer(body, request.headers.get(protocol.HEADER_LENGTH), settings.input_spec(),
                                       settings.output_spec().name)
@@ -441,7 +299,7 @@ class DrcnDeployment(JobRoutes):
         n, _, height, width = batch.shape
         scale = 1 if self.settings.kind == "y" else self.settings.scale
         held = batch.nbytes * (1 + scale * scale)      # the decoded tensor and the answer's
-        with self._reserved(working_memory(n * height * scale, width * scale) + held,
+        with self.admission.memory(working_memory(n * height * scale, width * scale) + held,
                             f"a batch of {n} {height}x{width}"):
             return self.model.infer_tensor(batch)
 

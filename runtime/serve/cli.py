@@ -109,7 +109,7 @@ def settings_from(args, local: bool | None = None):
     the replicas here (on a cluster each replica takes its budget from the machine it runs on)."""
     from drcn import frame, memory
     from drcn.runtime.backends import select
-    from drcn.runtime.serve.app import ServeLimits
+    from drcn.runtime.serve.limits import ServeLimits
     from drcn.runtime.serve.model import ServeSettings
     from drcn.runtime.upscaler import BackendRequest
 

@@ -1,5 +1,6 @@
 """The HTTP layer every route of ``drcn-serve`` shares: the FastAPI app, errors as one JSON line (an unexpected one
-logged under a request id that the body carries), and the middleware that counts requests for the metrics."""
+logged under a request id that the body carries), a bounded request body, and the middleware that counts requests
+for the metrics."""
 
 import time
 
@@ -40,6 +41,36 @@ def unexpected(request: Request, exc: BaseException) -> Response:
     reason = without_paths(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
     return error_response(500, f"internal error ({type(exc).__name__}{': ' + reason if reason else ''}); the server "
                                f"logged it as request {request_id}", None, request_id)
+
+
+async def answer(request: Request, handler, *args) -> Response:
+    """``await handler(request, *args)``, with every failure answered as one JSON line: :class:`HttpError` as it
+    says, :class:`DrcnError` by its kind (413 over a limit, 503 short now with Retry-After, else 400), anything else
+    500 under a logged request id (:func:`unexpected`)."""
+    try:
+        return await handler(request, *args)
+    except HttpError as exc:
+        return error_response(exc.status, exc.message, exc.headers)
+    except DrcnError as exc:
+        status = status_of(exc)
+        return error_response(status, without_paths(str(exc)), {"Retry-After": "2"} if status == 503 else None)
+    except Exception as exc:  # noqa: BLE001 - answered in JSON and logged with its id, never swallowed
+        return unexpected(request, exc)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's whole body, refused with 413 as soon as it is known to pass ``limit`` bytes (from its
+    Content-Length before reading, else while reading): an image request's body is held in memory."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HttpError(413, f"request body of {int(declared):,} bytes, over the limit of {limit:,}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"request body over the limit of {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def status_of(exc: BaseException) -> int:

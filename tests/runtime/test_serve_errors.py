@@ -17,7 +17,7 @@ pytest.importorskip("fastapi")
 from starlette.requests import Request  # noqa: E402
 
 from drcn.errors import OverLimit, ShortNow  # noqa: E402
-from drcn.runtime.serve import app as served  # noqa: E402
+from drcn.runtime.serve import http  # noqa: E402
 
 
 def request() -> Request:
@@ -28,8 +28,7 @@ def answer(exc: BaseException) -> tuple[int, dict, dict]:
     async def handler(_request):
         raise exc
 
-    replica = served.DrcnDeployment.func_or_class
-    response = asyncio.run(replica._handle(None, request(), handler))
+    response = asyncio.run(http.answer(request(), handler))
     return response.status_code, json.loads(response.body), dict(response.headers)
 
 

@@ -32,7 +32,8 @@ CANCEL_WAIT_S = 10.0
 
 class JobRoutes:
     """Routes that need, from the deployment: ``limits`` (job options), ``jobs`` (a JobStore, None: jobs off),
-    ``_owner(request)``, ``_handle``, ``_threads``."""
+    ``jobs_off`` (why not, or None), ``tokens`` (:class:`~drcn.runtime.serve.auth.Tokens`), ``threads``
+    (:class:`~drcn.runtime.serve.work.RequestThreads`) and ``_handle``."""
 
     # -- create ------------------------------------------------------------------------------------------------
     @app.post("/v1/jobs")
@@ -41,12 +42,11 @@ class JobRoutes:
         return await self._handle(request, self._create_job)
 
     async def _create_job(self, request: Request) -> Response:
-        from drcn.runtime.serve.jobs import intake, options
-
-        from drcn.runtime.serve.jobs import callbacks
+        from drcn.runtime.serve.jobs import callbacks, intake, options
 
         store = self._job_store()
-        owner, token = self._caller(request)
+        caller = self.tokens.caller(request)
+        owner, token = caller.owner, caller.token
         query = dict(request.query_params)
         chosen = options.parse(query)           # 400 before a byte of the upload is read
         name = options.upload_name(query)
@@ -60,7 +60,7 @@ class JobRoutes:
         try:
             try:
                 found, container = await asyncio.get_running_loop().run_in_executor(
-                    self._threads, intake.probe, upload, chosen, name)
+                    self.threads.pool, intake.probe, upload, chosen, name)
             except OverLimit as exc:
                 raise HttpError(413, str(exc)) from None
             except DrcnError as exc:
@@ -140,7 +140,7 @@ class JobRoutes:
     async def list_jobs(self, request: Request) -> Response:
         """The caller's jobs, oldest first."""
         async def listing(request: Request) -> Response:
-            store, owner = self._job_store(), self._owner(request)
+            store, owner = self._job_store(), self.tokens.caller(request).owner
             return JSONResponse({"jobs": [self._job_view(r, request) for r in store.all() if r.owner == owner]})
         return await self._handle(request, listing)
 
@@ -216,7 +216,7 @@ class JobRoutes:
         return self.jobs
 
     def _my_job(self, request: Request, job_id: str) -> JobRecord:
-        owner = self._owner(request)
+        owner = self.tokens.caller(request).owner
         record = self._job_store().get(job_id)
         if record is None or record.owner != owner:
             raise HttpError(404, f"job {job_id}: no such job")       # another token's job is not said to exist

@@ -322,3 +322,18 @@ class JobRunner:
         text = text.replace(str(self.store.input(record.id)), record.name)
         text = text.replace(str(self.store.result(record)), f"result.{record.container}")
         return without_paths(text.strip().splitlines()[0] if text.strip() else text)
+
+
+def job_gauges(runner: JobRunner | None) -> dict:
+    """The job series of a replica's metrics (:mod:`drcn.runtime.serve.metrics`); zeros where jobs are off."""
+    from drcn.runtime.serve.jobs.store import STATES
+
+    states = dict.fromkeys(STATES, 0)
+    if runner is None:
+        return {"drcn_jobs": states, "drcn_job_disk_bytes": 0, "drcn_job_segments_total": 0,
+                "drcn_job_seconds_total": 0.0}
+    for record in runner.store.all():
+        states[record.state] = states.get(record.state, 0) + 1
+    return {"drcn_jobs": states, "drcn_job_disk_bytes": runner.store.disk_used(),
+            "drcn_job_segments_total": runner.counts["segments_done"],
+            "drcn_job_seconds_total": runner.counts["job_seconds"]}
