@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 from drcn import atomic
-from drcn.argtypes import (ensemble_sizes, frame_sizes, names, non_negative_int, positive_int, positive_ints, scale,
-                           scales)
+from drcn.argtypes import (ensemble_sizes, frame_sizes, names, non_negative_int, positive_float, positive_int,
+                           positive_ints, scale, scales)
 from drcn.errors import ArgumentParser, DrcnError, cli_entry
 
 PROG = "drcn-bench"
@@ -349,6 +349,61 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_figure_parser(sub) -> None:
+    g = sub.add_parser("figure", help="a figure for the docs, drawn from the code's own plans or measured data",
+                       description="Draw one PNG: tiles (the windows a frame is cut into), deviation (each "
+                                   "precision's per-pixel distance from fp32 on one image, map and histogram), "
+                                   "segments (a video's keyframes and the segments drcn-run cuts it into), or jobs "
+                                   "(a drcn-bench jobs --json record).")
+    kinds = g.add_subparsers(dest="kind", required=True, metavar="KIND")
+    t = kinds.add_parser("tiles", help="the tiles and windows of one frame")
+    t.add_argument("--size", type=frame_sizes, default=[(360, 640)], help="the output frame's WxH (default 640x360)")
+    t.add_argument("--tile", type=positive_int, default=256, help="as drcn-run's --tile (default 256)")
+    t.add_argument("--halo", type=positive_int, default=13, help="the model's halo (default 13, the shipped model's)")
+    d = kinds.add_parser("deviation", help="per-pixel distance from fp32 of each precision on one image")
+    d.add_argument("image", metavar="IMAGE", help="a high-resolution image (shrunk by --scale first)")
+    d.add_argument("--precision", default="bf16,int8", help="precisions to draw against fp32 (default bf16,int8)")
+    d.add_argument("--scale", type=scale, default=2.0, help="upscaling factor > 1 (default 2)")
+    d.add_argument("--onnx", help="the model (default: the shipped model)")
+    s = kinds.add_parser("segments", help="a video's keyframes and segments")
+    s.add_argument("video", metavar="VIDEO")
+    s.add_argument("--segment", type=positive_float, default=10.0, help="as drcn-run's --segment (default 10)")
+    j = kinds.add_parser("jobs", help="a drcn-bench jobs record")
+    j.add_argument("record", metavar="JSON", help="what drcn-bench jobs --json wrote")
+    for kind in (t, d, s, j):
+        kind.add_argument("-o", "--output", required=True, help="the PNG to write")
+    g.set_defaults(run=run_figure)
+
+
+def run_figure(args: argparse.Namespace) -> int:
+    from drcn.atomic import check_destination
+    from drcn.benchmarks import figures
+
+    output = Path(args.output)
+    check_destination(output, "-o")
+    if args.kind == "tiles":
+        shown = figures.tiles(figures.TilesRequest(output, tuple(args.size[0]), args.tile, args.halo))
+    elif args.kind == "deviation":
+        image = Path(args.image)
+        if not image.is_file():
+            raise DrcnError(f"{image}: no such image")
+        precisions = tuple(p.strip() for p in args.precision.split(",") if p.strip())
+        shown = figures.deviation(figures.DeviationRequest(image, output, precisions, args.scale, args.onnx))
+    elif args.kind == "segments":
+        if not Path(args.video).is_file():
+            raise DrcnError(f"{args.video}: no such video")
+        shown = figures.segments(figures.SegmentsRequest(Path(args.video), output, args.segment))
+    else:
+        if not Path(args.record).is_file():
+            raise DrcnError(f"{args.record}: no such file")
+        try:
+            shown = figures.jobs(figures.JobsRequest(Path(args.record), output))
+        except (KeyError, ValueError) as exc:
+            raise DrcnError(f"{args.record}: not a drcn-bench jobs record ({type(exc).__name__}: {exc})") from None
+    print(f"{PROG}: wrote {output}: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+    return 0
+
+
 def _add_temporal_parser(sub) -> None:
     from drcn.benchmarks.temporal import TemporalRequest
 
@@ -399,23 +454,26 @@ def build_parser() -> ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_quality_parser, _add_recursions_parser, _add_latency_parser, _add_sweep_parser,
                 _add_compare_parser, _add_paths_parser, _add_framegraph_parser, _add_serve_parser, _add_jobs_parser,
-                _add_temporal_parser):
+                _add_temporal_parser, _add_figure_parser):
         add(sub)
     return parser
 
 
 def _emit(args: argparse.Namespace, headers: list[str], rows: list[list], records) -> None:
-    """The table on stdout (stderr when the JSON goes to stdout), and the --md and --json files where asked; every
-    absolute path in them reduced to its file name (a result names a model, not the folders of who measured it)."""
-    from drcn.benchmarks import tables
+    """The table on stdout (stderr when the JSON goes to stdout), and the --md and --json files where asked, the
+    Markdown opening with where it was measured (:mod:`drcn.benchmarks.machine`: CPU, ISA level, cores, memory,
+    versions, date, command); every absolute path in them reduced to its file name (a result names a model, not the folders of who
+    measured it)."""
+    from drcn.benchmarks import machine, tables
 
     rows, records = without_paths_in(rows), without_paths_in(records)
 
     print(tables.plain(headers, rows), end="", file=sys.stderr if args.json == "-" else sys.stdout)
     if args.md:
-        atomic.write_text(Path(args.md), tables.markdown(headers, rows))
+        command = machine.command_line(getattr(args, "argv", sys.argv[1:]))
+        atomic.write_text(Path(args.md), machine.header(machine.facts(), command) + tables.markdown(headers, rows))
     if args.json:
-        write_json(args.json, records)
+        write_json(args.json, records)      # the records as they are: programs read them; the table says where
 
 
 _ABSOLUTE = re.compile(r"(?<![\w.:/])/((?:[^\s/()'\"]+/)+)([^\s/()'\"]+)")
@@ -609,7 +667,9 @@ def _max_batch(args) -> tuple[str, ...]:
 
 @cli_entry(PROG)
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     return args.run(args)
 
 

@@ -36,26 +36,10 @@ class JobBenchRequest:
 
 
 def make_clip(path: Path, request: JobBenchRequest) -> int:
-    """A pan over the astronaut photo: (frames written)."""
-    import av
+    """drcn-run's sample clip (a pan over the astronaut photo) of the request's length and size, no audio: (frames)."""
+    from drcn.runtime.media.sample_video import write_sample_video
 
-    from drcn import matlab
-    from drcn.samples import load_sample
-
-    height, width = request.size
-    photo = matlab.imresize(load_sample("astronaut")[:, :, :3], output_shape=(height * 2, width * 2))
-    frames = int(request.seconds * request.fps)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=request.fps, options={"crf": "18", "preset": "veryfast"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(frames):
-            y, x = (i * height) // frames, (i * width) // frames
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(photo[y:y + height, x:x + width]), format="rgb24")
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return frames
+    return write_sample_video(path, request.seconds, request.size, request.fps, audio=False)
 
 
 def _call(url: str, method: str = "GET", body: bytes | None = None) -> dict:

@@ -56,7 +56,12 @@ with mkdocs_gen_files.open("reference/http.md", "w") as page:
     for route in sorted(listed, key=lambda r: r.path):
         doc = (route.endpoint.__doc__ or "").strip().split("\n")[0]
         page.write(f"| {', '.join(sorted(route.methods))} | `{route.path}` | {doc} |\n")
-    page.write("\n## Statuses and error bodies\n\n" + served.__doc__.split("\n\n", 2)[2].replace("    ", "") + "\n")
+    from drcn.runtime.serve.http import STATUSES  # noqa: E402
+
+    page.write("\n## Statuses\n\nEvery error answers with its status and one JSON line, `{\"error\": \"...\"}` (a "
+               "500 also carries the `request_id` the server logged it under).\n\n| status | when |\n|---|---|\n")
+    for status, when in STATUSES:
+        page.write(f"| {status} | {when} |\n")
 
 # -- the model card and the measured results ----------------------------------------------------------------------
 card = (ROOT / "weights" / "README.md").read_text()
@@ -64,11 +69,43 @@ with mkdocs_gen_files.open("model-card.md", "w") as page:
     page.write(site_links(card, 0))
 with mkdocs_gen_files.open("img/compare_astronaut_x2.png", "wb") as image:
     image.write((RESULTS / "compare_astronaut_x2.png").read_bytes())
+from drcn.benchmarks.machine import read_header  # noqa: E402
+
+TASKS = {"quality": "Quality (Y-PSNR, per-pixel deviation)", "recursions": "Quality (Y-PSNR, per-pixel deviation)",
+         "temporal": "Quality (Y-PSNR, per-pixel deviation)", "latency": "Speed", "sweep": "Speed", "paths": "Speed",
+         "framegraph": "Speed", "serve": "Serving over HTTP", "jobs": "Video jobs over HTTP",
+         "compare": "Figures"}
+
+
+def measured_index() -> str:
+    """The results index from the headers the benchmarks write (what, machine, date), grouped by task."""
+    found: dict[str, list[str]] = {}
+    for path in sorted((RESULTS / "cpu").glob("*.md")):
+        header = read_header(path)
+        if header is None:
+            continue
+        words = header["command"].split()
+        task = TASKS.get(words[1] if len(words) > 1 else "", "Other")
+        found.setdefault(task, []).append(f"| [`{path.name}`](cpu/{path.name}) | `{header['command']}` | "
+                                          f"{header['cpu']}, {header['isa']}, {header['cores']} cores | "
+                                          f"{header['date']} |")
+    if not found:
+        raise RuntimeError("no result file carries a machine header: the generated index would be empty")
+    text = ("## By task, with the machine each was measured on\n\nGenerated when the site is built from the header "
+            "each `drcn-bench` table opens with (its CPU, ISA level, cores, versions, date and command).\n\n")
+    for task in sorted(found):
+        rows = "\n".join(found[task])
+        text += f"### {task}\n\n| file | command | machine | date |\n|---|---|---|---|\n{rows}\n\n"
+    return text + "## Every file, with what it shows\n\n"
+
+
 for path in sorted((RESULTS / "cpu").iterdir()):
     if path.name == "README.md":
         with mkdocs_gen_files.open("results/index.md", "w") as page:
             text = site_links(path.read_text().replace("](../../studies/", "](benchmarks/studies/"), 1)
-            page.write(re.sub(r"\]\((?!https?:|\.\./)([^)]+)\)", r"](cpu/\1)", text))
+            text = re.sub(r"\]\((?!https?:|\.\./)([^)]+)\)", r"](cpu/\1)", text)
+            title, _, rest = text.partition("\n")
+            page.write(f"{title}\n\n{measured_index()}{rest.lstrip()}")
     else:
         with mkdocs_gen_files.open(f"results/cpu/{path.name}", "wb") as copy:
             copy.write(path.read_bytes())

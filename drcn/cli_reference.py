@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import shlex
 from importlib import metadata
 
@@ -89,13 +90,25 @@ SHELL_FENCES = ("", "bash", "sh", "shell", "console")   # fences whose lines are
 
 
 def command_lines(markdown: str) -> list[str]:
-    """Every ``drcn-*`` command line in the shell code blocks (:data:`SHELL_FENCES`) of ``markdown``, continuations joined, comments and
-    what follows a pipe, redirection or ``&&`` cut off (e.g. ``.venv/bin/drcn-run --tile 256 frames``)."""
-    found, in_code, shell, pending = [], False, False, ""
+    """Every ``drcn-*`` command line of ``markdown``: in its shell code blocks (:data:`SHELL_FENCES`; in a
+    ``console`` block the lines after a ``$ ``), continuations joined, and written inline in prose (a code span
+    such as ``drcn-run --segment 5 film.mkv``, with at least one argument and no ``...``); comments and what
+    follows a pipe, redirection, ``&`` or ``&&`` cut off (e.g. ``.venv/bin/drcn-run --tile 256 frames``)."""
+    found, in_code, shell, console, pending = [], False, False, False, ""
     for raw in markdown.splitlines():
         if raw.lstrip().startswith("```"):
             in_code, pending = not in_code, ""
-            shell = in_code and raw.strip()[3:].strip() in SHELL_FENCES
+            fence = raw.strip()[3:].strip()
+            shell, console = in_code and fence in SHELL_FENCES, in_code and fence == "console"
+            continue
+        if not in_code:
+            for span in re.findall(r"`(drcn-[a-z]+ [^`]+)`", raw):
+                if "..." not in span:
+                    found.extend(_commands_in(span))
+            continue
+        if console:
+            if raw.startswith("$ "):
+                found.extend(_commands_in(raw[2:].strip()))
             continue
         if not shell:
             continue
@@ -104,13 +117,20 @@ def command_lines(markdown: str) -> list[str]:
             pending = line[:-1] + " "
             continue
         pending = ""
-        for part in line.split("&&"):
-            part = part.split(" #")[0].split("|")[0].split(" > ")[0].split(" >> ")[0].strip()
-            words = part.split()
-            while words and "=" in words[0] and not words[0].startswith("-"):
-                words = words[1:]                    # VAR=value drcn-...
-            if words and words[0].rsplit("/", 1)[-1].startswith("drcn-"):
-                found.append(" ".join(words))
+        found.extend(_commands_in(line))
+    return found
+
+
+def _commands_in(line: str) -> list[str]:
+    found = []
+    for part in line.split("&&"):
+        part = part.split(" #")[0].split("|")[0].split(" > ")[0].split(" >> ")[0].split(" >/")[0].strip()
+        part = part[:-1].strip() if part.endswith("&") else part
+        words = part.split()
+        while words and "=" in words[0] and not words[0].startswith("-"):
+            words = words[1:]                    # VAR=value drcn-...
+        if words and words[0].rsplit("/", 1)[-1].startswith("drcn-"):
+            found.append(" ".join(words))
     return found
 
 

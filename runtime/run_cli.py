@@ -91,6 +91,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip)")
     p.add_argument("--make-samples", metavar="DIR",
                    help="write sample low-resolution frames (from scikit-image's bundled photos) to DIR and exit")
+    p.add_argument("--make-sample-video", metavar="FILE",
+                   help="write a 2 s sample clip (a pan over a bundled photo, 160x90 H.264 with an AAC tone) to FILE "
+                        "(.mp4, .mkv or .mov) and exit")
     return p
 
 
@@ -104,6 +107,16 @@ def make_samples(folder: Path) -> int:
         image = matlab.modcrop(load_sample(name), 2)
         write_image(folder / f"{name}.png", matlab.imresize(image, 0.5))  # LR frames: x2 gives the originals
     print(f"{PROG}: wrote {len(SAMPLE_NAMES)} sample frames to {folder}")
+    return 0
+
+
+def make_sample_video(path: Path) -> int:
+    from drcn.runtime.media.sample_video import write_sample_video
+
+    if path.suffix.lower() not in (".mp4", ".mkv", ".mov"):
+        raise DrcnError(f"--make-sample-video {path}: name a .mp4, .mkv or .mov file")
+    frames = write_sample_video(path)
+    print(f"{PROG}: wrote a sample clip of {frames} frames (160x90, 24 fps, with audio) to {path}")
     return 0
 
 
@@ -151,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[BUDGET] = str(args.memory_budget)
     if args.make_samples:
         return make_samples(Path(args.make_samples))
+    if args.make_sample_video:
+        return make_sample_video(Path(args.make_sample_video))
     if args.ray:
         from drcn.runtime.ray_run import ray_address_or_input
 

@@ -14,12 +14,7 @@ Routes (the v2 ones as KServe's Open Inference Protocol and Triton's HTTP endpoi
     GET  /v2/models/{name}[/versions/1], /v2/models/{name}[/versions/1]/ready
     POST /v2/models/{name}[/versions/1]/infer   JSON or binary tensors
 
-Every error is one JSON line ``{"error": "..."}`` with its status: 400 bad request, 401 without the bearer token
-(when one is set; health, the page and /v1/info stay open), 404 unknown model or route, 405 wrong method, 413 over
-the body, pixel or memory limit (pixels checked from the image header before decoding), 415 not an image, 503 with
-``Retry-After`` when the replica's queue is full or the working memory of the requests in hand leaves no room, 504
-past the request deadline; for jobs also 408 (an upload stalled), 409 (no result yet), 429 (too many jobs for the
-token) and 507 (the job folder's disk budget).
+Every error is one JSON line ``{"error": "..."}`` with its status (:data:`.http.STATUSES` lists them all).
 
 Where each part of a request is handled: the bearer token in :mod:`.auth`; the bound on requests in hand and their
 working memory in :mod:`.admission`; the thread, ticket and deadline of the work in :mod:`.work` (a client that goes
@@ -63,7 +58,9 @@ class DrcnDeployment(JobRoutes):
         # Ray sends this class to the replica by value, and the job routes' methods by reference: this module's
         # ingress decorator must run in the replica too, where it binds those methods' ``self`` (else FastAPI takes
         # ``self`` for a query parameter). Nothing else imports this module in a replica.
-        import drcn.runtime.serve.app  # noqa: F401
+        import importlib
+
+        importlib.import_module("drcn.runtime.serve.app")
         from drcn import memory
         from drcn.limits import ENV
         from drcn.runtime.serve.admission import Admission

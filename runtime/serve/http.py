@@ -14,6 +14,30 @@ from drcn.runtime.serve import protocol
 from drcn.runtime.serve.redact import without_paths
 
 
+STATUSES = (
+    (200, "the answer: an image, a video, JSON, Prometheus text"),
+    (202, "a video job accepted (`POST /v1/jobs`), or a cancel under way (`DELETE`)"),
+    (206, "part of a job's result, as a `Range` header asked"),
+    (400, "a bad request: a query parameter out of range or unknown, a malformed tensor, a damaged image"),
+    (401, "no bearer token, or one the server does not hold (where `--token-file` is set); health checks, the page "
+          "and `/v1/info` stay open"),
+    (404, "no such route, model or job (a job made with another token is not found either)"),
+    (405, "a method the route does not take"),
+    (408, "a job's upload that sent nothing for `--upload-timeout` seconds"),
+    (409, "a job's result asked for before the job is done"),
+    (413, "over a limit: the body (`--max-body-mb`, `--max-upload`), the pixels (from the image header, before "
+          "decoding) or the working memory the replica could ever give"),
+    (415, "not an image (or, for a job, not a video the server can read)"),
+    (429, "`--max-jobs` jobs already queued or running for this token; `Retry-After` says when to try again"),
+    (499, "the client went away before the answer (logged; the work stopped at its next check)"),
+    (500, "an internal error: the body carries the `request_id` the server logged it under"),
+    (503, "busy: `--queue` requests in hand, or no working memory free now; `Retry-After` says when to try again"),
+    (504, "the request ran past `--deadline`"),
+    (507, "the job folder's disk budget (`--job-disk`) cannot hold the job"),
+)
+"""Every status drcn-serve answers, and when (the HTTP reference renders it as a table)."""
+
+
 class HttpError(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
