@@ -66,7 +66,10 @@ with mkdocs_gen_files.open("reference/http.md", "w") as page:
 # -- the model card and the measured results ----------------------------------------------------------------------
 card = (ROOT / "weights" / "README.md").read_text()
 with mkdocs_gen_files.open("model-card.md", "w") as page:
-    page.write(site_links(card, 0))
+    page.write(re.sub(r"\]\((drcn_[\w.]+\.png)\)", r"](img/\1)", site_links(card, 0)))
+for curves in sorted((ROOT / "weights").glob("*.png")):
+    with mkdocs_gen_files.open(f"img/{curves.name}", "wb") as image:
+        image.write(curves.read_bytes())
 with mkdocs_gen_files.open("img/compare_astronaut_x2.png", "wb") as image:
     image.write((RESULTS / "compare_astronaut_x2.png").read_bytes())
 from drcn.benchmarks.machine import read_header  # noqa: E402

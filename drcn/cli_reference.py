@@ -37,6 +37,11 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return {}
 
 
+def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and every subcommand's parser below it, at any depth (``drcn-bench figure tiles``)."""
+    return [parser, *(p for child in _subparsers(parser).values() for p in _all_parsers(child))]
+
+
 def option_strings(parser: argparse.ArgumentParser) -> set[str]:
     """Every option string of ``parser`` ("--tile", "-o"), without -h/--help; subcommands' as "sub --opt"."""
     found = {s for a in parser._actions if a.option_strings and not isinstance(a, argparse._HelpAction)
@@ -90,10 +95,9 @@ SHELL_FENCES = ("", "bash", "sh", "shell", "console")   # fences whose lines are
 
 
 def command_lines(markdown: str) -> list[str]:
-    """Every ``drcn-*`` command line of ``markdown``: in its shell code blocks (:data:`SHELL_FENCES`; in a
-    ``console`` block the lines after a ``$ ``), continuations joined, and written inline in prose (a code span
-    such as ``drcn-run --segment 5 film.mkv``, with at least one argument and no ``...``); comments and what
-    follows a pipe, redirection, ``&`` or ``&&`` cut off (e.g. ``.venv/bin/drcn-run --tile 256 frames``)."""
+    """Every ``drcn-*`` command line in the shell code blocks of ``markdown`` (:data:`SHELL_FENCES`; in a
+    ``console`` block the lines after a ``$ ``), continuations joined, comments and what follows a pipe,
+    redirection, ``&`` or ``&&`` cut off (e.g. ``.venv/bin/drcn-run --tile 256 frames``)."""
     found, in_code, shell, console, pending = [], False, False, False, ""
     for raw in markdown.splitlines():
         if raw.lstrip().startswith("```"):
@@ -102,9 +106,6 @@ def command_lines(markdown: str) -> list[str]:
             shell, console = in_code and fence in SHELL_FENCES, in_code and fence == "console"
             continue
         if not in_code:
-            for span in re.findall(r"`(drcn-[a-z]+ [^`]+)`", raw):
-                if "..." not in span:
-                    found.extend(_commands_in(span))
             continue
         if console:
             if raw.startswith("$ "):
@@ -121,6 +122,22 @@ def command_lines(markdown: str) -> list[str]:
     return found
 
 
+def inline_command_lines(markdown: str) -> list[str]:
+    """Every ``drcn-*`` command written inline in the prose of ``markdown``, a code span with at least one argument
+    and no ``...`` (e.g. ``drcn-run --segment 5 film.mkv``); often a part of a command (``drcn-export --triton``),
+    checked with ``check_command(line, partial=True)``."""
+    found, in_code = [], False
+    for raw in markdown.splitlines():
+        if raw.lstrip().startswith("```"):
+            in_code = not in_code
+            continue
+        if not in_code:
+            for span in re.findall(r"`((?:\.venv/bin/)?drcn-[a-z]+ [^`]+)`", raw):
+                if "..." not in span:
+                    found.extend(_commands_in(span))
+    return found
+
+
 def _commands_in(line: str) -> list[str]:
     found = []
     for part in line.split("&&"):
@@ -134,9 +151,14 @@ def _commands_in(line: str) -> list[str]:
     return found
 
 
-def check_command(line: str) -> None:
+PARTIAL = ("the following arguments are required", "expected one argument", "expected at least one argument")
+
+
+def check_command(line: str, partial: bool = False) -> None:
     """Parse ``line`` (one ``drcn-*`` command) with its script's real parser; a :class:`DrcnError` naming the
-    command and what the parser refused, if it uses an option or value the parser does not take."""
+    command and what the parser refused, if it uses an option or value the parser does not take. ``partial``: the
+    line may be part of a command (a mention in prose): missing arguments, or an option named without its value at
+    the end, are not refused; an unknown option or a bad value still is."""
     words = shlex.split(line)
     name = words[0].rsplit("/", 1)[-1]
     parser = parser_of(name)
@@ -146,10 +168,15 @@ def check_command(line: str) -> None:
         errors.append(message)
         raise SystemExit(2)
 
-    for each in [parser, *_subparsers(parser).values()]:
+    for each in _all_parsers(parser):
         each.error = refuse      # the real parser, its refusal kept as a message instead of printed
     try:
         parser.parse_args(words[1:])
     except SystemExit as exc:
+        if partial and errors:
+            message = errors[0]
+            if message.startswith(PARTIAL[0]) or (message.startswith(f"argument {words[-1]}")
+                                                  and any(what in message for what in PARTIAL[1:])):
+                return
         if exc.code not in (0, None) or errors:
             raise DrcnError(f"{line}: {errors[0] if errors else 'refused by the parser'}") from None

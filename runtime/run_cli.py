@@ -5,6 +5,7 @@
     drcn-run clip.mp4 --engine model.engine --tile 256 --batch 8     # audio, subtitles, timestamps kept
     drcn-run clip.mkv -o out/ --codec libx265 --crf 20 --pix-fmt yuv420p10le
     drcn-run --make-samples frames/                   # sample frames made from scikit-image's photos
+    drcn-run --make-sample-video clip.mp4             # a 2 s sample clip with audio
 """
 
 from __future__ import annotations

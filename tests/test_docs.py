@@ -21,20 +21,88 @@ PAGES = sorted((ROOT / "docs").rglob("*.md"))
 MARKDOWN = [ROOT / "README.md", *PAGES]
 
 
-def test_the_site_builds_strictly(tmp_path):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site, built once with --strict (a broken link, a missing page or a warning fails it)."""
     pytest.importorskip("mkdocs")
     pytest.importorskip("mkdocs_gen_files")
     pytest.importorskip("mkdocstrings")
+    out = tmp_path_factory.mktemp("site") / "site"
     env = {**os.environ, "DISABLE_MKDOCS_2_WARNING": "true", "NO_MKDOCS_2_WARNING": "1"}
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
                             cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_the_site_builds_strictly(site):
     for name in cli_reference.console_scripts():
-        page = (tmp_path / "site" / "reference" / "cli" / name / "index.html").read_text()
+        page = (site / "reference" / "cli" / name / "index.html").read_text()
         assert f"<code>{name}</code>" in page
-    http = (tmp_path / "site" / "reference" / "http" / "index.html").read_text()
+    http = (site / "reference" / "http" / "index.html").read_text()
     assert "/v1/upscale" in http and "/v2/models/{name}/infer" in http
-    assert "Upscaler" in (tmp_path / "site" / "reference" / "python-api" / "index.html").read_text()
+    assert "<td>507</td>" in http and "<td>429</td>" in http          # the statuses as a table
+    assert "Upscaler" in (site / "reference" / "python-api" / "index.html").read_text()
+    results = (site / "results" / "index.html").read_text()
+    assert "By task, with the machine each was measured on" in results and "serve_jobs.md" in results
+
+
+def test_the_built_site_names_no_machine_folder_and_no_internal_talk(site):
+    found = []
+    for page in site.rglob("*.html"):
+        text = re.sub(r"<[^>]+>", " ", page.read_text(errors="replace"))
+        found += [f"{page.relative_to(site)}: {m.group(0)}" for m in MACHINE_PATH.finditer(text)]
+        found += [f"{page.relative_to(site)}: {m.group(0)}" for m in INTERNAL.finditer(text)]
+    assert not found, "\n".join(found[:20])
+
+
+FIGURED = ("", "guides/images/", "guides/video/", "guides/cpu/", "guides/serving/")
+
+
+def test_the_pages_show_their_figures_in_a_real_browser(site, tmp_path):
+    """Headless Chromium opens the home page, the guides with figures and the results index from a loopback server:
+    every image loads (a broken one has no natural width), each of those pages shows one at least. Screenshots go to
+    $DRCN_SCREENSHOTS where set (for a person to look at), else to a temporary folder."""
+    import functools
+    import http.server
+    import shutil
+    import threading
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        pytest.skip("no browser: install Debian's chromium and chromium-driver (.ci/run does, as root)")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    shots = Path(os.environ.get("DRCN_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    options = Options()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
+                 "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
+                 "--window-size=1280,1600"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(driver_path), options=options)
+    browser.set_page_load_timeout(60)
+    try:
+        for path in (*FIGURED, "results/"):
+            browser.get(f"http://127.0.0.1:{server.server_address[1]}/{path}")
+            images = browser.find_elements(By.CSS_SELECTOR, "article img")
+            broken = [i.get_attribute("src") for i in images
+                      if not browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i)]
+            assert not broken, f"/{path}: images that did not load: {broken}"
+            if path in FIGURED:
+                assert images, f"/{path}: no figure"
+            browser.save_screenshot(str(shots / f"{path.strip('/').replace('/', '_') or 'home'}.png"))
+    finally:
+        browser.quit()
+        server.shutdown()
 
 
 def _commands() -> list[tuple[str, str]]:
@@ -46,13 +114,28 @@ def test_every_command_line_in_the_docs_and_readme_uses_only_options_its_parser_
     commands = _commands()
     assert len(commands) > 40 and {line.split()[0].rsplit("/", 1)[-1] for _, line in commands} >= {
         "drcn-run", "drcn-serve", "drcn-export", "drcn-trt", "drcn-bench", "drcn-train", "drcn-qat", "drcn-average"}
+    inline = [(str(path.relative_to(ROOT)), line) for path in MARKDOWN
+              for line in cli_reference.inline_command_lines(path.read_text())]
+    assert len(inline) > 20
     refused = []
-    for where, line in commands:
+    for where, line, partial in [(w, c, False) for w, c in commands] + [(w, c, True) for w, c in inline]:
         try:
-            cli_reference.check_command(line)
+            cli_reference.check_command(line, partial=partial)
         except Exception as exc:  # noqa: BLE001 - every refusal is collected and shown at once
             refused.append(f"{where}: {exc}")
     assert not refused, "\n".join(refused)
+
+
+def test_an_inline_mention_may_be_part_of_a_command_but_not_name_a_wrong_option():
+    found = cli_reference.inline_command_lines("Use `drcn-export --triton` or `drcn-run --segment 5 film.mkv`; not "
+                                               "`drcn-run` alone, nor `drcn-run --segment ...`.\n```\n`drcn-x y`\n```")
+    assert found == ["drcn-export --triton", "drcn-run --segment 5 film.mkv"]
+    for line in found:
+        cli_reference.check_command(line, partial=True)
+    with pytest.raises(Exception, match="--tiles"):
+        cli_reference.check_command("drcn-run --tiles 5", partial=True)
+    with pytest.raises(Exception, match="expected one argument"):
+        cli_reference.check_command("drcn-export --triton")
 
 
 def test_a_renamed_option_would_fail_the_check():
@@ -73,7 +156,7 @@ def test_the_reference_page_lists_exactly_the_parsers_options(name):
     listed = set()
     section = ""
     for line in text.splitlines():
-        heading = re.match(r"#+ `(drcn-[a-z]+(?: [a-z]+)?)`", line)
+        heading = re.match(r"#+ `(drcn-[a-z]+(?: [a-z]+)*)`", line)
         if heading:
             section = heading.group(1)[len(name) + 1:]
         elif line.startswith("| `-"):
@@ -89,6 +172,8 @@ def _python_blocks() -> list[tuple[str, str, bool]]:
     compile-only (it needs hardware, a server or a library the tests do not have)."""
     blocks = []
     for path in PAGES:
+        if path.name == "tutorial.md":
+            continue                  # its blocks run in order with its commands (tests/test_tutorial.py)
         text = path.read_text()
         for match in re.finditer(r"(<!-- compile-only[^>]*-->\n)?```python\n(.*?)```", text, re.S):
             blocks.append((str(path.relative_to(ROOT)), match.group(2), match.group(1) is None))

@@ -1,5 +1,6 @@
-"""The tutorial runs, and the errors the docs quote are what the commands print: every command of ``docs/tutorial.md`` is run here, in order, in an empty folder, as doctests
-run a docstring's examples, and what it prints is checked against the output the page shows.
+"""The tutorial runs, and the errors the docs quote are what the commands print. Every command of
+``docs/tutorial.md`` is run here, in order, in an empty folder, as doctests run a docstring's examples, and what it
+prints is checked against the output the page shows.
 
 The page's conventions, read here:
 

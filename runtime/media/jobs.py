@@ -81,13 +81,17 @@ def plan_job(source: str | Path, output: str | Path | None, scale: float, overwr
         out = Path(output) if output else source.with_name(f"{source.stem}{_suffix_tag(scale)}{source.suffix}")
         if out.is_dir():
             out = out / source.name
+        if out.suffix.lower() not in IMAGE_SUFFIXES:
+            raise DrcnError(f"-o {out}: an image is written as an image (use {', '.join(IMAGE_SUFFIXES)})")
         if out.resolve() == source.resolve():
             raise DrcnError(f"-o {out}: the output may not be the input file")
         job = Job("image", source, out)
         if out.exists() and not overwrite:
             job.skipped = 1
         else:
-            job.frames.append(Frame(source.name, lambda: read_image(source), out, source=source))
+            # One image: read now, so that a file that is not one is refused in one line before the model opens.
+            image = read_image(source)
+            job.frames.append(Frame(source.name, lambda: image, out, source=source))
         return job
     if suffix in VIDEO_SUFFIXES:
         name = f"{source.stem}{_suffix_tag(scale)}{source.suffix}"
