@@ -462,18 +462,26 @@ def build_parser() -> ArgumentParser:
 def _emit(args: argparse.Namespace, headers: list[str], rows: list[list], records) -> None:
     """The table on stdout (stderr when the JSON goes to stdout), and the --md and --json files where asked, the
     Markdown opening with where it was measured (:mod:`drcn.benchmarks.machine`: CPU, ISA level, cores, memory,
-    versions, date, command); every absolute path in them reduced to its file name (a result names a model, not the folders of who
-    measured it)."""
-    from drcn.benchmarks import machine, tables
+    versions, date, command); every absolute path in them reduced to its file name (a result names a model, not the
+    folders of who measured it)."""
+    from drcn.benchmarks import tables
 
     rows, records = without_paths_in(rows), without_paths_in(records)
 
     print(tables.plain(headers, rows), end="", file=sys.stderr if args.json == "-" else sys.stdout)
     if args.md:
-        command = machine.command_line(getattr(args, "argv", sys.argv[1:]))
-        atomic.write_text(Path(args.md), machine.header(machine.facts(), command) + tables.markdown(headers, rows))
+        _write_markdown(args, tables.markdown(headers, rows))
     if args.json:
         write_json(args.json, records)      # the records as they are: programs read them; the table says where
+
+
+def _write_markdown(args: argparse.Namespace, markdown: str) -> None:
+    """The --md file: the machine it was measured on and the command (:mod:`drcn.benchmarks.machine`), then the
+    tables."""
+    from drcn.benchmarks import machine
+
+    command = machine.command_line(getattr(args, "argv", sys.argv[1:]))
+    atomic.write_text(Path(args.md), machine.header(machine.facts(), command) + markdown)
 
 
 _ABSOLUTE = re.compile(r"(?<![\w.:/])/((?:[^\s/()'\"]+/)+)([^\s/()'\"]+)")
@@ -552,7 +560,7 @@ def run_quality(args: argparse.Namespace) -> int:
             print(tables.plain(pixel_headers, pixel_rows), end="", file=out)
             markdown += f"\n{title}:\n\n" + tables.markdown(pixel_headers, pixel_rows)
     if args.md:
-        atomic.write_text(Path(args.md), markdown)
+        _write_markdown(args, markdown)
     if args.json:
         single = len(results) == 1 and len(args.scale) == 1
         write_json(args.json, next(iter(next(iter(results.values())).values())) if single else results)
