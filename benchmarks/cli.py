@@ -353,8 +353,9 @@ def _add_figure_parser(sub) -> None:
     g = sub.add_parser("figure", help="a figure for the docs, drawn from the code's own plans or measured data",
                        description="Draw one PNG: tiles (the windows a frame is cut into), deviation (each "
                                    "precision's per-pixel distance from fp32 on one image, map and histogram), "
-                                   "segments (a video's keyframes and the segments drcn-run cuts it into), or jobs "
-                                   "(a drcn-bench jobs --json record).")
+                                   "segments (a video's keyframes and the segments drcn-run cuts it into), jobs "
+                                   "(a drcn-bench jobs --json record), or paths (the host and device paths with "
+                                   "their measured host work and frames/s).")
     kinds = g.add_subparsers(dest="kind", required=True, metavar="KIND")
     t = kinds.add_parser("tiles", help="the tiles and windows of one frame")
     t.add_argument("--size", type=frame_sizes, default=[(360, 640)], help="the output frame's WxH (default 640x360)")
@@ -370,7 +371,10 @@ def _add_figure_parser(sub) -> None:
     s.add_argument("--segment", type=positive_float, default=10.0, help="as drcn-run's --segment (default 10)")
     j = kinds.add_parser("jobs", help="a drcn-bench jobs record")
     j.add_argument("record", metavar="JSON", help="what drcn-bench jobs --json wrote")
-    for kind in (t, d, s, j):
+    h = kinds.add_parser("paths", help="the host and device paths, with their measured host work and frames/s")
+    h.add_argument("host", metavar="HOST_JSON", help="what drcn-bench latency --host ... --json wrote")
+    h.add_argument("paths", metavar="PATHS_JSON", help="what drcn-bench paths --json wrote")
+    for kind in (t, d, s, j, h):
         kind.add_argument("-o", "--output", required=True, help="the PNG to write")
     g.set_defaults(run=run_figure)
 
@@ -393,6 +397,15 @@ def run_figure(args: argparse.Namespace) -> int:
         if not Path(args.video).is_file():
             raise DrcnError(f"{args.video}: no such video")
         shown = figures.segments(figures.SegmentsRequest(Path(args.video), output, args.segment))
+    elif args.kind == "paths":
+        for given in (args.host, args.paths):
+            if not Path(given).is_file():
+                raise DrcnError(f"{given}: no such file")
+        try:
+            shown = figures.paths(figures.PathsRequest(Path(args.host), Path(args.paths), output))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise DrcnError(f"{args.host}, {args.paths}: not drcn-bench latency --host and paths records "
+                            f"({type(exc).__name__}: {exc})") from None
     else:
         if not Path(args.record).is_file():
             raise DrcnError(f"{args.record}: no such file")

@@ -4,7 +4,8 @@
 - ``deviation``: per precision, the map of each output pixel's distance from fp32 (8-bit levels) on one image, and
   a log-scale histogram of those distances against the per-pixel bound;
 - ``segments``: a video's keyframes and the segments :func:`drcn.runtime.media.segments.plan` cuts it into;
-- ``jobs``: a ``drcn-bench jobs`` record (JSON): a job's frames/s against drcn-run, and image latency beside a job.
+- ``jobs``: a ``drcn-bench jobs`` record (JSON): a job's frames/s against drcn-run, and image latency beside a job;
+- ``paths``: the stages of the host and the device path, with the host work per frame and the frames/s measured.
 
 Each takes a typed request and writes one PNG atomically; the caller prints.
 """
@@ -204,3 +205,61 @@ def jobs(request: JobsRequest) -> dict:
     fig.tight_layout()
     save_figure(fig, request.output)
     return {"job_vs_drcn_run": round(rates["job"] / rates["drcn-run"], 3)}
+
+
+@dataclasses.dataclass(frozen=True)
+class PathsRequest:
+    host: Path              # drcn-bench latency --host ... --json: host work per frame per path
+    paths: Path             # drcn-bench paths --json: frames/s per path through the pipeline
+    output: Path
+
+
+HOST_STAGES = (("decode", "host"), ("RGB -> YCbCr", "host"), ("bicubic", "host"), ("Y network", "backend"),
+               ("YCbCr -> RGB", "host"), ("encode", "host"))
+DEVICE_STAGES = (("decode", "host"), ("colour, bicubic,\nY network, colour back\n(one frame graph)", "backend"),
+                 ("encode", "host"))
+
+
+def paths(request: PathsRequest) -> dict:
+    """Draw the two paths a frame can take (which stages run on the host and which on the backend), each with its
+    measured host work per frame, and the frames/s each gave through the pipeline."""
+    from matplotlib.patches import FancyBboxPatch
+
+    host = {r["path"]: r for r in json.loads(Path(request.host).read_text())}
+    runs = {r["path"]: r for r in json.loads(Path(request.paths).read_text())}
+    plt = pyplot()
+    fig, (lanes, bars) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 1]})
+    colours = {"host": "tab:orange", "backend": "tab:blue"}
+    for row, (name, stages) in enumerate((("host", HOST_STAGES), ("device", DEVICE_STAGES))):
+        y = 1 - row
+        width = 6.0 / len(stages)
+        for i, (label, where) in enumerate(stages):
+            lanes.add_patch(FancyBboxPatch((i * width + 0.05, y - 0.3), width - 0.1, 0.6,
+                                           boxstyle="round,pad=0.02", color=colours[where], alpha=0.35))
+            lanes.text(i * width + width / 2, y, label, ha="center", va="center", fontsize=8)
+        measured = host.get(name)
+        shown = (f"{measured['host_ms']:.0f} ms of host work per {measured['frame']} frame" if measured else "")
+        lanes.text(-0.1, y, f"{name} path\n{shown}", ha="right", va="center", fontsize=9)
+    lanes.set_xlim(-2.6, 6.1)
+    lanes.set_ylim(-0.5, 1.5)
+    lanes.axis("off")
+    lanes.set_title("orange: host (numpy, FFmpeg); blue: the backend", fontsize=9)
+    labels, values = [], []
+    for name in ("host", "device"):
+        if name in runs:
+            labels.append(f"{name}\npath")
+            values.append(runs[name]["fps"])
+    if "network_fps" in runs.get("device", {}):
+        labels.append("network\nalone")
+        values.append(runs["device"]["network_fps"])
+    bars.bar(labels, values, color=["tab:orange", "tab:blue", "grey"][:len(values)])
+    for i, value in enumerate(values):
+        bars.text(i, value, f"{value:.2f}", ha="center", va="bottom", fontsize=9)
+    frame = next(iter(runs.values()))["frame"] if runs else ""
+    bars.set_title(f"frames/s, {frame}", fontsize=9)
+    cpu = next(iter(runs.values()), {}).get("env", {}).get("cpu", "")
+    fig.suptitle(f"The host and the device path (measured on {cpu})" if cpu else "The host and the device path",
+                 fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, request.output)
+    return {path: round(r["fps"], 3) for path, r in runs.items()}
