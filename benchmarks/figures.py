@@ -92,8 +92,8 @@ def deviation(request: DeviationRequest) -> dict:
     found, missing = {}, {}
     for precision in request.precisions:
         try:
-            found[precision] = np.abs(run(precision) - reference).max(axis=-1) if reference.ndim == 3 else \
-                np.abs(run(precision) - reference)
+            diff = np.abs(run(precision) - reference)
+            found[precision] = diff.max(axis=-1) if diff.ndim == 3 else diff     # the worst channel of a pixel
         except DrcnError as exc:
             missing[precision] = str(exc).splitlines()[0]
     if not found:

@@ -91,7 +91,7 @@ def render(name: str, parser: argparse.ArgumentParser | None = None, heading: st
     return "\n".join(lines)
 
 
-SHELL_FENCES = ("", "bash", "sh", "shell", "console")   # fences whose lines are commands (not ```text output)
+SHELL_FENCES = ("", "bash", "sh", "shell")   # fences whose lines are commands (```console: only its "$ " lines)
 
 
 def command_lines(markdown: str) -> list[str]:

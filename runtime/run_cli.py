@@ -112,12 +112,12 @@ def make_samples(folder: Path) -> int:
 
 
 def make_sample_video(path: Path) -> int:
-    from drcn.runtime.media.sample_video import write_sample_video
+    from drcn.runtime.media.sample_video import CONTAINERS, FPS, SIZE, write_sample_video
 
-    if path.suffix.lower() not in (".mp4", ".mkv", ".mov"):
-        raise DrcnError(f"--make-sample-video {path}: name a .mp4, .mkv or .mov file")
+    if path.suffix.lower() not in CONTAINERS:
+        raise DrcnError(f"--make-sample-video {path}: name a {', '.join(CONTAINERS[:-1])} or {CONTAINERS[-1]} file")
     frames = write_sample_video(path)
-    print(f"{PROG}: wrote a sample clip of {frames} frames (160x90, 24 fps, with audio) to {path}")
+    print(f"{PROG}: wrote a sample clip of {frames} frames ({SIZE[1]}x{SIZE[0]}, {FPS} fps, with audio) to {path}")
     return 0
 
 

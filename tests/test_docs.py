@@ -59,21 +59,14 @@ def test_the_built_site_names_no_machine_folder_and_no_internal_talk(site):
 FIGURED = ("", "guides/images/", "guides/video/", "guides/cpu/", "guides/serving/")
 
 
-def test_the_pages_show_their_figures_in_a_real_browser(site, tmp_path):
+def test_the_pages_show_their_figures_in_a_real_browser(site, browser, tmp_path):
     """Headless Chromium opens the home page, the guides with figures and the results index from a loopback server:
     every image loads (a broken one has no natural width), each of those pages shows one at least. Screenshots go to
     $DRCN_SCREENSHOTS where set (for a person to look at), else to a temporary folder."""
     import functools
     import http.server
-    import shutil
     import threading
 
-    webdriver = pytest.importorskip("selenium.webdriver")
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        pytest.skip("no browser: install Debian's chromium and chromium-driver (.ci/run does, as root)")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
@@ -82,14 +75,7 @@ def test_the_pages_show_their_figures_in_a_real_browser(site, tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     shots = Path(os.environ.get("DRCN_SCREENSHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
-    options = Options()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
-                 "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
-                 "--window-size=1280,1600"):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(driver_path), options=options)
-    browser.set_page_load_timeout(60)
+    browser.set_window_size(1280, 1600)
     try:
         for path in (*FIGURED, "results/"):
             browser.get(f"http://127.0.0.1:{server.server_address[1]}/{path}")
@@ -101,7 +87,6 @@ def test_the_pages_show_their_figures_in_a_real_browser(site, tmp_path):
                 assert images, f"/{path}: no figure"
             browser.save_screenshot(str(shots / f"{path.strip('/').replace('/', '_') or 'home'}.png"))
     finally:
-        browser.quit()
         server.shutdown()
 
 

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
+SECONDS, SIZE, FPS = 2.0, (90, 160), 24          # drcn-run --make-sample-video's clip: (height, width)
+CONTAINERS = (".mp4", ".mkv", ".mov")
 
-def write_sample_video(path: Path, seconds: float = 2.0, size: tuple[int, int] = (90, 160), fps: int = 24,
+
+def write_sample_video(path: Path, seconds: float = SECONDS, size: tuple[int, int] = SIZE, fps: int = FPS,
                        audio: bool = True) -> int:
-    """Write the clip to ``path`` (its suffix chooses the container: .mp4, .mkv or .mov): H.264 (yuv420p, crf 18) of
-    ``size`` = (height, width), even sides, ``seconds`` at ``fps``, and, with ``audio``, an AAC mono track.
+    """Write the clip to ``path`` (its suffix chooses the container, one of :data:`CONTAINERS`): H.264 (yuv420p,
+    crf 18) of ``size`` = (height, width), even sides, ``seconds`` at ``fps``, and, with ``audio``, an AAC mono track.
     Returns the frames written. The file appears whole or not at all (written beside it, then renamed)."""
     import av
 
@@ -43,4 +46,3 @@ def write_sample_video(path: Path, seconds: float = 2.0, size: tuple[int, int] =
                 out.mux(sound.encode(frame))
                 out.mux(sound.encode(None))
     return frames
-
